@@ -1,0 +1,5 @@
+import sys
+
+from mien.cli import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""Expression models: an ONNX network that maps aligned face crops to 8 expression probabilities.
+
+A model is a card (JSON) plus an ONNX file beside it. The card carries everything the engine needs
+to feed the network correctly (input size, colour, value range, crop framing as 5-point template),
+its softmax temperature, and the file's SHA-256, which is checked before the model is used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from mien.errors import ModelError
+from mien.labels import EXPRESSIONS
+
+DEFAULT_CARD = "expression.json"
+
+
+def default_card_path() -> Path:
+    return Path(str(resources.files("mien") / "models" / DEFAULT_CARD))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, np.float64) / float(temperature)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class ExpressionModel:
+    """An ONNX expression classifier described by a model card.
+
+    ``predict_proba`` takes aligned grayscale crops (n, S, S) uint8 and returns (n, 8) probabilities
+    over ``mien.labels.EXPRESSIONS``, temperature-scaled as the card says.
+    """
+
+    def __init__(self, card: dict[str, Any], onnx_path: Path, threads: int = 1) -> None:
+        self.card = card
+        self.onnx_path = onnx_path
+        self.threads = threads
+        spec = card["input"]
+        self.input_size = int(spec["size"])
+        self.input_name = str(spec.get("name", "gray"))
+        self.template = np.asarray(spec["landmark_template"], np.float32)
+        self.labels: tuple[str, ...] = tuple(card["labels"])
+        if self.labels != EXPRESSIONS:
+            raise ModelError(
+                f"model card {card.get('name')} lists labels {self.labels}; mien needs {EXPRESSIONS}"
+            )
+        self.temperature = float(card.get("temperature", 1.0))
+        self.name = str(card.get("name", onnx_path.stem))
+        self.sha256 = str(card["sha256"])
+        self._session = None
+
+    @classmethod
+    def load(cls, card_path: str | Path | None = None, threads: int = 1) -> "ExpressionModel":
+        """Load a model from its card (None: mien's shipped default) and verify the ONNX SHA-256."""
+        path = Path(card_path) if card_path is not None else default_card_path()
+        if not path.is_file():
+            raise ModelError(f"model card {path} not found; pass the path of a model card JSON")
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"model card {path} is not valid JSON ({exc}); fix or regenerate it")
+        onnx_path = (path.parent / card["file"]).resolve()
+        if not onnx_path.is_file():
+            raise ModelError(f"model file {onnx_path} named by card {path} is missing")
+        digest = _cached_sha256(str(onnx_path), onnx_path.stat().st_mtime_ns)
+        if digest != card["sha256"]:
+            raise ModelError(
+                f"model file {onnx_path} has SHA-256 {digest} but its card says {card['sha256']}; "
+                "the file is corrupt or was replaced: reinstall mien or regenerate the card"
+            )
+        return cls(card, onnx_path, threads)
+
+    @property
+    def session(self):  # noqa: ANN201
+        if self._session is None:
+            from mien.detection import make_session
+
+            self._session = make_session(str(self.onnx_path), self.threads)
+        return self._session
+
+    def with_temperature(self, temperature: float) -> "ExpressionModel":
+        card = dict(self.card, temperature=float(temperature))
+        return ExpressionModel(card, self.onnx_path, self.threads)
+
+    def predict_logits(self, crops: np.ndarray) -> np.ndarray:
+        """Untempered logits (n, 8) for aligned uint8 crops (n, S, S)."""
+        crops = np.asarray(crops)
+        if len(crops) == 0:
+            return np.zeros((0, len(self.labels)))
+        if crops.shape[1:] != (self.input_size, self.input_size):
+            crops = self.prepare_crops(list(crops))
+        x = crops.astype(np.float32)[:, None]
+        return self.session.run(None, {self.input_name: x})[0].astype(np.float64)
+
+    def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        return softmax(self.predict_logits(crops), self.temperature)
+
+    def prepare_crops(self, images: list[np.ndarray]) -> np.ndarray:
+        """Resize already-cropped face images (gray or BGR, any size) to the model input."""
+        s = self.input_size
+        out = np.empty((len(images), s, s), np.uint8)
+        for i, im in enumerate(images):
+            im = np.asarray(im)
+            if im.ndim == 3:
+                im = cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
+            if im.dtype != np.uint8:
+                im = np.clip(im, 0, 255).astype(np.uint8)
+            interp = cv2.INTER_AREA if min(im.shape[:2]) > s else cv2.INTER_LINEAR
+            out[i] = cv2.resize(im, (s, s), interpolation=interp)
+        return out
+
+
+@lru_cache(maxsize=8)
+def _cached_sha256(path: str, mtime_ns: int) -> str:
+    return _sha256(Path(path))

@@ -1,0 +1,336 @@
+"""The analysis engine: frames in, per-face expression rows out.
+
+For each analysed frame: find faces (full-frame detection every ``detect_every`` frames; on the
+frames between, re-detect each tracked face in a small window around where its track predicts it,
+which is several times cheaper and keeps fresh landmarks), give each face its anonymous track id,
+align it to the expression model's crop framing, measure its quality, classify its expression
+(batched across the frame's faces) unless it abstains, and smooth per track.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from mien.alignment import align_faces
+from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, Detections, FaceDetector
+from mien.errors import InputError, MienError
+from mien.expression import ExpressionModel
+from mien.labels import EXPRESSIONS
+from mien.manifest import build_manifest, now_iso
+from mien.quality import QualityThresholds, assess
+from mien.results import AnalysisResult, RowBuffer, concat, empty_frame
+from mien.smoothing import ExpressionSmoother
+from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
+from mien.tracking import FaceTracker, TrackerConfig
+
+_ROI_SIDE = 160  # input side of the local re-detection window
+
+
+@dataclass
+class AnalysisOptions:
+    """Every parameter of a run (recorded in the manifest)."""
+
+    stride: int = 1
+    fps: float | None = None
+    score_threshold: float = 0.5
+    min_detect_px: float = 8.0
+    detector_max_side: int = 960
+    detect_every: int = 1
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    smoothing_tau_s: float = 0.3
+    model_card: str | None = None
+    threads: int = 1
+    # live sources
+    max_frames: int | None = None
+    max_seconds: float | None = None
+    open_timeout_s: float = 10.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ImageClassification:
+    """Expression of the largest face in a still image (for audits)."""
+
+    face_found: bool
+    probs: np.ndarray | None
+    logits: np.ndarray | None
+    box: tuple[float, float, float, float] | None
+    n_faces: int
+
+
+class Analyzer:
+    """Holds the models (loaded once) and analyses sources one after another."""
+
+    def __init__(self, options: AnalysisOptions | None = None, model: ExpressionModel | None = None,
+                 detector: FaceDetector | None = None) -> None:
+        self.options = options or AnalysisOptions()
+        o = self.options
+        self.model = model or ExpressionModel.load(o.model_card, threads=o.threads)
+        self.detector = detector or FaceDetector(
+            score_threshold=o.score_threshold, min_face_px=o.min_detect_px,
+            max_side=o.detector_max_side, threads=o.threads,
+        )
+
+    # ---------------------------------------------------------------- per frame
+    def _redetect_tracked(self, img: np.ndarray, tracker: FaceTracker, time_s: float) -> Detections:
+        """Detect each tracked face inside a window around its predicted box, in one batch."""
+        pred = tracker.predicted_boxes(time_s)
+        if len(pred) == 0:
+            return Detections.empty()
+        h, w = img.shape[:2]
+        blobs, maps = [], []
+        for x1, y1, x2, y2 in pred:
+            side = 2.0 * max(x2 - x1, y2 - y1)
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            s = _ROI_SIDE / side
+            # affine: window (side x side centred on the face) -> ROI_SIDE square
+            m = np.array([[s, 0, _ROI_SIDE / 2 - s * cx], [0, s, _ROI_SIDE / 2 - s * cy]], np.float32)
+            roi = cv2.warpAffine(img, m, (_ROI_SIDE, _ROI_SIDE), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(104, 117, 127))
+            blobs.append(roi)
+            maps.append((s, cx, cy))
+        batch = np.stack(blobs).astype(np.float32) - np.array([104.0, 117.0, 127.0], np.float32)
+        loc, conf, landm = self.detector.session.run(None, {"input": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})
+        boxes, scores, lms = [], [], []
+        for i, (s, cx, cy) in enumerate(maps):
+            det = self.detector._decode(loc[i], conf[i], landm[i], _ROI_SIDE, _ROI_SIDE, 1.0)
+            if len(det) == 0:
+                continue
+            # the face nearest the window centre is the tracked one
+            centres = (det.xyxy[:, :2] + det.xyxy[:, 2:]) / 2
+            j = int(np.argmin(np.linalg.norm(centres - _ROI_SIDE / 2, axis=1) - det.scores * 10))
+            off = np.array([cx - _ROI_SIDE / (2 * s), cy - _ROI_SIDE / (2 * s)], np.float32)
+            boxes.append(det.xyxy[j].reshape(2, 2) / s + off)
+            lms.append(det.landmarks[j] / s + off)
+            scores.append(det.scores[j])
+        if not boxes:
+            return Detections.empty()
+        xyxy = np.stack(boxes).reshape(-1, 4).astype(np.float32)
+        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
+        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
+        det = Detections(xyxy, np.asarray(scores, np.float32), np.stack(lms).astype(np.float32))
+        if self.detector.min_face_px > 0:
+            det = det[det.sizes >= self.detector.min_face_px]
+        return det
+
+    def analyze_frames(
+        self,
+        frames: Iterable[Frame],
+        source: str,
+        on_frame: Callable[[Frame, dict[str, Any]], None] | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Analyse a frame stream; returns (DataFrame, stats). Stops cleanly on Ctrl-C, keeping rows."""
+        o = self.options
+        tracker = FaceTracker(o.tracker)
+        smoother = ExpressionSmoother(o.smoothing_tau_s)
+        rows = RowBuffer()
+        S = self.model.input_size
+        n_frames = n_faces = n_abstained = n_full_detect = 0
+        latencies: list[float] = []
+        interrupted = False
+        since_detect = o.detect_every
+        try:
+            for fr in frames:
+                img, t = fr.image, fr.time_s
+                if since_detect >= o.detect_every or not tracker.active_tracks():
+                    det = self.detector.detect(img)
+                    since_detect = 1
+                    n_full_detect += 1
+                else:
+                    det = self._redetect_tracked(img, tracker, t)
+                    since_detect += 1
+                    if len(det) < len(tracker.active_tracks()):  # a face slipped: look again at once
+                        det = self.detector.detect(img)
+                        since_detect = 1
+                        n_full_detect += 1
+                ids = tracker.update(det.xyxy, det.scores, t)
+                keep = ids >= 0
+                det, ids = det[keep], ids[keep]
+                n = len(det)
+                n_frames += 1
+                cols: dict[str, Any] | None = None
+                if n:
+                    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+                    crops = align_faces(gray, det.landmarks, S, self.model.template)
+                    q = assess(det.xyxy, det.scores, det.landmarks, crops, o.quality)
+                    probs = np.full((n, len(EXPRESSIONS)), np.nan)
+                    ok = ~q.abstain
+                    if ok.any():
+                        probs[ok] = self.model.predict_proba(crops[ok])
+                    smooth = np.full_like(probs, np.nan)
+                    for i in np.flatnonzero(ok):
+                        smooth[i] = smoother.update(int(ids[i]), t, probs[i])
+                    top = np.where(ok, np.nanargmax(np.where(ok[:, None], smooth, 0.0), axis=1), -1)
+                    cols = {
+                        "source": source,
+                        "frame_index": fr.index,
+                        "time_s": t,
+                        "track_id": ids,
+                        "x1": det.xyxy[:, 0], "y1": det.xyxy[:, 1], "x2": det.xyxy[:, 2], "y2": det.xyxy[:, 3],
+                        "det_score": det.scores.astype(np.float64),
+                    }
+                    for k in range(5):
+                        cols[f"lm{k}_x"] = det.landmarks[:, k, 0]
+                        cols[f"lm{k}_y"] = det.landmarks[:, k, 1]
+                    cols.update(face_px=q.face_px, sharpness=q.sharpness, yaw_deg=q.yaw_deg,
+                                roll_deg=q.roll_deg, abstain=q.abstain, abstain_reason=q.reasons)
+                    for j, lab in enumerate(EXPRESSIONS):
+                        cols[f"prob_{lab}"] = probs[:, j]
+                    for j, lab in enumerate(EXPRESSIONS):
+                        cols[f"smooth_{lab}"] = smooth[:, j]
+                    cols["top_label"] = [EXPRESSIONS[k] if k >= 0 else "" for k in top]
+                    cols["top_prob"] = np.where(ok, smooth[np.arange(n), np.maximum(top, 0)], np.nan)
+                    rows.add(cols)
+                    n_faces += n
+                    n_abstained += int(q.abstain.sum())
+                latencies.append(time.perf_counter() - fr.arrival)
+                if on_frame is not None:
+                    on_frame(fr, cols or {})
+        except KeyboardInterrupt:
+            interrupted = True
+        lat = np.asarray(latencies) * 1000
+        stats = {
+            "analysed": n_frames,
+            "faces": n_faces,
+            "abstained": n_abstained,
+            "full_frame_detections": n_full_detect,
+            "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
+            "latency_ms_p95": float(np.percentile(lat, 95)) if len(lat) else None,
+            "interrupted": interrupted,
+        }
+        return rows.to_frame(), stats
+
+    def classify_image(self, image_bgr: np.ndarray) -> ImageClassification:
+        """Expression of the largest face in ``image_bgr`` (None when no face is found)."""
+        det = self.detector.detect(image_bgr)
+        if len(det) == 0:
+            return ImageClassification(False, None, None, None, 0)
+        areas = (det.xyxy[:, 2:] - det.xyxy[:, :2]).prod(1)
+        j = int(areas.argmax())
+        gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
+        crop = align_faces(gray, det.landmarks[j : j + 1], self.model.input_size, self.model.template)
+        logits = self.model.predict_logits(crop)[0]
+        from mien.expression import softmax
+
+        return ImageClassification(True, softmax(logits, self.model.temperature), logits,
+                                   tuple(float(v) for v in det.xyxy[j]), len(det))
+
+    # ---------------------------------------------------------------- per source
+    def model_records(self) -> list[dict[str, Any]]:
+        return [
+            {"role": "face_detector", "name": DETECTOR_NAME, "sha256": DETECTOR_SHA256},
+            {"role": "expression", "name": self.model.name, "sha256": self.model.sha256,
+             "temperature": self.model.temperature},
+        ]
+
+    def analyze_source(
+        self,
+        spec: str | int,
+        progress: bool = False,
+        annotate: str | Path | None = None,
+        blur_faces: bool = False,
+    ) -> AnalysisResult:
+        o = self.options
+        started = now_iso()
+        selector = FrameSelector(o.stride, o.fps)
+        if is_stream(spec):
+            src = open_source(spec, selector, open_timeout=o.open_timeout_s, max_frames=o.max_frames,
+                              max_seconds=o.max_seconds)
+        else:
+            src = open_source(spec, selector)
+        source = str(spec)
+        bar = None
+        writer = None
+        on_frame = None
+        if progress:
+            from tqdm import tqdm
+
+            total = src.stats.expected_frames
+            if total and (o.stride > 1 or o.fps):
+                total = None
+            bar = tqdm(total=total, unit="frame", desc=Path(source).name[:30], file=sys.stderr,
+                       dynamic_ncols=True, leave=False)
+        if annotate is not None:
+            from mien.annotate import AnnotatedVideoWriter, draw
+
+            writer = AnnotatedVideoWriter(annotate, (src.stats.fps or 30.0) / max(o.stride, 1))
+
+        def on_frame(fr: Frame, cols: dict[str, Any]) -> None:  # noqa: F811
+            if bar is not None:
+                bar.update(1)
+            if writer is not None:
+                if cols:
+                    boxes = np.stack([cols["x1"], cols["y1"], cols["x2"], cols["y2"]], 1)
+                    img = draw(fr.image, boxes, cols["track_id"], cols["top_label"], np.nan_to_num(cols["top_prob"]), blur_faces)
+                else:
+                    img = fr.image
+                writer.write(img, fr.time_s)
+
+        try:
+            df, stats = self.analyze_frames(iter(src), source, on_frame)
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        s = src.stats
+        stats = {
+            "decoded": s.decoded, "analysed": stats.pop("analysed"), **stats,
+            "dropped": s.dropped, "expected": s.expected_frames, "fps": s.fps,
+            "width": s.width, "height": s.height, "rotation": s.rotation, "codec": s.codec,
+        }
+        warnings = list(s.warnings)
+        if stats["interrupted"]:
+            warnings.append(f"{source}: interrupted; results cover the frames analysed before the stop")
+        manifest = build_manifest(
+            source=source, parameters=o.to_dict(), models=self.model_records(), stats=stats,
+            started=started, warnings=warnings,
+            status="interrupted" if stats["interrupted"] else ("partial" if s.warnings else "complete"),
+        )
+        return AnalysisResult(df, manifest)
+
+
+def analyze(
+    source: str | Path | int,
+    *,
+    progress: bool = False,
+    annotate: str | Path | None = None,
+    blur_faces: bool = False,
+    **options: Any,
+) -> AnalysisResult:
+    """Analyse a video file, an image, a folder of them, a webcam index or a stream URL.
+
+    Keyword options are the fields of :class:`AnalysisOptions` (``stride``, ``fps``,
+    ``score_threshold``, ``detect_every``, ``smoothing_tau_s``, ``model_card``, ...), plus
+    ``quality=QualityThresholds(...)``. A folder is analysed file by file; a file that fails is
+    recorded in ``result.failures`` and the others go on.
+    """
+    try:
+        opts = AnalysisOptions(**options)
+    except TypeError as exc:
+        raise InputError(f"unknown analysis option: {exc}") from None
+    analyzer = Analyzer(opts)
+    specs = expand_inputs(source)
+    if len(specs) == 1:
+        return analyzer.analyze_source(specs[0], progress=progress, annotate=annotate, blur_faces=blur_faces)
+    results, failures, manifests = [], [], []
+    for spec in specs:
+        try:
+            r = analyzer.analyze_source(spec, progress=progress)
+            results.append(r.frames)
+            manifests.append(r.manifest)
+        except MienError as exc:
+            failures.append({"source": str(spec), "error": str(exc)})
+    df = concat(results) if results else empty_frame()
+    return AnalysisResult(df, {"sources": manifests}, failures)

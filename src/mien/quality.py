@@ -1,0 +1,85 @@
+"""Per-face quality: size, detector score, sharpness and a head-pose proxy, and the abstention rule.
+
+mien does not guess on faces it cannot see well: below any threshold the face stays in the results
+with ``abstain=True`` and the reasons, and no expression is given for it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """A face abstains when any measure falls past its threshold."""
+
+    min_face_px: float = 20.0  # shorter box side; FER training crops are 48 px
+    min_det_score: float = 0.6
+    min_sharpness: float = 0.08  # contrast-normalised; sharp video faces score 0.2-0.9
+    max_abs_yaw_deg: float = 70.0
+
+
+@dataclass
+class FaceQuality:
+    """Columns for n faces."""
+
+    face_px: np.ndarray
+    sharpness: np.ndarray
+    yaw_deg: np.ndarray
+    roll_deg: np.ndarray
+    abstain: np.ndarray
+    reasons: list[str]
+
+
+def pose_from_landmarks(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Yaw and roll proxies (degrees) from 5 points (n,5,2).
+
+    Roll is the angle of the eye line. Yaw comes from how far the nose tip sits from the eyes' and
+    mouth corners' midline, relative to half their spread: 0 for a frontal face, ±90 in profile.
+    """
+    lm = np.asarray(landmarks, np.float64).reshape(-1, 5, 2)
+    le, re, nose, lmo, rmo = (lm[:, i] for i in range(5))
+    eye_vec = re - le
+    roll = np.degrees(np.arctan2(eye_vec[:, 1], eye_vec[:, 0]))
+    axis = eye_vec / (np.linalg.norm(eye_vec, axis=1, keepdims=True) + 1e-9)
+    mid = (le + re + lmo + rmo) / 4
+    half = (np.linalg.norm(eye_vec, axis=1) + np.linalg.norm(rmo - lmo, axis=1)) / 4
+    offset = ((nose - mid) * axis).sum(1) / (half + 1e-9)
+    yaw = np.degrees(np.arcsin(np.clip(offset, -1, 1)))
+    return yaw, roll
+
+
+def sharpness(crops: np.ndarray) -> np.ndarray:
+    """Variance of the Laplacian of each crop (n,S,S) over the crop's own variance.
+
+    Dividing by the crop's variance makes the measure contrast-invariant (a dark but sharp face is
+    not "blurred"), matching the model, which standardises each crop. Low means blurred.
+    """
+    out = np.empty(len(crops), dtype=np.float64)
+    for i, c in enumerate(crops):
+        out[i] = cv2.Laplacian(c, cv2.CV_32F).var() / (float(c.astype(np.float32).var()) + 1.0)
+    return out
+
+
+def assess(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    landmarks: np.ndarray,
+    crops: np.ndarray,
+    thresholds: QualityThresholds,
+) -> FaceQuality:
+    wh = boxes[:, 2:] - boxes[:, :2]
+    face_px = wh.min(1).astype(np.float64)
+    sharp = sharpness(crops)
+    yaw, roll = pose_from_landmarks(landmarks)
+    checks = (
+        ("small_face", face_px < thresholds.min_face_px),
+        ("low_score", scores < thresholds.min_det_score),
+        ("blurred", sharp < thresholds.min_sharpness),
+        ("profile", np.abs(yaw) > thresholds.max_abs_yaw_deg),
+    )
+    reasons = [";".join(name for name, bad in checks if bad[i]) for i in range(len(face_px))]
+    abstain = np.array([bool(r) for r in reasons], dtype=bool)
+    return FaceQuality(face_px, sharp, yaw, roll, abstain, reasons)

@@ -1,0 +1,194 @@
+"""Results: the long-format per-face-per-frame table, per-track summaries, and atomic writers.
+
+The schema is documented in ``docs/schema.md``; its column order lives in :data:`COLUMNS`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mien.errors import InputError
+from mien.labels import EXPRESSIONS
+
+SCHEMA_VERSION = 1
+PROB_COLUMNS = [f"prob_{label}" for label in EXPRESSIONS]
+SMOOTH_COLUMNS = [f"smooth_{label}" for label in EXPRESSIONS]
+LANDMARK_COLUMNS = [f"lm{i}_{axis}" for i in range(5) for axis in ("x", "y")]
+COLUMNS = (
+    ["source", "frame_index", "time_s", "track_id", "x1", "y1", "x2", "y2", "det_score"]
+    + LANDMARK_COLUMNS
+    + ["face_px", "sharpness", "yaw_deg", "roll_deg", "abstain", "abstain_reason"]
+    + PROB_COLUMNS
+    + SMOOTH_COLUMNS
+    + ["top_label", "top_prob"]
+)
+OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
+
+
+class RowBuffer:
+    """Accumulates rows as numpy column chunks (cheap, and far smaller than a list of dicts)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[pd.DataFrame] = []
+        self._pending: list[dict[str, Any]] = []
+
+    def add(self, columns: dict[str, Any]) -> None:
+        """Add the faces of one frame as columns (arrays of equal length, or scalars)."""
+        self._pending.append(columns)
+        if len(self._pending) >= 256:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        frames = [pd.DataFrame(c) for c in self._pending]
+        self._chunks.append(pd.concat(frames, ignore_index=True))
+        self._pending = []
+
+    def to_frame(self) -> pd.DataFrame:
+        self._flush()
+        if not self._chunks:
+            return empty_frame()
+        df = pd.concat(self._chunks, ignore_index=True)
+        self._chunks = [df]
+        return df[COLUMNS]
+
+
+def empty_frame() -> pd.DataFrame:
+    df = pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
+    df = df.astype({"source": "object", "frame_index": "int64", "track_id": "int64",
+                    "abstain": "bool", "abstain_reason": "object", "top_label": "object"})
+    return df
+
+
+def track_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (source, track): timing, frame counts, share of frames per top expression,
+    and mean probabilities over the frames where the face was not abstained."""
+    cols = ["source", "track_id", "first_s", "last_s", "duration_s", "n_frames", "n_abstained"]
+    cols += [f"share_{lab}" for lab in EXPRESSIONS] + [f"mean_{lab}" for lab in EXPRESSIONS]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for (source, tid), g in df.groupby(["source", "track_id"], sort=True):
+        ok = g[~g["abstain"]]
+        row: dict[str, Any] = {
+            "source": source,
+            "track_id": int(tid),
+            "first_s": float(g["time_s"].min()),
+            "last_s": float(g["time_s"].max()),
+            "duration_s": float(g["time_s"].max() - g["time_s"].min()),
+            "n_frames": int(len(g)),
+            "n_abstained": int(g["abstain"].sum()),
+        }
+        counts = ok["top_label"].value_counts()
+        for lab in EXPRESSIONS:
+            row[f"share_{lab}"] = float(counts.get(lab, 0) / len(ok)) if len(ok) else np.nan
+        for lab in EXPRESSIONS:
+            row[f"mean_{lab}"] = float(ok[f"prob_{lab}"].mean()) if len(ok) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
+@dataclass
+class AnalysisResult:
+    """What :func:`mien.analyze` returns: the per-face-per-frame table, tracks and the manifest."""
+
+    frames: pd.DataFrame
+    manifest: dict[str, Any] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The long-format table (a row per face per analysed frame; see docs/schema.md)."""
+        return self.frames
+
+    def tracks(self) -> pd.DataFrame:
+        """Per-track summary (see :func:`track_summary`)."""
+        return track_summary(self.frames)
+
+    def track(self, track_id: int, source: str | None = None) -> pd.DataFrame:
+        """Rows of one track (of one source, when several were analysed)."""
+        df = self.frames[self.frames["track_id"] == track_id]
+        if source is not None:
+            df = df[df["source"] == source]
+        return df
+
+    @property
+    def track_ids(self) -> list[int]:
+        return sorted(int(t) for t in self.frames["track_id"].unique())
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the table (.parquet/.csv/.jsonl), ``X.manifest.json`` and ``X.tracks.csv`` atomically."""
+        return write_results(self.frames, self.manifest, path)
+
+
+def sidecar(path: Path, kind: str) -> Path:
+    """``out.parquet`` → ``out.manifest.json`` / ``out.tracks.csv``."""
+    base = path.with_suffix("")
+    return base.with_name(base.name + {"manifest": ".manifest.json", "tracks": ".tracks.csv"}[kind])
+
+
+def _atomic_write(path: Path, write) -> None:  # noqa: ANN001
+    """Write via a temp file in the same folder and rename: a crash never leaves a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise InputError(f"{path}: unknown output format; use one of {', '.join(OUTPUT_SUFFIXES)}")
+    if suffix == ".parquet":
+        _atomic_write(path, lambda p: df.to_parquet(p, index=False))
+    elif suffix == ".csv":
+        _atomic_write(path, lambda p: df.to_csv(p, index=False))
+    else:
+        _atomic_write(path, lambda p: df.to_json(p, orient="records", lines=True))
+
+
+def write_results(df: pd.DataFrame, manifest: dict[str, Any], path: str | os.PathLike) -> Path:
+    path = Path(path)
+    write_table(df, path)
+    _atomic_write(sidecar(path, "tracks"), lambda p: track_summary(df).to_csv(p, index=False))
+    _atomic_write(sidecar(path, "manifest"), lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
+    return path
+
+
+def read_results(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a table written by :func:`write_results`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such results file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path, keep_default_na=True).fillna({"abstain_reason": "", "top_label": ""})
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{path}: cannot be read as mien results ({exc})") from None
+    raise InputError(f"{path}: unknown results format; expected {', '.join(OUTPUT_SUFFIXES)}")
+
+
+def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else empty_frame()

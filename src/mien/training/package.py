@@ -1,0 +1,122 @@
+"""Package a training run as mien's shipped expression model: ONNX + card JSON in ``mien/models``.
+
+    python -m mien.training.package runs/default
+
+Writes ``expression.onnx`` and ``expression.json`` (architecture, input spec and crop framing,
+training data and terms, temperature fitted on PublicTest, intended and out-of-scope uses, known
+limits). The measured metrics are then added by ``mien evaluate ... --write-card`` — the card's
+numbers come from the audit tool, never typed by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mien.alignment import FER_TEMPLATE
+from mien.labels import EXPRESSIONS
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+def build_card(run: Path, onnx_file: str) -> dict[str, Any]:
+    cfg = json.loads((run / "config.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    sha = hashlib.sha256((MODELS_DIR / onnx_file).read_bytes()).hexdigest()
+    return {
+        "name": "mien-fer-vgg-1.0",
+        "version": "1.0",
+        "file": onnx_file,
+        "sha256": sha,
+        "labels": list(EXPRESSIONS),
+        "task": "facial expression classification (8 FER+ categories) of one aligned face crop",
+        "architecture": {
+            "family": "VGG-style CNN: 4 blocks of 2x(conv3x3-BN-ReLU) + max-pool, widths "
+            f"{cfg['width']}-{2 * cfg['width']}-{4 * cfg['width']}-{8 * cfg['width']}, global average pool, "
+            "dropout, linear",
+            "parameters": summary["params"],
+            "onnx_opset": summary["onnx_opset"],
+            "onnx_vs_torch_max_abs_diff": summary["onnx_max_abs_diff"],
+        },
+        "input": {
+            "name": "gray",
+            "size": cfg["input_size"],
+            "layout": "NCHW float32, (N, 1, S, S)",
+            "colour": "grayscale (OpenCV BGR2GRAY weights)",
+            "value_range": "0..255 (raw pixel values)",
+            "normalisation": "inside the graph: x/255, then per-image zero mean and unit variance",
+            "crop_framing": "5-point similarity alignment (eyes, nose tip, mouth corners as found by "
+            "RetinaFace) to landmark_template, given as fractions of the crop side; the template is "
+            "the mean RetinaFace landmark position on 1,500 upscaled FER+ training crops, made "
+            "left-right symmetric, so video faces are framed like the training images",
+            "landmark_template": FER_TEMPLATE.round(4).tolist(),
+        },
+        "output": {"name": "logits", "meaning": "untempered logits; probabilities = softmax(logits / temperature)"},
+        "temperature": summary["temperature"],
+        "temperature_fitted_on": "FER+ PublicTest (majority labels), minimising NLL",
+        "training": {
+            "data": "FER2013 images (Goodfellow et al., 2013) with FER+ labels (Barsoum et al., 2016): "
+            "Training split; PublicTest for model selection and temperature; PrivateTest for the "
+            "reported numbers only",
+            "terms": "FER2013: research use only (ICML 2013 challenge data). FER+ labels: MIT licence "
+            "(Microsoft). The weights inherit FER2013's research-use terms.",
+            "targets": "FER+ vote distributions over the 8 expressions (soft targets)",
+            "train_images": summary["train_images"],
+            "removed_duplicates": summary["removed_duplicates"],
+            "removed_duplicates_note": "training images pixel-identical to a PublicTest or PrivateTest image",
+            "dropped_unlabelled": summary["dropped_unlabelled"],
+            "augmentation": "flips, rotation ±{r}°, scale ±{s:.0%}, shift ±{t:.0%}, gamma/contrast/brightness, "
+            "low resolution (16–36 px), random erasing (occlusion)".format(
+                r=cfg["rotate_deg"], s=cfg["scale_range"], t=cfg["translate"]),
+            "imbalance": f"loss weight per class = (share of votes)^-{cfg['class_weight_power']}",
+            "optimiser": f"SGD nesterov momentum {cfg['momentum']}, one-cycle lr max {cfg['lr']}, "
+            f"weight decay {cfg['weight_decay']}, batch {cfg['batch_size']}, {cfg['epochs']} epochs, "
+            f"EMA of weights (decay {cfg['ema_decay']}); best epoch by PublicTest accuracy: {summary['best_epoch']}",
+            "seed": cfg["seed"],
+            "hardware": f"CPU, {cfg['threads']} threads; {summary['train_minutes']:.0f} minutes",
+            "command": "python -m mien.training.train --data ../shared/data/ferplus/fer2013_ferplus.npz "
+            "--out runs/default && python -m mien.training.package runs/default",
+        },
+        "intended_use": [
+            "research on facial expression in video (psychology, HCI, affective computing, media analysis)",
+            "aggregate descriptions of expressions across many frames and people, with the audit's error bars",
+            "auditing claims about expression-recognition systems",
+        ],
+        "out_of_scope": [
+            "identifying or re-identifying people",
+            "inferring suspicion, deception, criminality, threat, intent, mental state or any risk score",
+            "inferring race, gender, age or any other demographic trait",
+            "decisions about individuals in policing, hiring, education, border control, insurance or health",
+            "claims about what a person feels: facial configurations do not reliably reveal felt emotion "
+            "(Barrett et al., 2019)",
+        ],
+        "known_limits": [
+            "trained on 48x48 grayscale, mostly frontal, posed and web-sourced faces; accuracy drops on "
+            "profile faces, occlusion, very small or blurred faces (mien abstains on those by default)",
+            "FER+ labels are crowd judgements of apparent expression by 10 annotators, not ground truth "
+            "about feelings",
+            "disgust and contempt are rare in FER+ (under 1% of images); their per-class numbers have wide "
+            "confidence intervals",
+            "FER2013's demographic make-up is undocumented; per-group error rates are unknown until "
+            "audited on data with group labels (mien evaluate --groups)",
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--onnx-file", default="expression.onnx")
+    args = ap.parse_args(argv)
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.run / "expression.onnx", MODELS_DIR / args.onnx_file)
+    card = build_card(args.run, args.onnx_file)
+    (MODELS_DIR / "expression.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {MODELS_DIR / args.onnx_file} and {MODELS_DIR / 'expression.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The command line on real clips and on bad input: one clear line, a non-zero exit, no traceback."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pandas as pd
+import pytest
+
+from mien.labels import EXPRESSIONS
+from mien.results import COLUMNS
+
+from conftest import REPO, shared_video
+
+
+def run_mien(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mien", *args], capture_output=True, text=True, timeout=timeout,
+        cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, must_name: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("mien: error:")]
+    assert errors, proc.stderr
+    assert must_name in errors[0]
+
+
+def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
+    video = shared_video("single_face.mp4")
+    out = tmp_path / "single.parquet"
+    ann = tmp_path / "annotated.mp4"
+    proc = run_mien("analyze", str(video), "-o", str(out), "--annotate", str(ann), "--blur-faces", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    df = pd.read_parquet(out)
+    assert list(df.columns) == COLUMNS
+    assert len(df) == 72 and df["track_id"].nunique() == 1
+    ok = df[~df["abstain"]]
+    assert len(ok) > 60
+    probs = ok[[f"prob_{label}" for label in EXPRESSIONS]].to_numpy()
+    assert abs(probs.sum(1) - 1).max() < 1e-6
+    assert set(ok["top_label"]) <= set(EXPRESSIONS)
+    assert df["time_s"].is_monotonic_increasing
+    manifest = json.loads((tmp_path / "single.manifest.json").read_text())
+    assert manifest["frames"]["decoded"] == 72 and manifest["frames"]["analysed"] == 72
+    assert len(manifest["input"]["sha256_first_mib"]) == 64
+    assert {m["role"] for m in manifest["models"]} == {"face_detector", "expression"}
+    assert manifest["parameters"]["stride"] == 1
+    tracks = pd.read_csv(tmp_path / "single.tracks.csv")
+    assert len(tracks) == 1 and tracks["n_frames"].iloc[0] == 72
+    with av.open(str(ann)) as c:
+        n = sum(1 for _ in c.decode(video=0))
+    assert n == 72
+
+
+def test_csv_and_jsonl_outputs_and_stride(tmp_path):
+    video = shared_video("single_face.mp4")
+    for suffix in (".csv", ".jsonl"):
+        out = tmp_path / f"r{suffix}"
+        proc = run_mien("analyze", str(video), "-o", str(out), "--stride", "6", "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        df = pd.read_csv(out) if suffix == ".csv" else pd.read_json(out, lines=True)
+        assert sorted(df["frame_index"].unique()) == list(range(0, 72, 6))
+
+
+def test_no_face_video_gives_zero_rows_and_exit_0(tmp_path):
+    out = tmp_path / "nf.parquet"
+    proc = run_mien("analyze", str(shared_video("no_face.mp4")), "-o", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_parquet(out)) == 0
+    assert json.loads((tmp_path / "nf.manifest.json").read_text())["frames"]["decoded"] == 95  # the container announces 98; 95 decode
+
+
+def test_missing_path(tmp_path):
+    assert_clean_error(run_mien("analyze", str(tmp_path / "nope.mp4")), "nope.mp4")
+
+
+def test_zero_byte_file(tmp_path):
+    p = tmp_path / "empty.mp4"
+    p.write_bytes(b"")
+    proc = run_mien("analyze", str(p))
+    assert_clean_error(proc, "empty.mp4")
+    assert "empty" in proc.stderr
+
+
+def test_text_file_named_mp4(tmp_path):
+    p = tmp_path / "notes.mp4"
+    p.write_text("this is not a video\n" * 50)
+    assert_clean_error(run_mien("analyze", str(p)), "notes.mp4")
+
+
+def test_truncated_video_keeps_frames_before_the_damage(tmp_path):
+    src = shared_video("WolfgangLanger_Pexels.mp4")
+    p = tmp_path / "truncated.mp4"
+    data = src.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "t.parquet"
+    proc = run_mien("analyze", str(p), "-o", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" in proc.stderr and "truncated" in proc.stderr
+    df = pd.read_parquet(out)
+    assert 100 < df["frame_index"].nunique() < 472
+    manifest = json.loads((tmp_path / "t.manifest.json").read_text())
+    assert manifest["status"] == "partial" and manifest["warnings"]
+
+
+def test_unreachable_stream():
+    proc = run_mien("analyze", "tcp://127.0.0.1:9", "--quiet", timeout=60)
+    assert_clean_error(proc, "tcp://127.0.0.1:9")
+
+
+def test_bad_output_suffix(tmp_path):
+    proc = run_mien("analyze", str(shared_video("single_face.mp4")), "-o", str(tmp_path / "x.xlsx"))
+    assert_clean_error(proc, "x.xlsx")
+
+
+def test_folder_survives_a_bad_file(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(shared_video("single_face.mp4"), folder / "a_good.mp4")
+    (folder / "b_broken.mp4").write_text("garbage")
+    shutil.copy(shared_video("no_face.mp4"), folder / "c_noface.mp4")
+    out = tmp_path / "out"
+    proc = run_mien("analyze", str(folder), "-o", str(out), "--quiet")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "1 of 3 inputs failed" in proc.stderr and "b_broken.mp4" in proc.stderr
+    assert len(pd.read_parquet(out / "a_good.parquet")) == 72
+    assert len(pd.read_parquet(out / "c_noface.parquet")) == 0
+    assert not (out / "b_broken.parquet").exists()
+    assert not list(out.glob("*.part")) and not list(out.glob(".*part*"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_live_stream_from_loopback(tmp_path):
+    video = shared_video("WolfgangLanger_Pexels.mp4")
+    port = _free_port()
+    sender = subprocess.Popen([sys.executable, str(REPO / "tests" / "stream_sender.py"), str(video), str(port), "12"])
+    try:
+        time.sleep(1.0)
+        out = tmp_path / "live.parquet"
+        proc = run_mien("analyze", f"tcp://127.0.0.1:{port}", "-o", str(out), "--max-seconds", "4", "--quiet",
+                        timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        sender.kill()
+        sender.wait()
+    df = pd.read_parquet(out)
+    m = json.loads((tmp_path / "live.manifest.json").read_text())["frames"]
+    print(f"live: analysed {m['analysed']}, dropped {m['dropped']}, latency p50 {m['latency_ms_p50']:.1f} ms "
+          f"p95 {m['latency_ms_p95']:.1f} ms")
+    assert m["analysed"] >= 20 and len(df) >= 20
+    assert m["decoded"] == m["analysed"] + m["dropped"]
+    assert m["latency_ms_p50"] is not None and m["latency_ms_p50"] < 1000
+    assert df["time_s"].is_monotonic_increasing

@@ -1,0 +1,90 @@
+"""Frame sources: PTS timing (variable frame rate), odd sizes, subsampling, rotation, images."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from mien.errors import InputError
+from mien.sources import FrameSelector, ImageSource, VideoFileSource, _rotate, expand_inputs
+
+from conftest import shared_video
+
+
+def _write_video(path: Path, times_ms: list[int], size=(320, 240), codec="libx264", pix_fmt="yuv420p"):
+    with av.open(str(path), mode="w") as c:
+        s = c.add_stream(codec, rate=30)
+        s.width, s.height = size
+        s.pix_fmt = pix_fmt
+        s.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times_ms):
+            img = np.full((size[1], size[0], 3), (i * 7) % 255, np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="bgr24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_variable_frame_rate_times_come_from_pts(tmp_path):
+    times = [0, 33, 66, 200, 233, 500, 533, 1000]  # irregular gaps, as in phone video
+    path = tmp_path / "vfr.mp4"
+    _write_video(path, times)
+    got = [f.time_s * 1000 for f in VideoFileSource(str(path))]
+    # within the container's timestamp rounding; index/fps would give 0, 33, 67, 100, ...
+    np.testing.assert_allclose(got, times, atol=1.5)
+
+
+def test_odd_frame_size_decodes(tmp_path):
+    path = tmp_path / "odd.mkv"
+    _write_video(path, list(range(0, 300, 33)), size=(321, 239), pix_fmt="yuv444p")
+    frames = list(VideoFileSource(str(path)))
+    assert frames and frames[0].image.shape == (239, 321, 3)
+
+
+def test_stride_and_fps_selection():
+    sel = FrameSelector(stride=3)
+    assert [i for i in range(10) if sel.take(i, i / 30)] == [0, 3, 6, 9]
+    sel = FrameSelector(fps=10)
+    taken = [i for i in range(30) if sel.take(i, i / 30)]
+    assert taken == list(range(0, 30, 3))
+    with pytest.raises(InputError):
+        FrameSelector(stride=0)
+
+
+def test_stride_on_real_video():
+    path = shared_video("single_face.mp4")
+    frames = list(VideoFileSource(str(path), FrameSelector(stride=4)))
+    assert [f.index for f in frames] == list(range(0, 72, 4))
+
+
+@pytest.mark.parametrize("rotation,shape", [(0, (2, 3)), (-90, (3, 2)), (90, (3, 2)), (180, (2, 3))])
+def test_rotation_metadata_is_applied(rotation, shape):
+    img = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    out = _rotate(img, rotation)
+    assert out.shape == shape
+    if rotation == -90:  # display matrix -90 (phone held upright) = rotate clockwise
+        np.testing.assert_array_equal(out, cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE))
+
+
+def test_hevc_mov_decodes():
+    frames = list(VideoFileSource(str(shared_video("noface_face.mov")), FrameSelector(stride=20)))
+    assert len(frames) == 9 and frames[0].image.shape == (540, 960, 3)
+
+
+def test_images_and_folders(tmp_path):
+    img = np.zeros((40, 50, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    (tmp_path / "notes.txt").write_text("not media")
+    assert expand_inputs(tmp_path) == [str(tmp_path / "a.png")]
+    frames = list(ImageSource(str(tmp_path / "a.png")))
+    assert len(frames) == 1 and frames[0].image.shape == (40, 50, 3)
+    (tmp_path / "bad.jpg").write_text("not an image")
+    with pytest.raises(InputError, match="bad.jpg"):
+        ImageSource(str(tmp_path / "bad.jpg"))
