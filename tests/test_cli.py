@@ -8,16 +8,13 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import av
 import pandas as pd
-import pytest
+from conftest import REPO, shared_video
 
 from mien.labels import EXPRESSIONS
 from mien.results import COLUMNS
-
-from conftest import REPO, shared_video
 
 
 def run_mien(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -9,11 +9,10 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import shared_video
 
 from mien.errors import InputError
 from mien.sources import FrameSelector, ImageSource, VideoFileSource, _rotate, expand_inputs
-
-from conftest import shared_video
 
 
 def _write_video(path: Path, times_ms: list[int], size=(320, 240), codec="libx264", pix_fmt="yuv420p"):

@@ -6,12 +6,11 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import VIDEOS, shared_video
 
 from mien.sources import Frame
 from mien.tracking import FaceTracker, iou_matrix
 from mien.tracking_eval import score_tracking
-
-from conftest import VIDEOS, shared_video
 
 
 def test_iou_matrix_hand_computed():

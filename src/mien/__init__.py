@@ -14,11 +14,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from mien.results import AnalysisResult
 
 
-def analyze(source: Any, **options: Any) -> "AnalysisResult":
+def analyze(source: Any, **options: Any) -> AnalysisResult:
     """Analyse a video file, image, folder or stream; see :func:`mien.pipeline.analyze`."""
     from mien.pipeline import analyze as _analyze
 
     return _analyze(source, **options)
 
 
-__all__ = ["analyze", "__version__"]
+__all__ = ["__version__", "analyze"]

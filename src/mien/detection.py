@@ -49,7 +49,7 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def __getitem__(self, idx: np.ndarray | slice | list[int]) -> "Detections":
+    def __getitem__(self, idx: np.ndarray | slice | list[int]) -> Detections:
         return Detections(self.xyxy[idx], self.scores[idx], self.landmarks[idx])
 
     @property
@@ -59,7 +59,7 @@ class Detections:
         return wh.min(axis=1)
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls()
 
 
@@ -97,7 +97,7 @@ def detector_weights() -> bytes:
     return blob
 
 
-def make_session(model: bytes | str, threads: int = 1):  # noqa: ANN201 - onnxruntime type
+def make_session(model: bytes | str, threads: int = 1):
     """An ONNX Runtime CPU session with explicit threading (never the Azure provider)."""
     import onnxruntime as ort
 
@@ -167,7 +167,7 @@ class FaceDetector:
         self._lock = threading.Lock()
 
     @property
-    def session(self):  # noqa: ANN201
+    def session(self):
         with self._lock:
             if self._session is None:
                 self._session = make_session(detector_weights(), self.threads)

@@ -67,7 +67,7 @@ class ExpressionModel:
         self._session = None
 
     @classmethod
-    def load(cls, card_path: str | Path | None = None, threads: int = 1) -> "ExpressionModel":
+    def load(cls, card_path: str | Path | None = None, threads: int = 1) -> ExpressionModel:
         """Load a model from its card (None: mien's shipped default) and verify the ONNX SHA-256."""
         path = Path(card_path) if card_path is not None else default_card_path()
         if not path.is_file():
@@ -88,14 +88,14 @@ class ExpressionModel:
         return cls(card, onnx_path, threads)
 
     @property
-    def session(self):  # noqa: ANN201
+    def session(self):
         if self._session is None:
             from mien.detection import make_session
 
             self._session = make_session(str(self.onnx_path), self.threads)
         return self._session
 
-    def with_temperature(self, temperature: float) -> "ExpressionModel":
+    def with_temperature(self, temperature: float) -> ExpressionModel:
         card = dict(self.card, temperature=float(temperature))
         return ExpressionModel(card, self.onnx_path, self.threads)
 

@@ -34,31 +34,30 @@ OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
 
 
 class RowBuffer:
-    """Accumulates rows as numpy column chunks (cheap, and far smaller than a list of dicts)."""
+    """Accumulates the faces of each frame as numpy column pieces; one DataFrame at the end.
+
+    Building a DataFrame per frame costs more than the expression model; this keeps the per-frame
+    overhead to a few list appends, and memory to the table itself.
+    """
 
     def __init__(self) -> None:
-        self._chunks: list[pd.DataFrame] = []
-        self._pending: list[dict[str, Any]] = []
+        self._cols: dict[str, list[np.ndarray]] = {}
+        self._n = 0
 
     def add(self, columns: dict[str, Any]) -> None:
         """Add the faces of one frame as columns (arrays of equal length, or scalars)."""
-        self._pending.append(columns)
-        if len(self._pending) >= 256:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        frames = [pd.DataFrame(c) for c in self._pending]
-        self._chunks.append(pd.concat(frames, ignore_index=True))
-        self._pending = []
+        n = next(len(v) for v in columns.values() if isinstance(v, (np.ndarray, list)))
+        for k, v in columns.items():
+            if not isinstance(v, (np.ndarray, list)):
+                v = np.full(n, v, dtype=object if isinstance(v, str) else None)
+            self._cols.setdefault(k, []).append(np.asarray(v))
+        self._n += n
 
     def to_frame(self) -> pd.DataFrame:
-        self._flush()
-        if not self._chunks:
+        if not self._n:
             return empty_frame()
-        df = pd.concat(self._chunks, ignore_index=True)
-        self._chunks = [df]
+        df = pd.DataFrame({k: np.concatenate(v) for k, v in self._cols.items()})
+        df = df.astype({"frame_index": "int64", "track_id": "int64", "abstain": "bool"})
         return df[COLUMNS]
 
 
@@ -85,7 +84,7 @@ def track_summary(df: pd.DataFrame) -> pd.DataFrame:
             "first_s": float(g["time_s"].min()),
             "last_s": float(g["time_s"].max()),
             "duration_s": float(g["time_s"].max() - g["time_s"].min()),
-            "n_frames": int(len(g)),
+            "n_frames": len(g),
             "n_abstained": int(g["abstain"].sum()),
         }
         counts = ok["top_label"].value_counts()
@@ -138,7 +137,7 @@ def sidecar(path: Path, kind: str) -> Path:
     return base.with_name(base.name + {"manifest": ".manifest.json", "tracks": ".tracks.csv"}[kind])
 
 
-def _atomic_write(path: Path, write) -> None:  # noqa: ANN001
+def _atomic_write(path: Path, write) -> None:
     """Write via a temp file in the same folder and rename: a crash never leaves a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)

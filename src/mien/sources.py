@@ -117,7 +117,7 @@ def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
     return img
 
 
-def _open_container(spec: str, options: dict | None = None, timeout: float | None = None, fmt=None):  # noqa: ANN001, ANN202
+def _open_container(spec: str, options: dict | None = None, timeout: float | None = None, fmt=None):
     import av
 
     try:

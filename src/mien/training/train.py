@@ -85,7 +85,7 @@ def augment(x: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tens
     """Face-appropriate augmentation of a batch in 0..255: flips, small rotation/scale/shift,
     exposure and gamma, low resolution (as in video), and random erasing (occlusion)."""
     n = x.shape[0]
-    u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+    u = lambda *s: torch.rand(*s, generator=g)
     ang = (u(n) * 2 - 1) * math.radians(cfg.rotate_deg)
     scale = 1 + (u(n) * 2 - 1) * cfg.scale_range
     flip = torch.where(u(n) < 0.5, -1.0, 1.0)

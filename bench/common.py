@@ -1,0 +1,97 @@
+"""Shared helpers for the benchmarks: shared-clip paths, looped long videos, child-process runs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VIDEOS = REPO.parent / "shared" / "data" / "videos"
+CACHE = REPO / "bench" / ".cache"
+
+
+def shared(name: str) -> Path:
+    p = VIDEOS / name
+    if not p.is_file():
+        sys.exit(f"bench: {p} not found; the benchmarks need ../shared/data/videos beside the checkout")
+    return p
+
+
+def looped(name: str, minutes: float) -> Path:
+    """A long video made by remuxing a shared clip end to end (no re-encode), cached in bench/.cache."""
+    import av
+
+    src = shared(name)
+    out = CACHE / f"{src.stem}_loop{minutes:g}min.mp4"
+    if out.is_file():
+        return out
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".part.mp4")
+    with av.open(str(src)) as probe:
+        clip_s = float(probe.duration / 1e6)
+    loops = max(1, round(minutes * 60 / clip_s))
+    with av.open(str(tmp), mode="w") as dst:
+        vout = None
+        offset = 0
+        for _ in range(loops):
+            with av.open(str(src)) as inp:
+                vin = inp.streams.video[0]
+                if vout is None:
+                    vout = dst.add_stream_from_template(vin)
+                last = 0
+                for pkt in inp.demux(vin):
+                    if pkt.dts is None:
+                        continue
+                    end = (pkt.pts or 0) + (pkt.duration or 0)
+                    last = max(last, end)
+                    pkt.pts = (pkt.pts or 0) + offset
+                    pkt.dts += offset
+                    pkt.stream = vout
+                    dst.mux(pkt)
+                offset += last
+    tmp.replace(out)
+    return out
+
+
+def run_child(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh interpreter (so peak RSS is its own); it prints one JSON line last."""
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+CHILD_PRELUDE = """
+import json, resource, sys, time
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
+DECODE_ONLY = CHILD_PRELUDE + """
+import av
+path = sys.argv[1]
+t = time.perf_counter(); n = 0
+with av.open(path) as c:
+    s = c.streams.video[0]; s.thread_type = "AUTO"
+    for f in c.decode(s):
+        f.to_ndarray(format="bgr24"); n += 1
+dt = time.perf_counter() - t
+print(json.dumps({"frames": n, "seconds": dt, "fps": n / dt, "peak_rss_mb": peak_rss_mb()}))
+"""
+
+MIEN_RUN = CHILD_PRELUDE + """
+import mien
+path, opts = sys.argv[1], json.loads(sys.argv[2])
+from mien.pipeline import Analyzer, AnalysisOptions
+an = Analyzer(AnalysisOptions(**opts))
+an.detector.session; an.model.session  # load outside the timed part, as a long run amortises it
+t = time.perf_counter()
+r = an.analyze_source(path)
+dt = time.perf_counter() - t
+df = r.to_pandas(); m = r.manifest["frames"]
+print(json.dumps({"frames": m["decoded"], "analysed": m["analysed"], "seconds": dt,
+                  "fps": m["decoded"] / dt, "face_frames": int(df["frame_index"].nunique()),
+                  "faces": int(len(df)), "abstained": int(df["abstain"].sum()),
+                  "full_detections": m["full_frame_detections"], "peak_rss_mb": peak_rss_mb()}))
+"""

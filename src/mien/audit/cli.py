@@ -1,0 +1,375 @@
+"""The ``evaluate``, ``calibrate`` and ``evaluate-detector`` subcommands of ``mien``.
+
+:func:`register` adds them to the main parser's subparsers; each sets ``func`` to a function
+``(args) -> int``. Bad input raises :class:`~mien.errors.InputError`, which the main CLI prints as
+one line. The engine (model, detector, pipeline) is imported only when a command runs, so
+``mien --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mien.audit.metrics import DEFAULT_RESAMPLES, HEADLINE
+from mien.errors import InputError
+
+#: Operating point of the detector audit (mien's default) and the lowest score kept for the PR curve.
+DETECTOR_OPERATING_THRESHOLD = 0.5
+DETECTOR_MIN_SCORE = 0.02
+
+
+def register(subparsers: Any) -> None:
+    """Add ``evaluate``, ``calibrate`` and ``evaluate-detector`` to an argparse subparsers object."""
+    _add_evaluate(subparsers)
+    _add_calibrate(subparsers)
+    _add_evaluate_detector(subparsers)
+
+
+# ------------------------------------------------------------------------------------------ parsers
+def _add_data_options(p: argparse.ArgumentParser, split_default: str) -> None:
+    p.add_argument(
+        "--split",
+        default=None,
+        help=f"FER+ npz split: Training, PublicTest or PrivateTest (default {split_default})",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--crops",
+        action="store_true",
+        help="images are already face crops: send them straight to the expression model "
+        "(default for the FER+ npz)",
+    )
+    mode.add_argument(
+        "--full-pipeline",
+        action="store_true",
+        help="detect, align and classify every image (default for folders and CSVs); "
+        "FER+ crops are upscaled x4 and padded first",
+    )
+    p.add_argument(
+        "--model-card", metavar="PATH", help="model card JSON to load (default: the shipped model)"
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate a seeded random subset of N items")
+    p.add_argument("--seed", type=int, default=0, help="seed for --limit and the bootstrap (default 0)")
+
+
+def _add_evaluate(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="measure the expression model on labelled data: accuracy, calibration, groups",
+        description="Measure how wrong the expression model is, and for whom, on labelled data: a "
+        "folder of class subfolders, a CSV (path,label[,subject][,group columns]) or the FER+ npz. "
+        "Every headline number comes with a bootstrap 95% CI. With --compare, put two "
+        "evaluation JSONs side by side instead.",
+    )
+    p.add_argument("data", nargs="?", metavar="DATA", help="folder, CSV or FER+ npz")
+    _add_data_options(p, "PrivateTest")
+    p.add_argument(
+        "--groups", metavar="COLS", help="comma-separated CSV group columns (default: all extra columns)"
+    )
+    p.add_argument("--json", metavar="PATH", help="write the evaluation JSON (docs/audit_schema.md)")
+    p.add_argument("--html", metavar="PATH", help="write a self-contained HTML page")
+    p.add_argument("--write-card", metavar="PATH", help="write the model's card with these numbers (+ .md)")
+    p.add_argument(
+        "--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two evaluation JSONs (B - A)"
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=DEFAULT_RESAMPLES,
+        metavar="N",
+        help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})",
+    )
+    p.add_argument(
+        "--min-group-n",
+        type=int,
+        default=10,
+        metavar="N",
+        help="smallest group counted in gaps and the worst group (default 10)",
+    )
+    p.add_argument("--no-items", action="store_true", help="leave per-item results out of the JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _add_calibrate(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "calibrate",
+        help="fit a softmax temperature on your labelled validation data; write a user model card",
+        description="Fit the softmax temperature that minimises NLL on labelled validation data and "
+        "write a copy of the model card with it; load it with --model-card PATH. Never calibrate on "
+        "the data you report results on.",
+    )
+    p.add_argument("data", metavar="DATA", help="folder, CSV or FER+ npz (validation data)")
+    _add_data_options(p, "PublicTest")
+    p.add_argument(
+        "--out", required=True, metavar="PATH", help="where to write the calibrated model card JSON"
+    )
+    p.set_defaults(func=cmd_calibrate)
+
+
+def _add_evaluate_detector(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "evaluate-detector",
+        help="measure the face detector: precision, recall, AP@0.5, recall by face size",
+        description="Measure the face detector against boxes in a PASCAL-VOC folder "
+        "(annotations/*.xml + images/) or a dlib imglab XML file.",
+    )
+    p.add_argument("dir", metavar="DIR", help="PASCAL-VOC folder or dlib imglab .xml")
+    p.add_argument("--json", metavar="PATH", help="write the detector-audit JSON")
+    p.add_argument("--html", metavar="PATH", help="write a self-contained HTML page")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DETECTOR_OPERATING_THRESHOLD,
+        help=f"operating score threshold (default {DETECTOR_OPERATING_THRESHOLD})",
+    )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=DETECTOR_MIN_SCORE,
+        help=f"lowest score kept for the PR curve and AP (default {DETECTOR_MIN_SCORE})",
+    )
+    p.add_argument("--iou", type=float, default=0.5, help="IoU for a match (default 0.5)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, metavar="N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N images")
+    p.set_defaults(func=cmd_evaluate_detector)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _write(path: str | Path, text: str) -> None:
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {p}: {exc.strerror or exc}; choose a writable path") from None
+
+
+def dumps(obj: Any, indent: int = 1) -> str:
+    """JSON text; ``allow_nan=False`` so a stray NaN fails loudly instead of writing invalid JSON."""
+    return json.dumps(obj, indent=indent, allow_nan=False) + "\n"
+
+
+def _progress(label: str):
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\r{label} {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _check_positive(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise InputError(f"{name} must be a positive number, got {value}")
+
+
+def _load_model(card: str | None):
+    from mien.expression import ExpressionModel
+
+    return ExpressionModel.load(card)
+
+
+def _predict(args: argparse.Namespace, ds: Any, model: Any) -> tuple[Any, str, dict[str, Any] | None]:
+    """Predictions, mode name and detector record, as the data and the flags ask."""
+    from mien.audit.evaluate import pipeline_classifier, predict_crops, predict_full_pipeline
+
+    crops = args.crops or (ds.is_crops and not args.full_pipeline)
+    if crops:
+        return predict_crops(ds, model, progress=_progress("classifying")), "crops", None
+    classify, info = pipeline_classifier(model)
+    preds = predict_full_pipeline(ds, model, classify, progress=_progress("detecting + classifying"))
+    return preds, "full_pipeline", info
+
+
+def _summary_lines(evaluation: dict[str, Any]) -> list[str]:
+    cov, m = evaluation["coverage"], evaluation["metrics"]
+    lines = [
+        (
+            f"{cov['n_items']} items, {cov['n_scored']} scored "
+            f"({cov['n_no_face']} no face, {cov['n_unreadable']} unreadable; misses count as errors)"
+        )
+    ]
+    for key in HEADLINE:
+        v = m[key]
+        ci = "" if v["ci_low"] is None else f"  [{v['ci_low']:.4f}, {v['ci_high']:.4f}]"
+        lines.append(f"  {key:<18} {v['value'] if v['value'] is None else format(v['value'], '.4f')}{ci}")
+    for column, rep in (evaluation.get("groups") or {}).items():
+        gap = rep["accuracy_gap"]["value"]
+        lines.append(
+            f"  group {column}: worst {rep['worst_group']} "
+            f"(accuracy gap {'n/a' if gap is None else format(gap, '.3f')})"
+        )
+    return lines
+
+
+# ----------------------------------------------------------------------------------------- commands
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``mien evaluate``: run, or compare, and write JSON / HTML / model card."""
+    from mien.audit import html
+
+    _check_positive("--bootstrap", args.bootstrap)
+    if args.compare:
+        if args.data:
+            raise InputError("give either DATA or --compare A.json B.json, not both")
+        from mien.audit.compare import compare_evaluations, load_evaluation
+
+        a, b = (load_evaluation(p) for p in args.compare)
+        comparison = compare_evaluations(a, b, n_resamples=args.bootstrap, seed=args.seed)
+        if args.json:
+            _write(args.json, dumps(comparison))
+        if args.html:
+            _write(args.html, html.render_comparison_html(comparison))
+        print(f"B - A ({comparison['bootstrap']['method']} bootstrap):")
+        for name in HEADLINE:
+            d = comparison["metrics"][name]["difference"]
+            if d["value"] is not None:
+                ci = "" if d["ci_low"] is None else f" [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+                print(f"  {name:<18} {d['value']:+.4f}{ci}")
+        return 0
+    if not args.data:
+        raise InputError("give DATA (a folder, CSV or FER+ npz) or --compare A.json B.json")
+
+    from mien.audit.card import render_model_card_md, update_card_metrics
+    from mien.audit.datasets import load_dataset, subsample
+    from mien.audit.evaluate import build_evaluation, model_info
+
+    if args.write_card and args.limit:
+        raise InputError("--write-card records numbers for the whole dataset; drop --limit")
+    groups = [g for g in args.groups.split(",") if g.strip()] if args.groups else None
+    ds = subsample(load_dataset(args.data, split=args.split, groups=groups), args.limit, args.seed)
+    model = _load_model(args.model_card)
+    preds, mode, det_info = _predict(args, ds, model)
+    evaluation = build_evaluation(
+        ds,
+        preds,
+        temperature=float(model.temperature),
+        model=model_info(model, args.model_card),
+        mode=mode,
+        n_resamples=args.bootstrap,
+        seed=args.seed,
+        min_group_n=args.min_group_n,
+        detector=det_info,
+        include_items=not args.no_items,
+    )
+    if args.json:
+        _write(args.json, dumps(evaluation))
+    if args.html:
+        _write(args.html, html.render_evaluation_html(evaluation))
+    if args.write_card:
+        card = update_card_metrics(dict(model.card), evaluation)
+        _write(args.write_card, dumps(card, indent=2))  # the layout mien.training.package writes
+        _write(Path(args.write_card).with_suffix(".md"), render_model_card_md(card))
+    print("\n".join(_summary_lines(evaluation)))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """``mien calibrate``: fit the temperature on scored items and write the user card."""
+    from mien.audit.calibrate import calibrated_card, calibration_summary, fit_temperature
+    from mien.audit.datasets import load_dataset, subsample
+    from mien.audit.evaluate import STATUS_OK
+
+    ds = load_dataset(args.data, split=args.split, default_split="PublicTest")
+    ds = subsample(ds, args.limit, args.seed)
+    model = _load_model(args.model_card)
+    preds, mode, _ = _predict(args, ds, model)
+    ok = preds.status == STATUS_OK
+    if ok.sum() < 2:
+        raise InputError(
+            f"only {int(ok.sum())} face(s) of {len(ds)} in {args.data} could be scored; "
+            "calibration needs labelled faces (try --crops if the images are face crops)"
+        )
+    logits, labels = preds.logits[ok], ds.labels[ok]
+    t = fit_temperature(logits, labels)
+    summary = calibration_summary(logits, labels, float(model.temperature), t)
+    data = {
+        "source": ds.source,
+        "format": ds.format,
+        "split": ds.split,
+        "sha256": ds.sha256,
+        "mode": mode,
+        "n": int(ok.sum()),
+        "n_not_scored": int((~ok).sum()),
+        "support": {k: v for k, v in ds.describe()["support"].items()},
+    }
+    card = calibrated_card(dict(model.card), t, data=data, summary=summary)
+    _resolve_model_path(card, args.model_card, model)
+    _write(args.out, dumps(card))
+    print(
+        f"temperature {float(model.temperature):.4f} -> {t:.4f} on {int(ok.sum())} faces; "
+        f"NLL {summary['nll_before']:.4f} -> {summary['nll_after']:.4f}, "
+        f"ECE {summary['ece_before']:.4f} -> {summary['ece_after']:.4f}\n"
+        f"use it with: mien analyze ... --model-card {args.out}"
+    )
+    return 0
+
+
+def _resolve_model_path(card: dict[str, Any], card_path: str | None, model: Any) -> None:
+    """Point the user card's ``file`` at the model's ONNX by absolute path.
+
+    The engine resolves ``file`` relative to the card; the user card is written elsewhere, so a
+    relative name would point at nothing.
+    """
+    onnx = getattr(model, "onnx_path", None)
+    if onnx is not None:
+        card["file"] = str(Path(onnx).resolve())
+    elif isinstance(card.get("file"), str) and card_path and not Path(card["file"]).is_absolute():
+        card["file"] = str((Path(card_path).resolve().parent / card["file"]).resolve())
+
+
+def cmd_evaluate_detector(args: argparse.Namespace) -> int:
+    """``mien evaluate-detector``: AP, operating point, recall by size."""
+    from mien.audit import html
+    from mien.audit.detector import evaluate_detector
+    from mien.detection import FaceDetector
+
+    _check_positive("--bootstrap", args.bootstrap)
+    _check_positive("--limit", args.limit)
+    if not 0 <= args.min_score <= args.threshold <= 1:
+        raise InputError("need 0 <= --min-score <= --threshold <= 1")
+    detector = FaceDetector(score_threshold=args.min_score)
+    info = {
+        "name": getattr(sys.modules.get("mien.detection"), "DETECTOR_NAME", None),
+        "min_score": args.min_score,
+    }
+    result = evaluate_detector(
+        args.dir,
+        detector,
+        threshold=args.threshold,
+        iou_threshold=args.iou,
+        n_resamples=args.bootstrap,
+        seed=args.seed,
+        detector_info=info,
+        limit=args.limit,
+        progress=_progress("detecting"),
+    )
+    if args.json:
+        _write(args.json, dumps(result))
+    if args.html:
+        _write(args.html, html.render_detector_html(result))
+    op = result["operating_point"]
+    print(
+        f"{result['dataset']['n_images']} images, {result['dataset']['n_faces']} faces: "
+        f"AP@{args.iou:g} {_num(result['ap']['value'])}; at score >= {args.threshold:g}: "
+        f"precision {_num(op['precision']['value'])}, recall {_num(op['recall']['value'])}, "
+        f"FP/image {_num(op['fp_per_image']['value'])}"
+    )
+    for b in result["recall_by_size"]:
+        print(f"  {b['bucket']:>8} px: {b['n_faces']:4d} faces, recall {_num(b['recall'])}")
+    if len(result["recall_by_class"]) > 1:
+        for c in result["recall_by_class"]:
+            print(f"  class {c['class']}: {c['n_faces']} faces, recall {_num(c['recall'])}")
+    return 0
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.3f}"

@@ -1,0 +1,55 @@
+"""Temperature fitting against a closed-form optimum, and the user model card it writes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mien.audit.calibrate import calibrated_card, calibration_summary, fit_temperature
+from mien.audit.metrics import softmax
+
+
+def test_fit_temperature_closed_form():
+    # three items with logits (1, 0): labels 0, 0, 1. The NLL optimum makes p(class 0) = 2/3,
+    # i.e. sigmoid(1/T) = 2/3  ->  1/T = ln 2  ->  T = 1/ln 2.
+    logits = np.array([[1.0, 0.0]] * 3)
+    labels = np.array([0, 0, 1])
+    assert fit_temperature(logits, labels) == pytest.approx(1 / math.log(2), rel=1e-4)
+
+
+def test_fit_temperature_recovers_the_generating_temperature():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (4000, 8))
+    p = softmax(logits, 2.5)
+    labels = np.array([rng.choice(8, p=row) for row in p])
+    assert fit_temperature(logits, labels) == pytest.approx(2.5, rel=0.08)
+
+
+def test_fit_temperature_needs_items():
+    with pytest.raises(ValueError):
+        fit_temperature(np.zeros((0, 8)), np.zeros(0, int))
+
+
+def test_calibration_lowers_nll_and_keeps_predictions():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 4, (500, 8))  # overconfident: the truth is drawn at T = 3
+    labels = np.array([rng.choice(8, p=row) for row in softmax(logits, 3.0)])
+    t = fit_temperature(logits, labels)
+    s = calibration_summary(logits, labels, 1.0, t)
+    assert s["nll_after"] < s["nll_before"]
+    assert s["ece_after"] < s["ece_before"]
+    assert np.array_equal(softmax(logits, t).argmax(1), logits.argmax(1))
+
+
+def test_calibrated_card_is_a_copy_with_a_record():
+    card = {"name": "m", "temperature": 1.2, "file": "m.onnx", "labels": ["a"], "nested": {"x": 1}}
+    out = calibrated_card(card, 1.7, data={"source": "val.csv", "n": 10}, summary={"nll_before": 1.0})
+    assert out["temperature"] == 1.7
+    assert card["temperature"] == 1.2  # the original card is untouched
+    cal = out["calibration"]
+    assert cal["temperature_before"] == 1.2 and cal["temperature"] == 1.7
+    assert cal["data"] == {"source": "val.csv", "n": 10} and cal["nll_before"] == 1.0
+    out["nested"]["x"] = 2
+    assert card["nested"]["x"] == 1  # deep copy
