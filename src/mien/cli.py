@@ -136,7 +136,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "expression_model": model.name + " (SHA-256 verified)",
         "labels": list(model.labels),
         "temperature": model.temperature,
-        "metrics": model.card.get("metrics", {}).get("headline"),
+        "privatetest": {k: v.get("value") for k, v in (model.card.get("evaluation") or {}).get("metrics", {}).items()},
     }, indent=2))
     return EXIT_OK
 

@@ -140,9 +140,11 @@ class Analyzer:
         latencies: list[float] = []
         interrupted = False
         since_detect = o.detect_every
+        last_time = 0.0
         try:
             for fr in frames:
                 img, t = fr.image, fr.time_s
+                last_time = t
                 if since_detect >= o.detect_every or not tracker.active_tracks():
                     det = self.detector.detect(img)
                     since_detect = 1
@@ -202,6 +204,7 @@ class Analyzer:
         lat = np.asarray(latencies) * 1000
         stats = {
             "analysed": n_frames,
+            "duration_s": last_time,
             "faces": n_faces,
             "abstained": n_abstained,
             "full_frame_detections": n_full_detect,

@@ -174,6 +174,7 @@ def render_model_card_md(card: Mapping[str, Any]) -> str:
     ev = card.get("evaluation")
     if ev:
         lines += _evaluation_md(ev)
+        lines += _extras_md(ev.get("extra") or {})
     cal = card.get("calibration")
     if cal:
         data = cal.get("data") or {}
@@ -244,4 +245,28 @@ def _evaluation_md(ev: Mapping[str, Any]) -> list[str]:
         for row, counts in zip(conf["rows"], conf["counts"]):
             lines.append(f"| **{row}** | " + " | ".join(str(c) for c in counts) + " |")
         lines.append("")
+    return lines
+
+
+def _extras_md(extra: Mapping[str, Any]) -> list[str]:
+    """Calibration before temperature scaling, and the 7-class figures (for peers without contempt)."""
+    lines: list[str] = []
+    raw = extra.get("uncalibrated")
+    if raw:
+        lines += [
+            "## Before temperature scaling",
+            "",
+            f"Same items, temperature 1: ECE {_ci(raw.get('ece'))}, NLL {_ci(raw.get('nll'))}, "
+            f"Brier {_ci(raw.get('brier'))} (accuracy is unchanged by temperature).",
+            "",
+        ]
+    seven = extra.get("without_contempt")
+    if seven:
+        lines += [
+            "## Seven classes (without contempt)",
+            "",
+            f"{_fmt(seven.get('n_items'))} items ({seven.get('note')}): accuracy {_ci(seven.get('accuracy'))}, "
+            f"macro-F1 {_ci(seven.get('macro_f1'))}, balanced accuracy {_ci(seven.get('balanced_accuracy'))}.",
+            "",
+        ]
     return lines

@@ -211,6 +211,43 @@ def _summary_lines(evaluation: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _card_md_path(card_path: Path) -> Path:
+    """The shipped card's Markdown is MODEL_CARD.md; a user's card gets <name>.md beside it."""
+    return card_path.with_name("MODEL_CARD.md") if card_path.name == "expression.json" else card_path.with_suffix(".md")
+
+
+def _card_extras(args: argparse.Namespace, ds: Any, preds: Any, model: Any, mode: str) -> dict[str, Any]:
+    """Numbers a card reader compares with peers: calibration before temperature scaling, and
+    (on data with contempt) the 7-class figures without it, argmax restricted to those 7 labels."""
+    from mien.audit.evaluate import build_evaluation, model_info
+    from mien.labels import EXPRESSIONS
+
+    def headline(ev: dict[str, Any], key: str = "metrics") -> dict[str, Any]:
+        return {k: ev[key][k] for k in HEADLINE} if ev.get(key) else {}
+
+    kw = {"mode": mode, "n_resamples": args.bootstrap, "seed": args.seed, "include_items": False}
+    raw = build_evaluation(ds, preds, temperature=1.0, model=model_info(model, args.model_card), **kw)
+    extras: dict[str, Any] = {
+        "uncalibrated": {"temperature": 1.0, **headline(raw)},
+    }
+    contempt = EXPRESSIONS.index("contempt")
+    keep = np.flatnonzero(ds.labels != contempt)
+    if len(keep) < len(ds):
+        sub = ds.subset(keep)
+        sub_preds = type(preds)(
+            preds.logits[keep], preds.status[keep], [preds.messages[i] for i in keep],
+            None if preds.n_faces is None else preds.n_faces[keep],
+        )
+        ev7 = build_evaluation(sub, sub_preds, temperature=float(model.temperature),
+                               model=model_info(model, args.model_card), **kw)
+        extras["without_contempt"] = {
+            "n_items": int(len(keep)),
+            "note": "items whose majority label is contempt dropped; argmax over the 7 other labels",
+            **headline(ev7, "metrics_restricted"),
+        }
+    return extras
+
+
 # ----------------------------------------------------------------------------------------- commands
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``mien evaluate``: run, or compare, and write JSON / HTML / model card."""
@@ -266,8 +303,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _write(args.html, html.render_evaluation_html(evaluation))
     if args.write_card:
         card = update_card_metrics(dict(model.card), evaluation)
+        card["evaluation"]["extra"] = _card_extras(args, ds, preds, model, mode)
         _write(args.write_card, dumps(card, indent=2))  # the layout mien.training.package writes
-        _write(Path(args.write_card).with_suffix(".md"), render_model_card_md(card))
+        _write(_card_md_path(Path(args.write_card)), render_model_card_md(card))
     print("\n".join(_summary_lines(evaluation)))
     return 0
 

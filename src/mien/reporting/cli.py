@@ -1,0 +1,95 @@
+"""The ``mien report`` and ``mien episodes`` subcommands (registered into mien's main parser).
+
+Kept apart from ``mien.cli`` so the engine's CLI only needs ``register(subparsers)``; each
+subcommand sets ``func(args) -> int`` and raises :class:`mien.errors.InputError` for bad input,
+which the main CLI prints as one line.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mien.errors import InputError
+from mien.reporting.episodes import EpisodeParams, find_episodes
+from mien.reporting.events import parse_window
+from mien.reporting.html import write_report
+from mien.reporting.load import load_many, pooled_frame
+
+
+def _episode_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("episodes")
+    group.add_argument("--threshold", type=float, default=0.5, metavar="P",
+                       help="smoothed probability the top expression must reach (default 0.5)")
+    group.add_argument("--min-duration", type=float, default=0.5, metavar="S",
+                       help="shortest episode in seconds (default 0.5)")
+    group.add_argument("--max-gap", type=float, default=0.25, metavar="S",
+                       help="longest gap bridged inside an episode, in seconds (default 0.25)")
+
+
+def _episode_params(args: argparse.Namespace) -> EpisodeParams:
+    try:
+        return EpisodeParams(args.threshold, args.min_duration, args.max_gap)
+    except ValueError as exc:
+        raise InputError(f"{exc}; see `mien episodes --help`.") from exc
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """``mien report``: write the HTML report and print its path."""
+    window = parse_window(args.window) if isinstance(args.window, str) else args.window
+    out = args.output or Path(args.results[0]).with_suffix("").as_posix() + ".report.html"
+    path = write_report(args.results, out, events=args.events, show_faces=args.show_faces, window=window,
+                        episodes=_episode_params(args), n_boot=args.n_boot, seed=args.seed,
+                        max_tracks=args.max_tracks, min_track_s=args.min_track, title=args.title)
+    print(path)
+    return 0
+
+
+def run_episodes(args: argparse.Namespace) -> int:
+    """``mien episodes``: print the episodes table as CSV, or write it with ``-o``."""
+    frame = pooled_frame(load_many(args.results))
+    table = find_episodes(frame, _episode_params(args))
+    if args.output:
+        try:
+            table.to_csv(args.output, index=False, float_format="%.3f")
+        except OSError as exc:
+            raise InputError(f"cannot write episodes to {args.output} ({exc}); choose a writable -o path.") from exc
+        print(f"{len(table)} episode(s) written to {args.output}", file=sys.stderr)
+    else:
+        table.to_csv(sys.stdout, index=False, float_format="%.3f")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``report`` and ``episodes`` to mien's subcommands."""
+    rep = subparsers.add_parser(
+        "report", help="write a self-contained HTML report from results files",
+        description="Write one self-contained HTML report (works offline) from one or several results "
+                    "files written by `mien analyze`: run manifest, per-track expression timelines, "
+                    "episodes, quality, blurred face thumbnails, and expressions after events.")
+    rep.add_argument("results", nargs="+", help="results files (.parquet, .csv or .jsonl)")
+    rep.add_argument("-o", "--output", help="report path (default: <first results>.report.html)")
+    rep.add_argument("--events", help="CSV with columns time_s[,end_s],label[,source]")
+    rep.add_argument("--window", default="0,2",
+                     help="seconds after each event onset to average, START,END (default 0,2), or 'span' "
+                          "for each event's time_s..end_s")
+    rep.add_argument("--show-faces", action="store_true",
+                     help="show face thumbnails sharp (they are blurred by default)")
+    rep.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for event CIs")
+    rep.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    rep.add_argument("--max-tracks", type=int, default=24,
+                     help="draw timelines for at most this many of the longest tracks per video")
+    rep.add_argument("--min-track", type=float, default=1.0, metavar="S",
+                     help="draw timelines only for tracks lasting at least S seconds (default 1)")
+    rep.add_argument("--title", help="report title")
+    _episode_args(rep)
+    rep.set_defaults(func=run_report)
+
+    eps = subparsers.add_parser(
+        "episodes", help="list expression episodes as CSV",
+        description="List expression episodes (spans where one expression dominates a track) as CSV: "
+                    "source, track_id, label, onset_s, apex_s, apex_value, offset_s, duration_s, n_frames.")
+    eps.add_argument("results", nargs="+", help="results files (.parquet, .csv or .jsonl)")
+    eps.add_argument("-o", "--output", help="CSV to write (default: standard output)")
+    _episode_args(eps)
+    eps.set_defaults(func=run_episodes)
