@@ -31,6 +31,9 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--detect-every", type=int, default=3,
                    help="full-frame face detection every K analysed frames; between them, tracked faces are "
                    "re-detected locally (default 3; 1 = full detection on every frame)")
+    p.add_argument("--no-coarse-scan", action="store_true",
+                   help="always run full-frame detection at full size (by default, when all faces are large, "
+                   "it runs at half size, with a full-size scan at least once a second)")
     p.add_argument("--score-threshold", type=float, default=0.5, help="face detector score threshold")
     p.add_argument("--min-face", type=float, default=20.0, help="faces smaller than this (px) abstain")
     p.add_argument("--min-score", type=float, default=0.6, help="faces with a lower detector score abstain")
@@ -61,7 +64,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     options = AnalysisOptions(
         stride=args.stride, fps=args.fps, score_threshold=args.score_threshold,
-        detect_every=max(1, args.detect_every), smoothing_tau_s=args.smoothing,
+        detect_every=max(1, args.detect_every), coarse_scan=not args.no_coarse_scan,
+        smoothing_tau_s=args.smoothing,
         model_card=args.model_card, threads=args.threads, max_frames=args.max_frames,
         max_seconds=args.max_seconds,
         quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_score,

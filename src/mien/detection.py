@@ -173,11 +173,12 @@ class FaceDetector:
                 self._session = make_session(detector_weights(), self.threads)
             return self._session
 
-    def _prepare(self, image_bgr: np.ndarray) -> tuple[np.ndarray, float]:
+    def _prepare(self, image_bgr: np.ndarray, max_side: int | None = None) -> tuple[np.ndarray, float]:
         h, w = image_bgr.shape[:2]
         scale = 1.0
-        if self.max_side and max(h, w) > self.max_side:
-            scale = self.max_side / max(h, w)
+        max_side = max_side or self.max_side
+        if max_side and max(h, w) > max_side:
+            scale = max_side / max(h, w)
             image_bgr = cv2.resize(
                 image_bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
             )
@@ -187,19 +188,21 @@ class FaceDetector:
         blob -= _MEAN_BGR
         return np.ascontiguousarray(blob.transpose(2, 0, 1)[None]), scale
 
-    def detect(self, image_bgr: np.ndarray) -> Detections:
-        """Faces in one BGR (or grayscale) image."""
+    def detect(self, image_bgr: np.ndarray, max_side: int | None = None) -> Detections:
+        """Faces in one BGR (or grayscale) image; ``max_side`` overrides the downsizing limit."""
         if image_bgr is None or image_bgr.size == 0:
             return Detections.empty()
-        blob, scale = self._prepare(image_bgr)
+        blob, scale = self._prepare(image_bgr, max_side)
         loc, conf, landm = self.session.run(None, {"input": blob})
         return self._decode(loc[0], conf[0], landm[0], blob.shape[2], blob.shape[3], scale)
 
     def _decode(
-        self, loc: np.ndarray, conf: np.ndarray, landm: np.ndarray, h: int, w: int, scale: float
+        self, loc: np.ndarray, conf: np.ndarray, landm: np.ndarray, h: int, w: int, scale: float,
+        score_threshold: float | None = None,
     ) -> Detections:
         scores = conf[:, 1]
-        idx = np.flatnonzero(scores > self.score_threshold)
+        thr = self.score_threshold if score_threshold is None else score_threshold
+        idx = np.flatnonzero(scores > thr)
         if idx.size == 0:
             return Detections.empty()
         anchors = _anchors(h, w)[idx]

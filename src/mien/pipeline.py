@@ -31,7 +31,8 @@ from mien.smoothing import ExpressionSmoother
 from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
 from mien.tracking import FaceTracker, TrackerConfig
 
-_ROI_SIDE = 160  # input side of the local re-detection window
+_ROI_SIDE = 128  # input side of the local re-detection window
+_ROI_SCORE = 0.3  # a face where a track predicts one needs less evidence (ByteTrack's insight)
 
 
 @dataclass
@@ -43,7 +44,8 @@ class AnalysisOptions:
     score_threshold: float = 0.5
     min_detect_px: float = 8.0
     detector_max_side: int = 960
-    detect_every: int = 1
+    detect_every: int = 3
+    coarse_scan: bool = True
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     smoothing_tau_s: float = 0.3
@@ -104,7 +106,8 @@ class Analyzer:
         loc, conf, landm = self.detector.session.run(None, {"input": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})
         boxes, scores, lms = [], [], []
         for i, (s, cx, cy) in enumerate(maps):
-            det = self.detector._decode(loc[i], conf[i], landm[i], _ROI_SIDE, _ROI_SIDE, 1.0)
+            det = self.detector._decode(loc[i], conf[i], landm[i], _ROI_SIDE, _ROI_SIDE, 1.0,
+                                        score_threshold=min(_ROI_SCORE, self.detector.score_threshold))
             if len(det) == 0:
                 continue
             # the face nearest the window centre is the tracked one
@@ -141,11 +144,17 @@ class Analyzer:
         interrupted = False
         since_detect = o.detect_every
         last_time = 0.0
+        timing = dict.fromkeys(("detect", "track_align_quality", "expression", "smooth_rows"), 0.0)
         try:
             for fr in frames:
                 img, t = fr.image, fr.time_s
                 last_time = t
-                if since_detect >= o.detect_every or not tracker.active_tracks():
+                t0 = time.perf_counter()
+                if fr.detections is not None:  # detected ahead, in the decode thread
+                    det = fr.detections
+                    since_detect = 1
+                    n_full_detect += 1
+                elif since_detect >= o.detect_every or not tracker.active_tracks():
                     det = self.detector.detect(img)
                     since_detect = 1
                     n_full_detect += 1
@@ -156,6 +165,8 @@ class Analyzer:
                         det = self.detector.detect(img)
                         since_detect = 1
                         n_full_detect += 1
+                t1 = time.perf_counter()
+                timing["detect"] += t1 - t0
                 ids = tracker.update(det.xyxy, det.scores, t)
                 keep = ids >= 0
                 det, ids = det[keep], ids[keep]
@@ -166,10 +177,14 @@ class Analyzer:
                     gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
                     crops = align_faces(gray, det.landmarks, S, self.model.template)
                     q = assess(det.xyxy, det.scores, det.landmarks, crops, o.quality)
+                    t2 = time.perf_counter()
+                    timing["track_align_quality"] += t2 - t1
                     probs = np.full((n, len(EXPRESSIONS)), np.nan)
                     ok = ~q.abstain
                     if ok.any():
                         probs[ok] = self.model.predict_proba(crops[ok])
+                    t1 = time.perf_counter()
+                    timing["expression"] += t1 - t2
                     smooth = np.full_like(probs, np.nan)
                     for i in np.flatnonzero(ok):
                         smooth[i] = smoother.update(int(ids[i]), t, probs[i])
@@ -194,6 +209,7 @@ class Analyzer:
                     cols["top_label"] = [EXPRESSIONS[k] if k >= 0 else "" for k in top]
                     cols["top_prob"] = np.where(ok, smooth[np.arange(n), np.maximum(top, 0)], np.nan)
                     rows.add(cols)
+                    timing["smooth_rows"] += time.perf_counter() - t1
                     n_faces += n
                     n_abstained += int(q.abstain.sum())
                 latencies.append(time.perf_counter() - fr.arrival)
@@ -211,6 +227,9 @@ class Analyzer:
             "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
             "latency_ms_p95": float(np.percentile(lat, 95)) if len(lat) else None,
             "interrupted": interrupted,
+            # main-thread time per analysed frame, by stage ("detect" excludes detections run
+            # ahead in the decode thread)
+            "stage_ms_per_frame": {k: round(v * 1000 / max(n_frames, 1), 3) for k, v in timing.items()},
         }
         return rows.to_frame(), stats
 
@@ -228,6 +247,34 @@ class Analyzer:
 
         return ImageClassification(True, softmax(logits, self.model.temperature), logits,
                                    tuple(float(v) for v in det.xyxy[j]), len(det))
+
+    def _scheduled_detection(self) -> Callable[[Frame], None]:
+        """Full-frame detection on every ``detect_every``-th analysed frame, run in the decode
+        thread so that it overlaps the analysis of earlier frames (ONNX Runtime releases the GIL:
+        decode + detection use one core while tracking + expression use the other)."""
+        every = self.options.detect_every
+        state = {"count": 0, "last_fine": -1e9, "min_face": 0.0}
+
+        def prepare(fr: Frame) -> None:
+            if state["count"] % every == 0:
+                # Coarse scan: when every face seen at the last scan was large, a half-size frame
+                # finds them as well at a quarter of the cost. A full-size scan still runs at least
+                # once a second, so small faces entering the scene are found.
+                h, w = fr.image.shape[:2]
+                side = min(max(h, w), self.detector.max_side or max(h, w))
+                coarse = (
+                    self.options.coarse_scan
+                    and state["min_face"] >= 96
+                    and fr.time_s - state["last_fine"] < 1.0
+                )
+                det = self.detector.detect(fr.image, max_side=side // 2 if coarse else None)
+                if not coarse:
+                    state["last_fine"] = fr.time_s
+                state["min_face"] = float(det.sizes.min()) if len(det) else 0.0
+                fr.detections = det
+            state["count"] += 1
+
+        return prepare
 
     # ---------------------------------------------------------------- per source
     def model_records(self) -> list[dict[str, Any]]:
@@ -251,7 +298,7 @@ class Analyzer:
             src = open_source(spec, selector, open_timeout=o.open_timeout_s, max_frames=o.max_frames,
                               max_seconds=o.max_seconds)
         else:
-            src = open_source(spec, selector)
+            src = open_source(spec, selector, prepare=self._scheduled_detection())
         source = str(spec)
         bar = None
         writer = None

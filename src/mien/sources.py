@@ -11,7 +11,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ class Frame:
     time_s: float  # presentation time in seconds
     image: np.ndarray
     arrival: float = field(default_factory=time.perf_counter)  # when it left the decoder
+    detections: object | None = None  # faces found ahead of time in the decode thread, if any
 
 
 @dataclass
@@ -158,7 +159,13 @@ def _explain_open_error(spec: str, exc: Exception) -> str:
 class VideoFileSource:
     """Frames of a video file, decoded with FFmpeg (PyAV) in a background thread."""
 
-    def __init__(self, path: str, selector: FrameSelector | None = None, queue_size: int = 8) -> None:
+    def __init__(
+        self,
+        path: str,
+        selector: FrameSelector | None = None,
+        queue_size: int = 8,
+        prepare: Callable[[Frame], None] | None = None,
+    ) -> None:
         p = Path(path)
         if not p.exists():
             raise InputError(f"{path}: no such file; check the path")
@@ -167,6 +174,7 @@ class VideoFileSource:
         self.spec = str(path)
         self.selector = selector or FrameSelector()
         self.queue_size = queue_size
+        self.prepare = prepare  # runs in the decode thread (e.g. face detection ahead of analysis)
         self.stats = SourceStats()
         self._container = _open_container(self.spec)
         stream = self._container.streams.video[0]
@@ -210,7 +218,10 @@ class VideoFileSource:
                     self.stats.rotation = int(rot)
                     img = _rotate(img, rot)
                 self.stats.yielded += 1
-                yield Frame(index, t, img)
+                fr = Frame(index, t, img)
+                if self.prepare is not None:
+                    self.prepare(fr)
+                yield fr
         except av.error.FFmpegError as exc:
             self.stats.warnings.append(
                 f"{self.spec}: decoding stopped after {self.stats.decoded} frames ({exc}); "
@@ -402,11 +413,14 @@ def _threaded(it: Iterator[Frame], maxsize: int) -> Iterator[Frame]:
 
 
 def open_source(
-    spec: str | int, selector: FrameSelector | None = None, **stream_options: float
+    spec: str | int,
+    selector: FrameSelector | None = None,
+    prepare: Callable[[Frame], None] | None = None,
+    **stream_options: float,
 ) -> VideoFileSource | ImageSource | StreamSource:
     """The right source for ``spec`` (video file, image file, webcam index or stream URL)."""
     if is_stream(spec):
         return StreamSource(spec, selector, **stream_options)  # type: ignore[arg-type]
     if Path(str(spec)).suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(str(spec))
-    return VideoFileSource(str(spec), selector)
+    return VideoFileSource(str(spec), selector, prepare=prepare)
