@@ -54,7 +54,9 @@ def build_card(run: Path, onnx_file: str) -> dict[str, Any]:
             "left-right symmetric, so video faces are framed like the training images",
             "landmark_template": FER_TEMPLATE.round(4).tolist(),
         },
-        "output": {"name": "logits", "meaning": "untempered logits; probabilities = softmax(logits / temperature)"},
+        "output": {"name": "logits", "meaning": "untempered logits; probabilities = softmax(logits / temperature)"
+                   + ("; the graph averages the logits of the crop and its mirror image"
+                      if summary.get("flip_averaged") else "")},
         "temperature": summary["temperature"],
         "temperature_fitted_on": "FER+ PublicTest (majority labels), minimising NLL",
         "training": {
@@ -78,7 +80,9 @@ def build_card(run: Path, onnx_file: str) -> dict[str, Any]:
             "seed": cfg["seed"],
             "hardware": f"CPU, {cfg['threads']} threads; {summary['train_minutes']:.0f} minutes",
             "command": "python -m mien.training.train --data ../shared/data/ferplus/fer2013_ferplus.npz "
-            "--out runs/default && python -m mien.training.package runs/default",
+            "--out runs/default && python -m mien.training.export runs/default && "
+            "python -m mien.training.package runs/default && mien evaluate "
+            "../shared/data/ferplus/fer2013_ferplus.npz --crops --write-card src/mien/models/expression.json",
         },
         "intended_use": [
             "research on facial expression in video (psychology, HCI, affective computing, media analysis)",
@@ -115,7 +119,13 @@ def main(argv: list[str] | None = None) -> None:
     shutil.copyfile(args.run / "expression.onnx", MODELS_DIR / args.onnx_file)
     card = build_card(args.run, args.onnx_file)
     (MODELS_DIR / "expression.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"wrote {MODELS_DIR / args.onnx_file} and {MODELS_DIR / 'expression.json'}")
+    log = {
+        "config": json.loads((args.run / "config.json").read_text()),
+        "summary": json.loads((args.run / "summary.json").read_text()),
+        "epochs": [json.loads(line) for line in (args.run / "train_log.jsonl").read_text().splitlines() if line],
+    }
+    (MODELS_DIR / "expression_training.json").write_text(json.dumps(log, indent=1) + "\n")
+    print(f"wrote {args.onnx_file}, expression.json and expression_training.json in {MODELS_DIR}")
 
 
 if __name__ == "__main__":
