@@ -36,13 +36,18 @@ OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
 class RowBuffer:
     """Accumulates the faces of each frame as numpy column pieces; one DataFrame at the end.
 
-    Building a DataFrame per frame costs more than the expression model; this keeps the per-frame
-    overhead to a few list appends, and memory to the table itself.
+    Building a DataFrame per frame costs more than the expression model, and keeping one small
+    array per frame and column costs far more memory than the data; so pieces are merged into
+    chunks every few hundred frames, keeping memory to the size of the table itself.
     """
 
+    _CONSOLIDATE_EVERY = 256  # frames
+
     def __init__(self) -> None:
-        self._cols: dict[str, list[np.ndarray]] = {}
+        self._chunks: dict[str, list[np.ndarray]] = {}
+        self._pieces: dict[str, list[np.ndarray]] = {}
         self._n = 0
+        self._pending = 0
 
     def add(self, columns: dict[str, Any]) -> None:
         """Add the faces of one frame as columns (arrays of equal length, or scalars)."""
@@ -50,13 +55,24 @@ class RowBuffer:
         for k, v in columns.items():
             if not isinstance(v, (np.ndarray, list)):
                 v = np.full(n, v, dtype=object if isinstance(v, str) else None)
-            self._cols.setdefault(k, []).append(np.asarray(v))
+            self._pieces.setdefault(k, []).append(np.asarray(v))
         self._n += n
+        self._pending += 1
+        if self._pending >= self._CONSOLIDATE_EVERY:
+            self._consolidate()
+
+    def _consolidate(self) -> None:
+        for k, pieces in self._pieces.items():
+            if pieces:
+                self._chunks.setdefault(k, []).append(np.concatenate(pieces))
+        self._pieces = {k: [] for k in self._pieces}
+        self._pending = 0
 
     def to_frame(self) -> pd.DataFrame:
         if not self._n:
             return empty_frame()
-        df = pd.DataFrame({k: np.concatenate(v) for k, v in self._cols.items()})
+        self._consolidate()
+        df = pd.DataFrame({k: np.concatenate(v) for k, v in self._chunks.items()})
         df = df.astype({"frame_index": "int64", "track_id": "int64", "abstain": "bool"})
         return df[COLUMNS]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+import lap
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -146,10 +146,10 @@ class FaceTracker:
             cost = np.where(
                 cost <= 1 - cfg.match_iou, cost, np.where(centre_ok, 1 - cfg.match_iou + dist, 9.0)
             )
-            rows, cols = linear_sum_assignment(cost)
+            _, row_to_col, _ = lap.lapjv(cost, extend_cost=True)  # Jonker-Volgenant, as ByteTrack
             matched_tracks = []
-            for r, c in zip(rows, cols):
-                if cost[r, c] >= 9.0:
+            for r, c in enumerate(row_to_col):
+                if c < 0 or cost[r, c] >= 9.0:
                     continue
                 tr = self.tracks[free_tracks[r]]
                 d = det_idx[c]
