@@ -46,6 +46,7 @@ class AnalysisOptions:
     detector_max_side: int = 960
     detect_every: int = 3
     coarse_scan: bool = True
+    fallback_detect: bool = True  # full-frame detection as soon as a tracked face is not re-found
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     smoothing_tau_s: float = 0.3
@@ -161,7 +162,8 @@ class Analyzer:
                 else:
                     det = self._redetect_tracked(img, tracker, t)
                     since_detect += 1
-                    if len(det) < len(tracker.active_tracks()):  # a face slipped: look again at once
+                    if o.fallback_detect and len(det) < len(tracker.active_tracks()):
+                        # a face slipped out of its window: look at the whole frame at once
                         det = self.detector.detect(img)
                         since_detect = 1
                         n_full_detect += 1

@@ -267,8 +267,8 @@ class ImageSource:
 class StreamSource:
     """A live source (webcam index or network URL).
 
-    A reader thread decodes continuously and keeps only the newest frame: when analysis is slower
-    than the stream, older frames are dropped (and counted) rather than falling behind.
+    A reader thread decodes continuously into a short buffer: when analysis is slower than the
+    stream, the oldest frames are dropped (and counted) rather than falling behind.
     """
 
     def __init__(
@@ -279,11 +279,13 @@ class StreamSource:
         read_timeout: float = 10.0,
         max_frames: int | None = None,
         max_seconds: float | None = None,
+        buffer_frames: int = 4,
     ) -> None:
         self.spec = str(spec)
         self.selector = selector or FrameSelector()
         self.stats = SourceStats()
         self.max_frames, self.max_seconds = max_frames, max_seconds
+        self.buffer_frames = max(1, int(buffer_frames))
         if isinstance(spec, int) or str(spec).isdigit():
             device = f"/dev/video{int(spec)}"
             if not Path(device).exists():
@@ -295,7 +297,7 @@ class StreamSource:
                 opts["rtsp_transport"] = "tcp"
             self._container = _open_container(self.spec, opts, timeout=(open_timeout, read_timeout))
         stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.thread_type = "SLICE"  # frame threading would hold frames back (latency)
         self._stream = stream
         self.stats.codec = stream.codec_context.name
         self._stop = threading.Event()
@@ -306,7 +308,9 @@ class StreamSource:
     def __iter__(self) -> Iterator[Frame]:
         import av
 
-        latest: queue.Queue[Frame | None] = queue.Queue(maxsize=1)
+        # A short queue absorbs the bursts in which network video arrives; when it is full the
+        # oldest frame is dropped, so latency stays bounded by a few frame intervals.
+        latest: queue.Queue[Frame | None] = queue.Queue(maxsize=self.buffer_frames)
         start = time.perf_counter()
 
         def reader() -> None:
