@@ -133,25 +133,20 @@ def test_shipped_card_numbers_are_regenerated_by_the_tool():
         pytest.skip(f"the shipped model file {card.get('file')} is absent")
     assert "evaluation" in card, f"the shipped card has no evaluation block; generate it with: {WRITE_CARD}"
 
-    from mien.audit.datasets import load_dataset
-    from mien.audit.evaluate import model_info, predict_crops
+    import tempfile
 
-    model = expression.ExpressionModel.load(None)
+    from mien.cli import main as mien_main
+
     shipped = card["evaluation"]
     boot = shipped["bootstrap"]
-    ds = load_dataset(FERPLUS, split=shipped["dataset"]["split"])
-    ev = build_evaluation(
-        ds,
-        predict_crops(ds, model),
-        temperature=model.temperature,
-        model=model_info(model),
-        mode="crops",
-        n_resamples=boot["n_resamples"],
-        seed=boot["seed"],
-        level=boot["level"],
-        include_items=False,
-    )
-    fresh = update_card_metrics(card, ev)["evaluation"]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "card.json"
+        rc = mien_main([
+            "evaluate", str(FERPLUS), "--crops", "--split", shipped["dataset"]["split"],
+            "--bootstrap", str(boot["n_resamples"]), "--seed", str(boot["seed"]), "--write-card", str(out),
+        ])
+        assert rc == 0
+        fresh = json.loads(out.read_text())["evaluation"]
     assert fresh["dataset"]["sha256"] == shipped["dataset"]["sha256"], "the FER+ file differs from the card's"
     assert fresh["model_sha256"] == card["sha256"] == shipped["model_sha256"]
     try:

@@ -161,7 +161,7 @@ def test_live_stream_from_loopback(tmp_path):
     print(f"live: analysed {m['analysed']}, dropped {m['dropped']}, latency p50 {m['latency_ms_p50']:.1f} ms "
           f"p95 {m['latency_ms_p95']:.1f} ms")
     assert m["analysed"] >= 20 and len(df) >= 20
-    # every decoded frame is analysed or counted as dropped (one may sit in the queue at the stop)
-    assert 0 <= m["decoded"] - (m["analysed"] + m["dropped"]) <= 2
+    # every decoded frame is analysed or counted as dropped (the few in the buffer at the stop excepted)
+    assert 0 <= m["decoded"] - (m["analysed"] + m["dropped"]) <= 6
     assert m["latency_ms_p50"] is not None and m["latency_ms_p50"] < 1000
     assert df["time_s"].is_monotonic_increasing
