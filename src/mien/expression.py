@@ -6,7 +6,6 @@ its softmax temperature, and the file's SHA-256, which is checked before the mod
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import lru_cache
 from importlib import resources
@@ -18,20 +17,13 @@ import numpy as np
 
 from mien.errors import ModelError
 from mien.labels import EXPRESSIONS
+from mien.manifest import file_sha256
 
 DEFAULT_CARD = "expression.json"
 
 
 def default_card_path() -> Path:
     return Path(str(resources.files("mien") / "models" / DEFAULT_CARD))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -129,4 +121,4 @@ class ExpressionModel:
 
 @lru_cache(maxsize=8)
 def _cached_sha256(path: str, mtime_ns: int) -> str:
-    return _sha256(Path(path))
+    return file_sha256(Path(path))

@@ -15,6 +15,15 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a whole file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def input_fingerprint(spec: str) -> dict[str, Any]:
     """Path, size and SHA-256 of the first MiB (cheap, and enough to tell files apart)."""
     p = Path(spec)

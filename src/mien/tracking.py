@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import lap
+import numpy as np
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -16,7 +16,6 @@ the run: it is kept, and the evaluation counts and lists it as an error.
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from mien.audit.groups import normalise_group_values
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS, canonical_label
+from mien.manifest import file_sha256
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 FERPLUS_SPLITS = ("Training", "PublicTest", "PrivateTest")
@@ -144,14 +144,6 @@ def crop_to_detector_image(
     return padded if padded.ndim == 3 else cv2.cvtColor(padded, cv2.COLOR_GRAY2BGR)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _label_index(name: str, where: str) -> int:
     try:
         return EXPRESSIONS.index(canonical_label(name))
@@ -264,7 +256,7 @@ def load_csv(path: Path, groups: Sequence[str] | None = None) -> Dataset:
         subjects=None if i_subject is None or not any(subjects) else np.asarray(subjects, dtype=object),
         groups={header[i]: normalise_group_values(cells[i]) for i in other},
         paths=paths,
-        sha256=_sha256(path),
+        sha256=file_sha256(path),
     )
 
 
@@ -315,7 +307,7 @@ def load_ferplus_npz(path: Path, split: str = "PrivateTest") -> Dataset:
         pixels=data["pixels"][idx],
         split=split,
         dropped={"majority_unknown_or_nf": int((~keep).sum())},
-        sha256=_sha256(path),
+        sha256=file_sha256(path),
     )
 
 
