@@ -1,6 +1,9 @@
 """Test helper: serve a video file as a live MPEG-TS stream on a loopback TCP port, in real time.
 
-    python tests/stream_sender.py VIDEO PORT [SECONDS]
+    python tests/stream_sender.py VIDEO PORT|URL [SECONDS]
+
+A bare PORT serves TCP (the sender listens, the analyser connects); a URL such as
+``udp://127.0.0.1:PORT`` pushes to a listening analyser.
 
 Packets are remuxed (not re-encoded) and paced by their timestamps, like a camera would send them.
 """
@@ -14,9 +17,10 @@ import av
 
 
 def main() -> None:
-    path, port = sys.argv[1], int(sys.argv[2])
+    path, target = sys.argv[1], sys.argv[2]
     seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 30.0
-    out = av.open(f"tcp://127.0.0.1:{port}?listen=1", mode="w", format="mpegts")
+    url = f"tcp://127.0.0.1:{int(target)}?listen=1" if target.isdigit() else target
+    out = av.open(url, mode="w", format="mpegts")
     start = time.perf_counter()
     offset = 0.0
     while time.perf_counter() - start < seconds:

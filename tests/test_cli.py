@@ -11,6 +11,7 @@ import time
 
 import av
 import pandas as pd
+import pytest
 from conftest import REPO, shared_video
 
 from mien.labels import EXPRESSIONS
@@ -143,16 +144,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_live_stream_from_loopback(tmp_path):
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+def test_live_stream_from_loopback(tmp_path, protocol):
     video = shared_video("WolfgangLanger_Pexels.mp4")
     port = _free_port()
-    sender = subprocess.Popen([sys.executable, str(REPO / "tests" / "stream_sender.py"), str(video), str(port), "12"])
-    try:
+    url = f"{protocol}://127.0.0.1:{port}"
+    out = tmp_path / "live.parquet"
+    sender_cmd = [sys.executable, str(REPO / "tests" / "stream_sender.py"), str(video),
+                  str(port) if protocol == "tcp" else url, "12"]
+    mien_cmd = [sys.executable, "-m", "mien", "analyze", url, "-o", str(out), "--max-seconds", "4", "--quiet"]
+    if protocol == "tcp":  # the sender listens, mien connects
+        sender = subprocess.Popen(sender_cmd)
         time.sleep(1.0)
-        out = tmp_path / "live.parquet"
-        proc = run_mien("analyze", f"tcp://127.0.0.1:{port}", "-o", str(out), "--max-seconds", "4", "--quiet",
-                        timeout=120)
-        assert proc.returncode == 0, proc.stderr
+        analyser = subprocess.Popen(mien_cmd, stderr=subprocess.PIPE, text=True)
+    else:  # mien listens, the sender pushes datagrams
+        analyser = subprocess.Popen(mien_cmd, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        sender = subprocess.Popen(sender_cmd)
+    try:
+        _, err = analyser.communicate(timeout=120)
+        assert analyser.returncode == 0, err
     finally:
         sender.kill()
         sender.wait()

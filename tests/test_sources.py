@@ -72,6 +72,35 @@ def test_rotation_metadata_is_applied(rotation, shape):
         np.testing.assert_array_equal(out, cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE))
 
 
+def test_rotated_phone_video_is_decoded_upright(tmp_path):
+    """A real MP4 whose track header carries a 90° display matrix (as phones write portrait video)."""
+    import struct
+
+    path = tmp_path / "plain.mp4"
+    with av.open(str(path), mode="w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 32, "yuv420p"
+        for i in range(5):
+            img = np.zeros((32, 64, 3), np.uint8)
+            img[:, :32] = 255  # left half white
+            f = av.VideoFrame.from_ndarray(img, format="bgr24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    data = bytearray(path.read_bytes())
+    box = data.find(b"tkhd") - 4
+    assert data[box + 8] == 0  # version 0 track header: the matrix sits 48 bytes in
+    data[box + 48 : box + 84] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    rotated = tmp_path / "rotated.mp4"
+    rotated.write_bytes(bytes(data))
+    frame = next(iter(VideoFileSource(str(rotated))))
+    assert frame.image.shape == (64, 32, 3)  # portrait, as a player shows it
+    # turned 90° clockwise, the white left half is now on top
+    assert frame.image[:32].mean() > 200 and frame.image[32:].mean() < 50
+
+
 def test_hevc_mov_decodes():
     frames = list(VideoFileSource(str(shared_video("noface_face.mov")), FrameSelector(stride=20)))
     assert len(frames) == 9 and frames[0].image.shape == (540, 960, 3)

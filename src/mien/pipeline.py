@@ -297,6 +297,8 @@ class Analyzer:
         started = now_iso()
         selector = FrameSelector(o.stride, o.fps)
         if is_stream(spec):
+            # build both ONNX sessions before the stream starts, so the first frames do not queue
+            self.detector.session, self.model.session  # noqa: B018
             src = open_source(spec, selector, open_timeout=o.open_timeout_s, max_frames=o.max_frames,
                               max_seconds=o.max_seconds)
         else:
