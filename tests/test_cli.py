@@ -176,3 +176,22 @@ def test_live_stream_from_loopback(tmp_path, protocol):
     assert 0 <= m["decoded"] - (m["analysed"] + m["dropped"]) <= 6
     assert m["latency_ms_p50"] is not None and m["latency_ms_p50"] < 1000
     assert df["time_s"].is_monotonic_increasing
+
+
+def test_still_images_and_image_folder(tmp_path):
+    with av.open(str(shared_video("single_face.mp4"))) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    import cv2
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), frame)
+    cv2.imwrite(str(folder / "b.png"), frame[:, ::-1])
+    proc = run_mien("analyze", str(folder / "a.jpg"), "-o", str(tmp_path / "one.csv"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    one = pd.read_csv(tmp_path / "one.csv")
+    assert len(one) == 1 and one["frame_index"].iloc[0] == 0 and one["time_s"].iloc[0] == 0
+    proc = run_mien("analyze", str(folder), "-o", str(tmp_path / "out"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("a", "b"):
+        assert len(pd.read_parquet(tmp_path / "out" / f"{name}.parquet")) == 1
