@@ -144,16 +144,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+@pytest.mark.parametrize("protocol", ["tcp", "udp", "http"])
 def test_live_stream_from_loopback(tmp_path, protocol):
+    """MPEG-TS over TCP and UDP, and MJPEG over HTTP (as IP cameras serve it), streamed in real
+    time from a subprocess on loopback."""
     video = shared_video("WolfgangLanger_Pexels.mp4")
     port = _free_port()
-    url = f"{protocol}://127.0.0.1:{port}"
+    url = f"{protocol}://127.0.0.1:{port}" + ("/stream.mjpg" if protocol == "http" else "")
     out = tmp_path / "live.parquet"
-    sender_cmd = [sys.executable, str(REPO / "tests" / "stream_sender.py"), str(video),
-                  str(port) if protocol == "tcp" else url, "12"]
+    if protocol == "http":
+        sender_cmd = [sys.executable, str(REPO / "tests" / "mjpeg_server.py"), str(video), str(port), "12"]
+    else:
+        sender_cmd = [sys.executable, str(REPO / "tests" / "stream_sender.py"), str(video),
+                      str(port) if protocol == "tcp" else url, "12"]
     mien_cmd = [sys.executable, "-m", "mien", "analyze", url, "-o", str(out), "--max-seconds", "4", "--quiet"]
-    if protocol == "tcp":  # the sender listens, mien connects
+    if protocol in ("tcp", "http"):  # the sender listens, mien connects
         sender = subprocess.Popen(sender_cmd)
         time.sleep(1.0)
         analyser = subprocess.Popen(mien_cmd, stderr=subprocess.PIPE, text=True)
