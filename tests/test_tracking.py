@@ -6,7 +6,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import VIDEOS, shared_video
+from conftest import shared_video
 
 from mien.sources import Frame
 from mien.tracking import FaceTracker, iou_matrix
@@ -148,7 +148,47 @@ def test_single_person_clip_is_one_track(analyzer, name):
     assert share >= 0.95
 
 
-def test_videos_folder_present_or_skipped():
-    if not VIDEOS.is_dir():
-        pytest.skip("shared data absent")
-    assert (VIDEOS / "index.csv").is_file()
+def test_fast_path_finds_every_face_frame_that_full_detection_does(analyzer):
+    """Detection every 3rd frame + local re-detection + coarse scans (the default) must not lose
+    face frames against full-frame detection on every frame (issue 6's recall condition)."""
+    from mien.pipeline import AnalysisOptions, Analyzer
+
+    video = str(shared_video("WolfgangLanger_Pexels.mp4"))
+    fast = analyzer.analyze_source(video)
+    full = Analyzer(AnalysisOptions(detect_every=1, coarse_scan=False), model=analyzer.model).analyze_source(video)
+    assert fast.manifest["frames"]["full_frame_detections"] < full.manifest["frames"]["full_frame_detections"] / 2
+    assert fast.frames["frame_index"].nunique() >= full.frames["frame_index"].nunique() == 472
+
+
+def test_coarse_scan_rescans_at_full_size_every_second(analyzer):
+    """While all faces are large, scheduled scans run at half size, but never for more than 1 s."""
+    from mien.detection import Detections
+    from mien.pipeline import AnalysisOptions, Analyzer
+
+    calls = []
+
+    class Recorder:
+        max_side = 960
+
+        def detect(self, image, max_side=None):
+            calls.append(max_side)
+            return Detections(np.array([[100, 100, 300, 320]], np.float32), np.array([0.99], np.float32),
+                              np.zeros((1, 5, 2), np.float32))
+
+    an = Analyzer(AnalysisOptions(detect_every=3), model=analyzer.model, detector=Recorder())
+    prepare = an._scheduled_detection()
+    img = np.zeros((360, 640, 3), np.uint8)
+    frames = [Frame(i, i / 30, img) for i in range(90)]  # 3 s at 30 fps
+    for fr in frames:
+        prepare(fr)
+    scanned = [fr for fr in frames if fr.detections is not None]
+    assert [fr.index for fr in scanned] == list(range(0, 90, 3))
+    assert calls.count(320) > len(calls) / 2  # mostly half-size scans (640 / 2)
+    full_times = [fr.time_s for fr, c in zip(scanned, calls) if c is None]
+    assert full_times[0] == 0 and np.diff(full_times).max() <= 1.0 + 1e-9 and len(full_times) >= 3
+    calls.clear()
+    an_off = Analyzer(AnalysisOptions(detect_every=3, coarse_scan=False), model=analyzer.model, detector=Recorder())
+    prepare = an_off._scheduled_detection()
+    for fr in [Frame(i, i / 30, img) for i in range(30)]:
+        prepare(fr)
+    assert set(calls) == {None}

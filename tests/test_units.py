@@ -136,6 +136,6 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         raise Boom
 
     with pytest.raises(Boom):
-        results._atomic_write(tmp_path / "x.csv", bad)
+        results.atomic_write(tmp_path / "x.csv", bad)
     assert list(tmp_path.iterdir()) == []
     assert len(df)

@@ -153,7 +153,7 @@ def sidecar(path: Path, kind: str) -> Path:
     return base.with_name(base.name + {"manifest": ".manifest.json", "tracks": ".tracks.csv"}[kind])
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write via a temp file in the same folder and rename: a crash never leaves a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -169,23 +169,33 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file (JSON, HTML, Markdown) atomically; raise ``InputError`` if it can't be."""
+    p = Path(path)
+    try:
+        atomic_write(p, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot write {p}: {exc.strerror or exc}; choose a writable path") from None
+    return p
+
+
 def write_table(df: pd.DataFrame, path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise InputError(f"{path}: unknown output format; use one of {', '.join(OUTPUT_SUFFIXES)}")
     if suffix == ".parquet":
-        _atomic_write(path, lambda p: df.to_parquet(p, index=False))
+        atomic_write(path, lambda p: df.to_parquet(p, index=False))
     elif suffix == ".csv":
-        _atomic_write(path, lambda p: df.to_csv(p, index=False))
+        atomic_write(path, lambda p: df.to_csv(p, index=False))
     else:
-        _atomic_write(path, lambda p: df.to_json(p, orient="records", lines=True))
+        atomic_write(path, lambda p: df.to_json(p, orient="records", lines=True))
 
 
 def write_results(df: pd.DataFrame, manifest: dict[str, Any], path: str | os.PathLike) -> Path:
     path = Path(path)
     write_table(df, path)
-    _atomic_write(sidecar(path, "tracks"), lambda p: track_summary(df).to_csv(p, index=False))
-    _atomic_write(sidecar(path, "manifest"), lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
+    atomic_write(sidecar(path, "tracks"), lambda p: track_summary(df).to_csv(p, index=False))
+    atomic_write(sidecar(path, "manifest"), lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
     return path
 
 

@@ -143,12 +143,9 @@ def _add_evaluate_detector(subparsers: Any) -> None:
 
 # ------------------------------------------------------------------------------------------ helpers
 def _write(path: str | Path, text: str) -> None:
-    p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write {p}: {exc.strerror or exc}; choose a writable path") from None
+    from mien.results import write_text_atomic
+
+    write_text_atomic(path, text)
 
 
 def dumps(obj: Any, indent: int = 1) -> str:

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 import mien
-from mien.errors import InputError
 from mien.labels import EXPRESSIONS
 from mien.reporting.episodes import EpisodeParams, dominant_labels, find_episodes, frame_interval
 from mien.reporting.events import (
@@ -552,10 +551,6 @@ def write_report(results_paths_or_frames: Any, out_path: str | Path, events: str
                             thumbs_per_track=thumbs_per_track, max_points=max_points,
                             max_tracks=max_tracks, min_track_s=min_track_s, title=title)
     html_text = build_report(results, table, options)
-    out = Path(out_path)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(html_text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write the report to {out} ({exc}); choose a writable -o path.") from exc
-    return out
+    from mien.results import write_text_atomic
+
+    return write_text_atomic(out_path, html_text)
