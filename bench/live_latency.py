@@ -15,7 +15,6 @@ import sys
 import time
 
 import numpy as np
-
 from common import REPO, shared
 
 

@@ -22,13 +22,47 @@ from mien.labels import EXPRESSIONS
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 
+def _distillation(run: Path, cfg: dict[str, Any]) -> str | None:
+    recipe_file = run.parent / "recipe.json"
+    if not cfg.get("teachers") or not recipe_file.exists():
+        return None
+    recipe = json.loads(recipe_file.read_text())
+    t_cfg = json.loads((run.parent / "teacher0" / "config.json").read_text())
+    w = t_cfg["width"]
+    teachers = recipe["teachers"]
+    accs = ", ".join(format(t["private_test_acc"], ".1%") for t in teachers)
+    return (
+        f"distilled from {len(teachers)} teachers of the same family, widths {w}-{2 * w}-{4 * w}-{8 * w} "
+        f"({teachers[0]['params'] / 1e6:.2f}M parameters each), trained first by the same code on the same "
+        f"data with other seeds ({', '.join(str(t['epochs_run']) for t in teachers)} epochs; PrivateTest "
+        f"accuracy {accs}, their ensemble "
+        f"{recipe['teacher_ensemble']['private_test_acc']:.1%}). The student sees each augmented batch once; its "
+        f"loss is {1 - cfg['distill_weight']:.1f} x soft cross-entropy on the FER+ votes (class-weighted) + "
+        f"{cfg['distill_weight']:.1f} x cross-entropy on the teachers' mean probabilities over the same "
+        "augmented face and its mirror image (consistent distillation, Beyer et al., CVPR 2022)"
+    )
+
+
 def build_card(run: Path, onnx_file: str) -> dict[str, Any]:
     cfg = json.loads((run / "config.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     sha = hashlib.sha256((MODELS_DIR / onnx_file).read_bytes()).hexdigest()
+    distillation = _distillation(run, cfg)
+    if distillation:
+        command = ("python -m mien.training.recipe --preset gpu --device cuda --out runs/gpu && "
+                   "python -m mien.training.export runs/gpu/student && "
+                   "python -m mien.training.package runs/gpu/student")
+        minutes = json.loads((run.parent / "recipe.json").read_text())["minutes"]
+    else:
+        command = ("python -m mien.training.recipe --preset cpu --out runs/cpu && "
+                   "python -m mien.training.export runs/cpu/student && "
+                   "python -m mien.training.package runs/cpu/student")
+        minutes = summary["train_minutes"]
+    command += (" && mien evaluate ../shared/data/ferplus/fer2013_ferplus.npz --crops "
+                "--write-card src/mien/models/expression.json")
     return {
-        "name": "mien-fer-vgg-1.0",
-        "version": "1.0",
+        "name": "mien-fer-vgg-1.1" if distillation else "mien-fer-vgg-1.0",
+        "version": "1.1" if distillation else "1.0",
         "file": onnx_file,
         "sha256": sha,
         "labels": list(EXPRESSIONS),
@@ -75,14 +109,15 @@ def build_card(run: Path, onnx_file: str) -> dict[str, Any]:
                 r=cfg["rotate_deg"], s=cfg["scale_range"], t=cfg["translate"]),
             "imbalance": f"loss weight per class = (share of votes)^-{cfg['class_weight_power']}",
             "optimiser": f"SGD nesterov momentum {cfg['momentum']}, one-cycle lr max {cfg['lr']}, "
-            f"weight decay {cfg['weight_decay']}, batch {cfg['batch_size']}, {cfg['epochs']} epochs, "
-            f"EMA of weights (decay {cfg['ema_decay']}); best epoch by PublicTest accuracy: {summary['best_epoch']}",
+            f"weight decay {cfg['weight_decay']}, batch {cfg['batch_size']}, "
+            f"{cfg.get('epochs_run', cfg['epochs'])} epochs, EMA of weights (decay {cfg['ema_decay']}); "
+            f"best epoch by PublicTest accuracy: {summary['best_epoch']}"
+            + (f" ({summary['best_weights']} weights)" if summary.get("best_weights") else ""),
+            "distillation": distillation,
             "seed": cfg["seed"],
-            "hardware": f"CPU, {cfg['threads']} threads; {summary['train_minutes']:.0f} minutes",
-            "command": "python -m mien.training.train --data ../shared/data/ferplus/fer2013_ferplus.npz "
-            "--out runs/default && python -m mien.training.export runs/default && "
-            "python -m mien.training.package runs/default && mien evaluate "
-            "../shared/data/ferplus/fer2013_ferplus.npz --crops --write-card src/mien/models/expression.json",
+            "hardware": f"{summary.get('device') or 'CPU, ' + str(cfg['threads']) + ' threads'}; "
+            f"{minutes:.1f} minutes in all",
+            "command": command,
         },
         "intended_use": [
             "research on facial expression in video (psychology, HCI, affective computing, media analysis)",
@@ -124,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
         "summary": json.loads((args.run / "summary.json").read_text()),
         "epochs": [json.loads(line) for line in (args.run / "train_log.jsonl").read_text().splitlines() if line],
     }
+    if (args.run.parent / "recipe.json").exists():
+        recipe = json.loads((args.run.parent / "recipe.json").read_text())
+        log["recipe"] = {k: v for k, v in recipe.items() if k != "student"}
     (MODELS_DIR / "expression_training.json").write_text(json.dumps(log, indent=1) + "\n")
     print(f"wrote {args.onnx_file}, expression.json and expression_training.json in {MODELS_DIR}")
 

@@ -1,6 +1,9 @@
-"""Train mien's expression model on FER+ and export it to ONNX.
+"""Train one expression network on FER+ (optionally distilling teachers into it) and export it to ONNX.
 
     python -m mien.training.train --data ../shared/data/ferplus/fer2013_ferplus.npz --out runs/default
+    python -m mien.training.train --device cuda --width 64 --epochs 60 --batch-size 256 --lr 0.1
+
+``mien.training.recipe`` chains these runs into the recipes that produce the shipped model.
 
 Fixed seeds, the whole config logged to ``config.json``, validation on PublicTest every epoch
 (the best epoch is kept), and PrivateTest touched once, at the end. The exported ONNX takes raw
@@ -10,6 +13,7 @@ the normalisation wrong.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -24,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mien.labels import EXPRESSIONS
-from mien.training.ferplus import Split, load_ferplus
+from mien.training.ferplus import FerPlus, Split, load_ferplus
 from mien.training.net import ExpressionNet
 
 OPSET = 17
@@ -51,6 +55,9 @@ class TrainConfig:
     lowres_p: float = 0.25
     threads: int = 2
     input_size: int = 48
+    device: str = "cpu"  # "cpu", "cuda" or "auto"
+    time_budget_s: float = 0.0  # > 0: cap the epochs so training fits this many seconds (chosen epochs logged)
+    distill_weight: float = 0.0  # share of the loss on the teachers' probabilities (distillation only)
 
 
 class Standardize(nn.Module):
@@ -82,10 +89,11 @@ def seed_everything(seed: int) -> None:
 
 
 def augment(x: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
-    """Face-appropriate augmentation of a batch in 0..255: flips, small rotation/scale/shift,
-    exposure and gamma, low resolution (as in video), and random erasing (occlusion)."""
-    n = x.shape[0]
-    u = lambda *s: torch.rand(*s, generator=g)
+    """Face-appropriate augmentation of a batch in 0..255 on its own device: flips, small
+    rotation/scale/shift, exposure and gamma, low resolution (as in video), and random erasing
+    (occlusion). Fully vectorised, so it runs as well on a GPU as on a CPU."""
+    n, dev = x.shape[0], x.device
+    u = lambda *s: torch.rand(*s, generator=g, device=dev)
     ang = (u(n) * 2 - 1) * math.radians(cfg.rotate_deg)
     scale = 1 + (u(n) * 2 - 1) * cfg.scale_range
     flip = torch.where(u(n) < 0.5, -1.0, 1.0)
@@ -106,24 +114,28 @@ def augment(x: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tens
     x01 = ((x01 - 0.5) * contrast + 0.5 + bright).clamp(0, 1)
     x = x01 * 255.0
 
-    # low resolution: down to 16..36 px and back up
-    low = u(n) < cfg.lowres_p
-    if low.any():
-        s = int(16 + 20 * float(u(1)))
-        small = F.interpolate(x[low], size=(s, s), mode="area")
-        x[low] = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
-
-    # random erasing: one rectangle of noise, 2-20% of the area
+    # low resolution: down to 16..36 px and back up (one size per batch)
     h, w = x.shape[-2:]
-    er = torch.nonzero(u(n) < cfg.erase_p).flatten()
-    for i in er.tolist():
-        area = (0.02 + 0.18 * float(u(1))) * h * w
-        aspect = math.exp((float(u(1)) * 2 - 1) * math.log(3))
-        eh = min(h, int(round(math.sqrt(area * aspect))))
-        ew = min(w, int(round(math.sqrt(area / aspect))))
-        y0 = int(float(u(1)) * (h - eh + 1))
-        x0 = int(float(u(1)) * (w - ew + 1))
-        x[i, :, y0 : y0 + eh, x0 : x0 + ew] = u(1, eh, ew) * 255.0
+    if cfg.lowres_p > 0:
+        s = int(16 + 20 * float(u(1)))
+        blurred = F.interpolate(F.interpolate(x, size=(s, s), mode="area"), size=(h, w),
+                                mode="bilinear", align_corners=False)
+        x = torch.where((u(n) < cfg.lowres_p).view(n, 1, 1, 1), blurred, x)
+
+    # random erasing: one rectangle of noise, 2-20% of the area, aspect 1/3..3
+    if cfg.erase_p > 0:
+        area = (0.02 + 0.18 * u(n)) * h * w
+        aspect = torch.exp((u(n) * 2 - 1) * math.log(3))
+        eh = torch.sqrt(area * aspect).round().clamp(1, h)
+        ew = torch.sqrt(area / aspect).round().clamp(1, w)
+        y0 = (u(n) * (h - eh + 1)).floor()
+        x0 = (u(n) * (w - ew + 1)).floor()
+        ys = torch.arange(h, device=dev).view(1, h, 1)
+        xs = torch.arange(w, device=dev).view(1, 1, w)
+        inside = ((ys >= y0.view(n, 1, 1)) & (ys < (y0 + eh).view(n, 1, 1))
+                  & (xs >= x0.view(n, 1, 1)) & (xs < (x0 + ew).view(n, 1, 1)))
+        inside = inside & (u(n) < cfg.erase_p).view(n, 1, 1)
+        x = torch.where(inside.unsqueeze(1), u(n, 1, h, w) * 255.0, x)
     return x
 
 
@@ -134,12 +146,38 @@ def soft_ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) ->
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, pixels: np.ndarray, batch: int = 512) -> np.ndarray:
+    """Float32 logits of ``model`` (on whatever device it lives) for uint8 images (n, S, S)."""
     model.eval()
+    dev = next(model.parameters()).device
     out = []
     for i in range(0, len(pixels), batch):
-        xb = torch.from_numpy(pixels[i : i + batch]).float().unsqueeze(1)
-        out.append(model(xb).numpy())
+        xb = torch.from_numpy(pixels[i : i + batch]).to(dev).float().unsqueeze(1)
+        out.append(model(xb).float().cpu().numpy())
     return np.concatenate(out).astype(np.float64)
+
+
+class TeacherEnsemble(nn.Module):
+    """Mean probabilities of several trained models over a face and its mirror image: the
+    distillation target, computed on exactly the augmented batch the student sees."""
+
+    def __init__(self, models: list[nn.Module]) -> None:
+        super().__init__()
+        self.models = nn.ModuleList(models)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        both = torch.cat([x, torch.flip(x, dims=[3])], 0)
+        p = torch.stack([F.softmax(m(both).float(), dim=1) for m in self.models]).mean(0)
+        return (p[:n] + p[n:]) / 2
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but torch sees no CUDA GPU")
+    return torch.device("cuda", torch.cuda.current_device()) if name == "cuda" else torch.device(name)
 
 
 def accuracy(logits: np.ndarray, split: Split) -> float:
@@ -181,64 +219,135 @@ def export_onnx(model: nn.Module, path: Path, size: int) -> None:
     )
 
 
-def train(cfg: TrainConfig) -> dict:
+def _autocast(dev: torch.device):
+    # bf16 on a GPU (fast, no loss scaling needed); plain float32 on a CPU
+    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+
+def train(
+    cfg: TrainConfig,
+    teachers: list[nn.Module] | None = None,
+    data: FerPlus | None = None,
+    export: bool = True,
+) -> dict:
+    """Train one network; with ``teachers``, distil their flip-averaged ensemble into it on the
+    same augmented batches ("patient and consistent" distillation, Beyer et al., 2022).
+
+    Returns the summary (also written to ``summary.json``); the EMA weights of the best PublicTest
+    epoch are in ``best.pt``. ``export=False`` skips the ONNX export (done later on a CPU by
+    ``mien.training.export``)."""
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
+    dev = resolve_device(cfg.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
-    data = load_ferplus(cfg.data)
+    data = data if data is not None else load_ferplus(cfg.data)
     tr, val = data.train, data.public_test
     print(
-        f"train {len(tr)} (removed {data.removed_duplicates} duplicates of test images), "
-        f"PublicTest {len(val)}, PrivateTest {len(data.private_test)}",
+        f"[{out.name}] train {len(tr)} (removed {data.removed_duplicates} duplicates of test images), "
+        f"PublicTest {len(val)}, PrivateTest {len(data.private_test)}, device {dev}",
         flush=True,
     )
-    share = tr.soft.mean(0)
+    share = np.maximum(tr.soft.mean(0), 1e-4)  # a class absent from the data must not weigh inf
     weight = torch.from_numpy((share ** -cfg.class_weight_power).astype(np.float32))
-    weight = weight / (weight * torch.from_numpy(share)).sum()  # expected weight 1
+    weight = (weight / (weight * torch.from_numpy(share)).sum()).to(dev)  # expected weight 1
 
     net = ExpressionNet(width=cfg.width, dropout=cfg.dropout)
-    model = Deployable(net)
+    model = Deployable(net).to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    ensemble = TeacherEnsemble(teachers).to(dev).eval() if teachers else None
+    if ensemble is not None and cfg.distill_weight <= 0:
+        raise ValueError("teachers given but distill_weight is 0")
+    params = sum(p.numel() for p in model.parameters())
+
+    g = torch.Generator(device=dev).manual_seed(cfg.seed)
+    g_perm = torch.Generator().manual_seed(cfg.seed)
+    x_all = torch.from_numpy(tr.pixels).to(dev).float().unsqueeze(1)
+    y_all = torch.from_numpy(tr.soft).to(dev)
+    steps_per_epoch = len(tr) // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(tr)} training images are fewer than one batch of {cfg.batch_size}")
+
+    def step_loss(m: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        xb = augment(x_all[idx], cfg, g)
+        with _autocast(dev):
+            logits = m(xb).float()
+        loss = soft_ce(logits, y_all[idx], weight)
+        if ensemble is not None:
+            with _autocast(dev):
+                target = ensemble(xb)
+            loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * soft_ce(
+                logits, target, torch.ones_like(weight))
+        return loss
+
+    epochs = cfg.epochs
+    if cfg.time_budget_s > 0:
+        # time a few real steps on a throwaway copy, then fit the epochs to the budget
+        probe = copy.deepcopy(model).train()
+        probe_opt = torch.optim.SGD(probe.parameters(), lr=1e-4, momentum=0.9)
+        timings = []
+        for k in range(25):
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            idx = torch.randint(0, len(tr), (cfg.batch_size,), generator=g_perm).to(dev)
+            loss = step_loss(probe, idx)
+            probe_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            probe_opt.step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if k >= 5:
+                timings.append(time.perf_counter() - t0)
+        del probe, probe_opt
+        predict_logits(model, val.pixels)  # the first call pays for cuDNN's autotuning
+        t0 = time.perf_counter()
+        predict_logits(model, val.pixels)
+        t_eval = 2 * (time.perf_counter() - t0)  # EMA and raw weights are both scored
+        per_epoch = steps_per_epoch * float(np.median(timings)) * 1.25 + t_eval
+        epochs = int(max(3, min(cfg.epochs, cfg.time_budget_s // per_epoch)))
+        print(f"[{out.name}] ~{per_epoch:.1f} s/epoch: {epochs} epochs fit {cfg.time_budget_s:.0f} s "
+              f"(max {cfg.epochs})", flush=True)
+    config = asdict(cfg) | {"epochs_run": epochs, "teachers": len(teachers or [])}
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+
     ema = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
     )
-    params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
     )
-    steps_per_epoch = len(tr) // cfg.batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+        opt, max_lr=cfg.lr, total_steps=epochs * steps_per_epoch, pct_start=0.15
     )
-    g = torch.Generator().manual_seed(cfg.seed)
-    x_all = torch.from_numpy(tr.pixels).float().unsqueeze(1)
-    y_all = torch.from_numpy(tr.soft)
 
-    best = {"val_acc": -1.0}
+    best = {"val_acc": -1.0, "epoch": 0}
     log = (out / "train_log.jsonl").open("w")
     t_start = time.time()
-    for epoch in range(cfg.epochs):
+    for epoch in range(epochs):
         model.train()
         t0 = time.time()
-        perm = torch.randperm(len(tr), generator=g)
-        total = 0.0
+        perm = torch.randperm(len(tr), generator=g_perm).to(dev)
+        total = torch.zeros((), device=dev)
         for s in range(steps_per_epoch):
-            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-            xb = augment(x_all[idx].clone(), cfg, g)
-            loss = soft_ce(model(xb), y_all[idx], weight)
+            loss = step_loss(model, perm[s * cfg.batch_size : (s + 1) * cfg.batch_size])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             ema.update_parameters(model)
-            total += float(loss)
+            total += loss.detach()
         val_acc = accuracy(predict_logits(ema.module, val.pixels), val)
+        raw_acc = accuracy(predict_logits(model, val.pixels), val)
         rec = {
             "epoch": epoch + 1,
-            "loss": total / steps_per_epoch,
+            "loss": float(total) / steps_per_epoch,
             "val_acc_ema": val_acc,
+            "val_acc_raw": raw_acc,
             "lr": sched.get_last_lr()[0],
             "seconds": time.time() - t0,
             "images_per_s": steps_per_epoch * cfg.batch_size / (time.time() - t0),
@@ -246,27 +355,17 @@ def train(cfg: TrainConfig) -> dict:
         log.write(json.dumps(rec) + "\n")
         log.flush()
         print(json.dumps(rec), flush=True)
-        if val_acc > best["val_acc"]:
-            best = {"val_acc": val_acc, "epoch": epoch + 1}
-            torch.save(ema.module.state_dict(), out / "best.pt")
+        # keep the better of the EMA and the raw weights, by PublicTest accuracy
+        for acc, weights, kind in ((val_acc, ema.module, "ema"), (raw_acc, model, "raw")):
+            if acc > best["val_acc"]:
+                best = {"val_acc": acc, "epoch": epoch + 1, "weights": kind}
+                torch.save({k: v.detach().cpu() for k, v in weights.state_dict().items()}, out / "best.pt")
     log.close()
+    train_minutes = (time.time() - t_start) / 60
 
-    model.load_state_dict(torch.load(out / "best.pt"))
+    model.load_state_dict(torch.load(out / "best.pt", map_location=dev))
     model.eval()
     val_logits = predict_logits(model, val.pixels)
-    temperature = fit_temperature(val_logits, val.majority)
-    onnx_path = out / "expression.onnx"
-    export_onnx(model, onnx_path, cfg.input_size)
-
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    probe = data.private_test.pixels[:256].astype(np.float32)[:, None]
-    onnx_logits = sess.run(None, {"gray": probe})[0]
-    max_diff = float(np.abs(onnx_logits - predict_logits(model, data.private_test.pixels[:256])).max())
-    if max_diff >= 1e-4:
-        raise RuntimeError(f"ONNX export differs from torch by {max_diff:.2e}")
-
     test_logits = predict_logits(model, data.private_test.pixels)
     np.savez_compressed(
         out / "predictions.npz",
@@ -279,15 +378,30 @@ def train(cfg: TrainConfig) -> dict:
         "train_images": len(tr),
         "removed_duplicates": data.removed_duplicates,
         "dropped_unlabelled": data.dropped_unlabelled,
+        "epochs_run": epochs,
         "best_epoch": best["epoch"],
+        "best_weights": best.get("weights"),
         "public_test_acc": accuracy(val_logits, val),
         "private_test_acc": accuracy(test_logits, data.private_test),
-        "temperature": temperature,
-        "onnx_max_abs_diff": max_diff,
-        "onnx_opset": OPSET,
-        "train_minutes": (time.time() - t_start) / 60,
+        "temperature": fit_temperature(val_logits, val.majority),
+        "train_minutes": train_minutes,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {cfg.threads} threads",
+        "teachers": len(teachers or []),
         "labels": list(EXPRESSIONS),
     }
+    if export:
+        model = model.cpu().to(memory_format=torch.contiguous_format).eval()
+        onnx_path = out / "expression.onnx"
+        export_onnx(model, onnx_path, cfg.input_size)
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        probe_px = data.private_test.pixels[:256]
+        onnx_logits = sess.run(None, {"gray": probe_px.astype(np.float32)[:, None]})[0]
+        max_diff = float(np.abs(onnx_logits - predict_logits(model, probe_px)).max())
+        if not max_diff < 1e-4:  # NaN fails too
+            raise RuntimeError(f"ONNX export differs from torch by {max_diff:.2e}")
+        summary |= {"onnx_max_abs_diff": max_diff, "onnx_opset": OPSET}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2), flush=True)
     return summary

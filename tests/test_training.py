@@ -1,0 +1,154 @@
+"""The training code behind the shipped model: augmentation, distillation, the time budget, the
+recipes, and the lossless data packing used to train on a lent GPU.
+
+These need the ``[train]`` extra (torch); they skip with a reason where it is absent. They train
+tiny networks on synthetic images: the mechanics are what is under test here, the accuracy of the
+real model is pinned by ``test_model.py`` and the card tests.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
+
+from mien.labels import EXPRESSIONS  # noqa: E402
+from mien.training import recipe  # noqa: E402
+from mien.training.net import ExpressionNet  # noqa: E402
+from mien.training.train import (  # noqa: E402
+    Deployable,
+    TeacherEnsemble,
+    TrainConfig,
+    augment,
+    resolve_device,
+    train,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+STILL = dict(rotate_deg=0.0, scale_range=0.0, translate=0.0, lowres_p=0.0, erase_p=0.0)
+
+
+def _fake_ferplus(path: Path, n_train: int = 256, n_val: int = 64, seed: int = 0) -> Path:
+    """A tiny npz with the FER+ keys: random faces whose votes depend on a bright square's place,
+    so a network can learn something in a couple of epochs."""
+    rng = np.random.default_rng(seed)
+    n = n_train + 2 * n_val
+    label = rng.integers(0, 4, n)
+    pixels = rng.integers(0, 60, (n, 48, 48)).astype(np.uint8)
+    for i, c in enumerate(label):
+        y, x = divmod(int(c), 2)
+        pixels[i, 8 + 20 * y : 20 + 20 * y, 8 + 20 * x : 20 + 20 * x] = 220
+    votes = np.zeros((n, 10), np.int16)
+    votes[np.arange(n), label] = 8
+    votes[np.arange(n), 7] += 2  # some contempt votes everywhere: 8 classes present
+    usage = np.array(["Training"] * n_train + ["PublicTest"] * n_val + ["PrivateTest"] * n_val)
+    names = np.array(list(EXPRESSIONS) + ["unknown", "NF"])
+    np.savez(path, pixels=pixels, usage=usage, ferplus_votes=votes, ferplus_vote_names=names,
+             fer_label=np.zeros(n, np.int8), fer_label_names=np.array(["x"] * 7), fer2013_row=np.arange(n))
+    return path
+
+
+def test_augment_is_seeded_and_keeps_pixel_range():
+    x = torch.rand(32, 1, 48, 48) * 255
+    cfg = TrainConfig()
+    a = augment(x.clone(), cfg, torch.Generator().manual_seed(1))
+    b = augment(x.clone(), cfg, torch.Generator().manual_seed(1))
+    c = augment(x.clone(), cfg, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 255
+
+
+def test_augment_flips_about_half_the_faces():
+    x = torch.zeros(400, 1, 48, 48)
+    x[..., :24] = 200.0  # bright left half
+    out = augment(x, dataclasses.replace(TrainConfig(), **STILL), torch.Generator().manual_seed(0))
+    flipped = (out[..., 24:].mean(dim=(1, 2, 3)) > out[..., :24].mean(dim=(1, 2, 3))).float().mean()
+    assert 0.4 < float(flipped) < 0.6
+
+
+def test_random_erasing_covers_2_to_20_percent_of_each_face():
+    x = torch.full((200, 1, 48, 48), 128.0)
+    base = dataclasses.replace(TrainConfig(), **STILL)
+    plain = augment(x.clone(), base, torch.Generator().manual_seed(3))
+    erased = augment(x.clone(), dataclasses.replace(base, erase_p=1.0), torch.Generator().manual_seed(3))
+    changed = (plain != erased).float().mean(dim=(1, 2, 3))
+    assert float(changed.min()) > 0.005  # every face got a patch (noise may match a few pixels)
+    assert float(changed.max()) <= 0.21
+    assert 0.05 < float(changed.mean()) < 0.15
+
+
+def test_teacher_ensemble_is_mirror_symmetric_and_a_distribution():
+    torch.manual_seed(0)
+    teachers = [Deployable(ExpressionNet(width=4)).eval() for _ in range(2)]
+    ens = TeacherEnsemble(teachers).eval()
+    x = torch.rand(5, 1, 48, 48) * 255
+    p = ens(x)
+    assert torch.allclose(p, ens(torch.flip(x, dims=[3])), atol=1e-6)
+    assert torch.allclose(p.sum(1), torch.ones(5), atol=1e-5)
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_train_then_distil_end_to_end(tmp_path):
+    """A teacher and a distilled student, with the time budget choosing the student's epochs;
+    the best weights, logs, summaries and a verified ONNX export come out."""
+    data = str(_fake_ferplus(tmp_path / "fer.npz"))
+    base = TrainConfig(data=data, width=4, batch_size=64, epochs=2, threads=1, lowres_p=0.0)
+    t_sum = train(dataclasses.replace(base, out=str(tmp_path / "teacher")), export=False)
+    assert t_sum["epochs_run"] == 2 and not (tmp_path / "teacher" / "expression.onnx").exists()
+    teacher = recipe.load_model(tmp_path / "teacher")
+
+    with pytest.raises(ValueError, match="distill_weight"):
+        train(dataclasses.replace(base, out=str(tmp_path / "bad")), teachers=[teacher])
+
+    s_cfg = dataclasses.replace(base, out=str(tmp_path / "student"), distill_weight=0.5, epochs=4,
+                                time_budget_s=0.01)
+    s_sum = train(s_cfg, teachers=[teacher])
+    run = tmp_path / "student"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["teachers"] == 1 and cfg["epochs_run"] == 3  # the budget cut 4 epochs to the minimum, 3
+    assert len((run / "train_log.jsonl").read_text().splitlines()) == 3
+    assert s_sum["onnx_max_abs_diff"] < 1e-4 and s_sum["onnx_opset"] == 17
+    assert s_sum["best_weights"] in ("ema", "raw") and 1 <= s_sum["best_epoch"] <= 3
+    assert (run / "best.pt").exists() and (run / "expression.onnx").exists()
+    with np.load(run / "predictions.npz") as p:
+        assert p["private_logits"].shape == (64, 8)
+
+
+def test_gpu_preset_records_the_epochs_of_the_shipped_run():
+    spec = recipe.PRESETS["gpu"]
+    assert len(spec["teacher_epochs"]) == spec["teachers"]
+    card = json.loads((ROOT / "src/mien/models/expression.json").read_text())
+    log = json.loads((ROOT / "src/mien/models/expression_training.json").read_text())
+    if "recipe" not in log:
+        pytest.skip("the shipped model was not made by the gpu recipe")
+    assert [t["epochs_run"] for t in log["recipe"]["teachers"]] == spec["teacher_epochs"]
+    assert log["config"]["epochs_run"] == spec["student"]["epochs"]
+    assert card["training"]["command"].startswith("python -m mien.training.recipe --preset gpu")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
+def test_ferplus_pack_round_trip_is_lossless(tmp_path):
+    src = _fake_ferplus(tmp_path / "fer.npz", n_train=5000, n_val=10)  # > one 4096-image mosaic
+    packed, back = tmp_path / "packed.npz", tmp_path / "back.npz"
+    script = ROOT / "scripts" / "ferplus_pack.py"
+    subprocess.run([sys.executable, str(script), "pack", str(src), str(packed)], check=True)
+    subprocess.run([sys.executable, str(script), "unpack", str(packed), str(back)], check=True)
+    with np.load(src) as a, np.load(back) as b:
+        assert set(a.files) == set(b.files)
+        for k in a.files:
+            assert np.array_equal(a[k], b[k]), k
