@@ -8,7 +8,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from conftest import FERPLUS
+from conftest import FERPLUS, shared_video
 
 from mien.errors import ModelError
 from mien.expression import ExpressionModel, default_card_path
@@ -94,3 +94,18 @@ def test_onnx_matches_torch_when_training_extra_installed():
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         diff = np.abs(sess.run(None, {"gray": x})[0] - model(torch.from_numpy(x)).detach().numpy()).max()
     assert diff < 1e-4
+
+
+def test_real_video_sad_then_laughing():
+    """Out of FER's distribution, through the whole engine: WolfgangLanger_Pexels.mp4 shows one
+    woman looking sad for the first seconds, then laughing (``../shared/data/README.md``). The
+    mean probabilities per stretch must say so (measured with mien-fer-vgg-1.1: sadness 0.91 over
+    0-6 s, happiness 1.00 over 10-19 s)."""
+    import mien
+
+    df = mien.analyze(shared_video("WolfgangLanger_Pexels.mp4")).to_pandas()
+    cols = [f"prob_{e}" for e in EXPRESSIONS]
+    early = df.loc[df.time_s < 6, cols].mean()
+    late = df.loc[df.time_s >= 10, cols].mean()
+    assert early.idxmax() == "prob_sadness" and early["prob_sadness"] > 0.6, early.round(2).to_dict()
+    assert late.idxmax() == "prob_happiness" and late["prob_happiness"] > 0.8, late.round(2).to_dict()
