@@ -152,3 +152,17 @@ def test_ferplus_pack_round_trip_is_lossless(tmp_path):
         assert set(a.files) == set(b.files)
         for k in a.files:
             assert np.array_equal(a[k], b[k]), k
+
+
+def test_time_budgeted_run_is_repeated_exactly_by_its_logged_epochs(tmp_path):
+    """The budget only picks the epochs: re-running with the logged epochs gives the same weights
+    (on a CPU, where torch is deterministic)."""
+    data = str(_fake_ferplus(tmp_path / "fer.npz", n_train=128, n_val=32))
+    base = TrainConfig(data=data, width=4, batch_size=64, threads=1, lowres_p=0.0)
+    budgeted = train(dataclasses.replace(base, out=str(tmp_path / "a"), epochs=5, time_budget_s=0.01),
+                     export=False)
+    fixed = train(dataclasses.replace(base, out=str(tmp_path / "b"), epochs=budgeted["epochs_run"]),
+                  export=False)
+    assert budgeted["epochs_run"] == fixed["epochs_run"] == 3
+    a, b = torch.load(tmp_path / "a" / "best.pt"), torch.load(tmp_path / "b" / "best.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)

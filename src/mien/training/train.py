@@ -233,8 +233,8 @@ def train(
     """Train one network; with ``teachers``, distil their flip-averaged ensemble into it on the
     same augmented batches ("patient and consistent" distillation, Beyer et al., 2022).
 
-    Returns the summary (also written to ``summary.json``); the EMA weights of the best PublicTest
-    epoch are in ``best.pt``. ``export=False`` skips the ONNX export (done later on a CPU by
+    Returns the summary (also written to ``summary.json``); ``best.pt`` holds whichever of the EMA
+    and the raw weights scored best on PublicTest, over all epochs. ``export=False`` skips the ONNX export (done later on a CPU by
     ``mien.training.export``)."""
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -272,8 +272,8 @@ def train(
     if steps_per_epoch == 0:
         raise ValueError(f"{len(tr)} training images are fewer than one batch of {cfg.batch_size}")
 
-    def step_loss(m: nn.Module, idx: torch.Tensor) -> torch.Tensor:
-        xb = augment(x_all[idx], cfg, g)
+    def step_loss(m: nn.Module, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        xb = augment(x_all[idx], cfg, gen)
         with _autocast(dev):
             logits = m(xb).float()
         loss = soft_ce(logits, y_all[idx], weight)
@@ -286,23 +286,28 @@ def train(
 
     epochs = cfg.epochs
     if cfg.time_budget_s > 0:
-        # time a few real steps on a throwaway copy, then fit the epochs to the budget
-        probe = copy.deepcopy(model).train()
-        probe_opt = torch.optim.SGD(probe.parameters(), lr=1e-4, momentum=0.9)
-        timings = []
-        for k in range(25):
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            idx = torch.randint(0, len(tr), (cfg.batch_size,), generator=g_perm).to(dev)
-            loss = step_loss(probe, idx)
-            probe_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            probe_opt.step()
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            if k >= 5:
-                timings.append(time.perf_counter() - t0)
+        # time a few real steps on a throwaway copy, then fit the epochs to the budget; the probe
+        # draws from its own generators, so training sees the same random stream either way
+        fork_devices = [dev.index or 0] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):  # dropout in the probe draws from the global RNGs
+            probe = copy.deepcopy(model).train()
+            g_probe = torch.Generator(device=dev).manual_seed(cfg.seed + 1)
+            g_probe_idx = torch.Generator().manual_seed(cfg.seed + 1)
+            probe_opt = torch.optim.SGD(probe.parameters(), lr=1e-4, momentum=0.9)
+            timings = []
+            for k in range(25):
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                idx = torch.randint(0, len(tr), (cfg.batch_size,), generator=g_probe_idx).to(dev)
+                loss = step_loss(probe, idx, g_probe)
+                probe_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                probe_opt.step()
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                if k >= 5:
+                    timings.append(time.perf_counter() - t0)
         del probe, probe_opt
         predict_logits(model, val.pixels)  # the first call pays for cuDNN's autotuning
         t0 = time.perf_counter()
@@ -334,7 +339,7 @@ def train(
         perm = torch.randperm(len(tr), generator=g_perm).to(dev)
         total = torch.zeros((), device=dev)
         for s in range(steps_per_epoch):
-            loss = step_loss(model, perm[s * cfg.batch_size : (s + 1) * cfg.batch_size])
+            loss = step_loss(model, perm[s * cfg.batch_size : (s + 1) * cfg.batch_size], g)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
