@@ -166,3 +166,37 @@ def test_time_budgeted_run_is_repeated_exactly_by_its_logged_epochs(tmp_path):
     assert budgeted["epochs_run"] == fixed["epochs_run"] == 3
     a, b = torch.load(tmp_path / "a" / "best.pt"), torch.load(tmp_path / "b" / "best.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_recipe_trains_teachers_then_distils_and_the_card_says_so(tmp_path, monkeypatch):
+    from mien.training import package
+
+    data = str(_fake_ferplus(tmp_path / "fer.npz", n_train=128, n_val=32))
+    tiny = {
+        "teachers": 2,
+        "teacher": {"width": 6, "batch_size": 64, "lr": 0.05, "dropout": 0.2},
+        "teacher_epochs": [2, 3],
+        "teacher_max_epochs": 4,
+        "student": {"width": 4, "epochs": 2, "batch_size": 64, "lr": 0.05, "distill_weight": 0.7},
+        "student_max_epochs": 4,
+        "teacher_share": 0.5,
+    }
+    monkeypatch.setitem(recipe.PRESETS, "tiny", tiny)
+    base = TrainConfig(data=data, out=str(tmp_path / "run"), threads=1, lowres_p=0.0)
+    record = recipe.run_recipe("tiny", base, export=True)
+    assert [t["epochs_run"] for t in record["teachers"]] == [2, 3]
+    assert 0 <= record["teacher_ensemble"]["public_test_acc"] <= 1
+    assert record["student"]["teachers"] == 2 and record["student"]["epochs_run"] == 2
+    saved = json.loads((tmp_path / "run" / "recipe.json").read_text())
+    assert saved["teachers"] == record["teachers"]
+    # a third teacher beyond the preset's list gets the largest epochs
+    record3 = recipe.run_recipe("tiny", dataclasses.replace(base, out=str(tmp_path / "run3")),
+                                export=False, teachers=3)
+    assert [t["epochs_run"] for t in record3["teachers"]] == [2, 3, 4]
+    with pytest.raises(ValueError, match="no teachers"):
+        recipe.run_recipe("cpu", base, teachers=2)
+
+    card = package.build_card(tmp_path / "run" / "student", "expression.onnx")
+    assert card["name"] == "mien-fer-vgg-1.1"
+    assert card["training"]["distillation"].startswith("distilled from 2 teachers")
+    assert card["training"]["command"].startswith("python -m mien.training.recipe --preset gpu")

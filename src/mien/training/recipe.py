@@ -35,14 +35,14 @@ from mien.training.train import Deployable, TrainConfig, accuracy, predict_logit
 PRESETS: dict[str, dict] = {
     "cpu": {"teachers": 0, "student": {}},
     # The epochs are those that ``--time-budget-s 262`` chose on one H100 for the shipped model
-    # (mien-fer-vgg-1.1); with a time budget they are the upper limits instead.
+    # (mien-fer-vgg-1.1); with a time budget the *_max_epochs are the upper limits instead.
     "gpu": {
         "teachers": 2,
         "teacher": {"width": 64, "batch_size": 256, "lr": 0.1, "dropout": 0.5},
         "teacher_epochs": [48, 51],
-        "teacher_max_epochs": 60,
+        "teacher_max_epochs": 120,
         "student": {"width": 32, "epochs": 53, "batch_size": 256, "lr": 0.1, "distill_weight": 0.7, "dropout": 0.3},
-        "student_max_epochs": 90,
+        "student_max_epochs": 200,
         "teacher_share": 0.5,  # of --time-budget-s
     },
 }
@@ -55,19 +55,25 @@ def load_model(run: Path, device: str | torch.device = "cpu") -> Deployable:
     return model.to(device).eval()
 
 
-def run_recipe(preset: str, base: TrainConfig, time_budget_s: float = 0.0, export: bool = True) -> dict:
+def run_recipe(preset: str, base: TrainConfig, time_budget_s: float = 0.0, export: bool = True,
+               teachers: int | None = None) -> dict:
+    """Run a preset; ``teachers`` overrides the preset's number of teachers (extra teachers get the
+    preset's largest epochs, or their share of ``time_budget_s``)."""
     spec = PRESETS[preset]
+    if teachers is not None and teachers > 0 and not spec["teachers"]:
+        raise ValueError(f"preset {preset!r} trains no teachers")
     out = Path(base.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_ferplus(base.data)
     t0 = time.time()
-    n_teachers = spec["teachers"]
+    n_teachers = spec["teachers"] if teachers is None else teachers
     share = spec.get("teacher_share", 0.0)
     record: dict = {"preset": preset, "teachers": []}
 
     teachers = []
     for k in range(n_teachers):
-        epochs = spec["teacher_max_epochs"] if time_budget_s else spec["teacher_epochs"][k]
+        fixed = spec["teacher_epochs"]
+        epochs = fixed[k] if not time_budget_s and k < len(fixed) else spec["teacher_max_epochs"]
         cfg = replace(base, **spec["teacher"], epochs=epochs, out=str(out / f"teacher{k}"),
                       seed=base.seed + 1000 * (k + 1),
                       time_budget_s=time_budget_s * share / n_teachers if time_budget_s else 0.0)
@@ -117,11 +123,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=TrainConfig.seed)
     ap.add_argument("--time-budget-s", type=float, default=0.0,
                     help="fit every stage's epochs into this many seconds in all (0: the preset's epochs)")
+    ap.add_argument("--teachers", type=int, default=None, help="override the preset's number of teachers")
     ap.add_argument("--no-export", action="store_true", help="skip ONNX export (export later on a CPU)")
     args = ap.parse_args(argv)
     base = TrainConfig(data=args.data, out=args.out or f"runs/{args.preset}", device=args.device,
                        threads=args.threads, seed=args.seed)
-    record = run_recipe(args.preset, base, args.time_budget_s, export=not args.no_export)
+    record = run_recipe(args.preset, base, args.time_budget_s, export=not args.no_export, teachers=args.teachers)
     print(json.dumps({k: v for k, v in record.items() if k != "student"}, indent=2))
 
 
