@@ -1,6 +1,6 @@
 """The recipes that produce mien's expression model, from FER+ alone.
 
-    python -m mien.training.recipe --preset cpu --out runs/cpu     # ~70 min on 2 CPU cores
+    python -m mien.training.recipe --preset cpu --out runs/cpu     # ~60 min on 2 CPU cores
     python -m mien.training.recipe --preset gpu --out runs/gpu     # about 4 minutes on one H100
 
 ``cpu``: one 1.2M-parameter network, trained directly (what a 2-core machine can do in under
