@@ -200,3 +200,29 @@ def test_recipe_trains_teachers_then_distils_and_the_card_says_so(tmp_path, monk
     assert card["name"] == "mien-fer-vgg-1.1"
     assert card["training"]["distillation"].startswith("distilled from 2 teachers")
     assert card["training"]["command"].startswith("python -m mien.training.recipe --preset gpu")
+
+
+@pytest.mark.parametrize("command", [
+    ["recipe", "--data", "{tmp}/missing.npz", "--out", "{tmp}/r"],
+    ["train", "--data", "{tmp}/missing.npz", "--out", "{tmp}/t"],
+    ["export", "{tmp}/no_run"],
+    ["package", "{tmp}/no_run"],
+])
+def test_training_commands_fail_with_one_clear_line(tmp_path, command):
+    args = [a.format(tmp=tmp_path) for a in command]
+    proc = subprocess.run([sys.executable, "-m", f"mien.training.{args[0]}", *args[1:]],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"mien.training.{args[0]}: error: ")
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_packaging_a_broken_run_leaves_the_shipped_model_untouched(tmp_path):
+    models = ROOT / "src" / "mien" / "models"
+    before = {f: (models / f).read_bytes() for f in ("expression.onnx", "expression.json")}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "expression.onnx").write_bytes(b"not a model")  # no config.json beside it
+    proc = subprocess.run([sys.executable, "-m", "mien.training.package", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "config.json" in proc.stderr
+    assert {f: (models / f).read_bytes() for f in before} == before

@@ -4,3 +4,18 @@
 ``--preset cpu`` (the small net alone, on 2 CPU cores) reproduces the shipped model from FER+;
 ``mien.training.export`` and ``mien.training.package`` turn a run into the shipped ONNX and card.
 """
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def cli_errors(prog: str) -> Iterator[None]:
+    """Turn the expected failures of a training command (missing data or run folder, bad
+    settings, a failed export check) into one ``prog: error: ...`` line and exit status 1."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
+        sys.exit(f"{prog}: error: {exc}")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mien.training import cli_errors
 from mien.training.ferplus import load_ferplus
 from mien.training.net import ExpressionNet
 from mien.training.train import OPSET, Deployable, accuracy, export_onnx, fit_temperature, predict_logits
@@ -46,6 +47,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--min-gain", type=float, default=0.003, help="PublicTest gain needed to pick flip averaging")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    with cli_errors("mien.training.export"):
+        _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
     cfg = json.loads((args.run / "config.json").read_text())
     torch.set_num_threads(args.threads)
     data = load_ferplus(args.data or cfg["data"])

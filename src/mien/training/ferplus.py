@@ -49,7 +49,10 @@ def majority_labels(votes: np.ndarray) -> np.ndarray:
 
 def load_ferplus(path: str | Path, dedupe: bool = True) -> FerPlus:
     """Load the FER+ npz (see ``../shared/data/README.md``) into train / PublicTest / PrivateTest."""
-    data = np.load(Path(path))
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"FER+ data not found: {path} (see ../shared/data/README.md; pass --data)")
+    data = np.load(path)
     pixels = data["pixels"]
     usage = data["usage"]
     votes = data["ferplus_votes"].astype(np.float32)

@@ -18,6 +18,7 @@ from typing import Any
 
 from mien.alignment import FER_TEMPLATE
 from mien.labels import EXPRESSIONS
+from mien.training import cli_errors
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
@@ -46,7 +47,7 @@ def _distillation(run: Path, cfg: dict[str, Any]) -> str | None:
 def build_card(run: Path, onnx_file: str) -> dict[str, Any]:
     cfg = json.loads((run / "config.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
-    sha = hashlib.sha256((MODELS_DIR / onnx_file).read_bytes()).hexdigest()
+    sha = hashlib.sha256((run / "expression.onnx").read_bytes()).hexdigest()  # the file that will ship
     distillation = _distillation(run, cfg)
     if distillation:
         command = ("python -m mien.training.recipe --preset gpu --device cuda --out runs/gpu && "
@@ -150,10 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--onnx-file", default="expression.onnx")
     args = ap.parse_args(argv)
-    MODELS_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.run / "expression.onnx", MODELS_DIR / args.onnx_file)
+    with cli_errors("mien.training.package"):
+        _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
+    # read and build everything first, so a bad run folder leaves the shipped model untouched
     card = build_card(args.run, args.onnx_file)
-    (MODELS_DIR / "expression.json").write_text(json.dumps(card, indent=2) + "\n")
     log = {
         "config": json.loads((args.run / "config.json").read_text()),
         "summary": json.loads((args.run / "summary.json").read_text()),
@@ -162,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     if (args.run.parent / "recipe.json").exists():
         recipe = json.loads((args.run.parent / "recipe.json").read_text())
         log["recipe"] = {k: v for k, v in recipe.items() if k != "student"}
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.run / "expression.onnx", MODELS_DIR / args.onnx_file)
+    (MODELS_DIR / "expression.json").write_text(json.dumps(card, indent=2) + "\n")
     (MODELS_DIR / "expression_training.json").write_text(json.dumps(log, indent=1) + "\n")
     print(f"wrote {args.onnx_file}, expression.json and expression_training.json in {MODELS_DIR}")
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mien.training import cli_errors
 from mien.training.ferplus import load_ferplus
 from mien.training.net import ExpressionNet
 from mien.training.train import Deployable, TrainConfig, accuracy, predict_logits, resolve_device, train
@@ -128,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     base = TrainConfig(data=args.data, out=args.out or f"runs/{args.preset}", device=args.device,
                        threads=args.threads, seed=args.seed)
-    record = run_recipe(args.preset, base, args.time_budget_s, export=not args.no_export, teachers=args.teachers)
+    with cli_errors("mien.training.recipe"):
+        record = run_recipe(args.preset, base, args.time_budget_s, export=not args.no_export,
+                            teachers=args.teachers)
     print(json.dumps({k: v for k, v in record.items() if k != "student"}, indent=2))
 
 

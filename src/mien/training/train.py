@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mien.labels import EXPRESSIONS
+from mien.training import cli_errors
 from mien.training.ferplus import FerPlus, Split, load_ferplus
 from mien.training.net import ExpressionNet
 
@@ -418,7 +419,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    train(TrainConfig(**vars(args)))
+    with cli_errors("mien.training.train"):
+        train(TrainConfig(**vars(args)))
 
 
 if __name__ == "__main__":
