@@ -37,8 +37,8 @@ def _distillation(run: Path, cfg: dict[str, Any]) -> str | None:
         f"({teachers[0]['params'] / 1e6:.2f}M parameters each), trained first by the same code on the same "
         f"data with other seeds ({', '.join(str(t['epochs_run']) for t in teachers)} epochs; PrivateTest "
         f"accuracy {accs}, their ensemble "
-        f"{recipe['teacher_ensemble']['private_test_acc']:.1%}). The student sees each augmented batch once; its "
-        f"loss is {1 - cfg['distill_weight']:.1f} x soft cross-entropy on the FER+ votes (class-weighted) + "
+        f"{recipe['teacher_ensemble']['private_test_acc']:.1%}). Every augmented batch the student trains on "
+        f"also goes through the teachers; the student's loss is {1 - cfg['distill_weight']:.1f} x soft cross-entropy on the FER+ votes (class-weighted) + "
         f"{cfg['distill_weight']:.1f} x cross-entropy on the teachers' mean probabilities over the same "
         "augmented face and its mirror image (consistent distillation, Beyer et al., CVPR 2022)"
     )

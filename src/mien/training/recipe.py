@@ -14,7 +14,8 @@ student sees ("patient and consistent" distillation), so the shipped model keeps
 Every stage writes its own folder (``teacherK/``, ``student/``) with ``config.json`` (the epochs
 actually run included), ``train_log.jsonl``, ``best.pt`` and ``summary.json``; ``recipe.json``
 sums it up, with the teachers' ensemble accuracy. With ``--time-budget-s`` the epochs of each stage
-are fitted to the time (and logged, so ``--epochs`` settings reproduce the run exactly).
+are fitted to the time and logged; a preset's fixed epochs (as ``gpu`` records for the shipped run)
+repeat the schedule without a budget.
 Model selection uses PublicTest only; PrivateTest is predicted once per stage for the record.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mien.expression import softmax
 from mien.training import cli_errors
 from mien.training.ferplus import load_ferplus
 from mien.training.net import ExpressionNet
@@ -86,7 +88,7 @@ def run_recipe(preset: str, base: TrainConfig, time_budget_s: float = 0.0, expor
 
     if teachers:
         probs = {
-            split.name: np.mean([np.exp(_log_softmax(predict_logits(m, split.pixels))) for m in teachers], 0)
+            split.name: np.mean([softmax(predict_logits(m, split.pixels)) for m in teachers], 0)
             for split in (data.public_test, data.private_test)
         }
         record["teacher_ensemble"] = {
@@ -107,11 +109,6 @@ def run_recipe(preset: str, base: TrainConfig, time_budget_s: float = 0.0, expor
     record["minutes"] = (time.time() - t0) / 60
     (out / "recipe.json").write_text(json.dumps(record, indent=2))
     return record
-
-
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(1, keepdims=True)
-    return z - np.log(np.exp(z).sum(1, keepdims=True))
 
 
 def main(argv: list[str] | None = None) -> None:

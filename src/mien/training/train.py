@@ -220,6 +220,21 @@ def export_onnx(model: nn.Module, path: Path, size: int) -> None:
     )
 
 
+def export_verified_onnx(model: nn.Module, path: Path, size: int, probe: np.ndarray) -> float:
+    """Export ``model`` (on the CPU) and check ONNX Runtime against torch on ``probe`` images
+    (uint8, (n, S, S)); returns the largest absolute logit difference, raises if it is not < 1e-4
+    (NaN included)."""
+    export_onnx(model, path, size)
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_logits = sess.run(None, {"gray": probe.astype(np.float32)[:, None]})[0]
+    max_diff = float(np.abs(onnx_logits - predict_logits(model, probe)).max())
+    if not max_diff < 1e-4:
+        raise RuntimeError(f"ONNX export differs from torch by {max_diff:.2e}")
+    return max_diff
+
+
 def _autocast(dev: torch.device):
     # bf16 on a GPU (fast, no loss scaling needed); plain float32 on a CPU
     return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
@@ -235,8 +250,8 @@ def train(
     same augmented batches ("patient and consistent" distillation, Beyer et al., 2022).
 
     Returns the summary (also written to ``summary.json``); ``best.pt`` holds whichever of the EMA
-    and the raw weights scored best on PublicTest, over all epochs. ``export=False`` skips the ONNX export (done later on a CPU by
-    ``mien.training.export``)."""
+    and the raw weights scored best on PublicTest, over all epochs. ``export=False`` skips the ONNX
+    export (done later on a CPU by ``mien.training.export``)."""
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     dev = resolve_device(cfg.device)
@@ -397,16 +412,8 @@ def train(
     }
     if export:
         model = model.cpu().to(memory_format=torch.contiguous_format).eval()
-        onnx_path = out / "expression.onnx"
-        export_onnx(model, onnx_path, cfg.input_size)
-        import onnxruntime as ort
-
-        sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        probe_px = data.private_test.pixels[:256]
-        onnx_logits = sess.run(None, {"gray": probe_px.astype(np.float32)[:, None]})[0]
-        max_diff = float(np.abs(onnx_logits - predict_logits(model, probe_px)).max())
-        if not max_diff < 1e-4:  # NaN fails too
-            raise RuntimeError(f"ONNX export differs from torch by {max_diff:.2e}")
+        max_diff = export_verified_onnx(model, out / "expression.onnx", cfg.input_size,
+                                        data.private_test.pixels[:256])
         summary |= {"onnx_max_abs_diff": max_diff, "onnx_opset": OPSET}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2), flush=True)
