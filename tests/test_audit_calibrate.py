@@ -53,3 +53,25 @@ def test_calibrated_card_is_a_copy_with_a_record():
     assert cal["data"] == {"source": "val.csv", "n": 10} and cal["nll_before"] == 1.0
     out["nested"]["x"] = 2
     assert card["nested"]["x"] == 1  # deep copy
+
+
+def test_select_prior_strength_finds_the_shift_that_recovers_a_rare_class():
+    """Class 2 is rare in training, so the network scores it too low: on balanced validation data
+    the selection must pick a positive strength that recovers it; where the logits are already
+    right, it keeps the smallest strength (0)."""
+    from mien.audit.calibrate import PRIOR_STRENGTHS, select_prior_strength
+
+    rng = np.random.default_rng(0)
+    prior = np.array([0.6, 0.35, 0.05])
+    labels = np.repeat([0, 1, 2], 200)
+    clean = np.eye(3)[labels] * 3.0 + rng.normal(0, 1.0, (600, 3))
+    biased = clean + np.log(prior)  # what a network trained under `prior` tends to output
+    strength, table = select_prior_strength(biased, labels, 1.0, prior)
+    assert [row["strength"] for row in table] == list(PRIOR_STRENGTHS)
+    assert strength >= 0.5
+    by = {row["strength"]: row for row in table}
+    assert by[strength]["macro_f1"] > by[0.0]["macro_f1"] + 0.05
+    perfect = np.eye(3)[labels] * 50.0
+    assert select_prior_strength(perfect, labels, 1.0, prior)[0] == 0.0
+    with pytest.raises(ValueError, match="one positive share"):
+        select_prior_strength(biased, labels, 1.0, np.array([0.5, 0.5, 0.0]))

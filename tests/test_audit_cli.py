@@ -57,7 +57,7 @@ def _run(argv: list[str]) -> int:
 @pytest.fixture()
 def fake_model(monkeypatch, tmp_path: Path):
     model = FakeModel(tmp_path / "models" / "fake.onnx")
-    monkeypatch.setattr(cli, "_load_model", lambda card: model)
+    monkeypatch.setattr(cli, "_load_model", lambda card, prior_strength=None: model)
     return model
 
 

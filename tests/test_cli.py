@@ -200,3 +200,25 @@ def test_still_images_and_image_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in ("a", "b"):
         assert len(pd.read_parquet(tmp_path / "out" / f"{name}.parquet")) == 1
+
+
+def test_prior_strength_option_shifts_towards_rare_expressions_and_is_recorded(tmp_path):
+    video = shared_video("single_face.mp4")
+    rare = [f"prob_{label}" for label in ("disgust", "fear", "contempt")]
+    mean_rare = {}
+    for name, extra in (("default", ()), ("uniform", ("--prior-strength", "1")), ("ferplus", ("--prior-strength", "0"))):
+        out = tmp_path / f"{name}.parquet"
+        proc = run_mien("analyze", str(video), "-o", str(out), "--stride", "4", "--smoothing", "0", "--quiet", *extra)
+        assert proc.returncode == 0, proc.stderr
+        df = pd.read_parquet(out)
+        mean_rare[name] = df.loc[~df["abstain"], rare].to_numpy().sum(1).mean()
+        manifest = json.loads((tmp_path / f"{name}.manifest.json").read_text())
+        expr = next(m for m in manifest["models"] if m["role"] == "expression")
+        assert manifest["parameters"]["prior_strength"] == (None if name == "default" else float(extra[1]))
+        assert expr["prior_strength"] == {"default": expr["prior_strength"], "uniform": 1.0, "ferplus": 0.0}[name]
+    assert mean_rare["ferplus"] < mean_rare["default"] < mean_rare["uniform"]
+
+
+def test_prior_strength_out_of_range(tmp_path):
+    proc = run_mien("analyze", str(tmp_path / "x.mp4"), "--prior-strength", "2")
+    assert_clean_error(proc, "--prior-strength")

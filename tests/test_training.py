@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -263,4 +264,20 @@ def test_packaging_a_broken_run_leaves_the_shipped_model_untouched(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mien.training.package", str(tmp_path / "run")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "config.json" in proc.stderr
+    assert {f: (models / f).read_bytes() for f in before} == before
+
+
+def test_packaging_a_run_without_a_prior_strength_says_to_re_export(tmp_path):
+    """An older run (no class-prior strength in its summary) is refused with the command that fixes it."""
+    models = ROOT / "src" / "mien" / "models"
+    before = {f: (models / f).read_bytes() for f in ("expression.onnx", "expression.json")}
+    run = tmp_path / "run"
+    shutil.copytree(ROOT / "src" / "mien" / "models", run, ignore=shutil.ignore_patterns("*.md"))
+    training = json.loads((run / "expression_training.json").read_text())
+    summary = {k: v for k, v in training["summary"].items() if k not in ("prior_strength", "training_prior")}
+    (run / "config.json").write_text(json.dumps(training["config"]))
+    (run / "summary.json").write_text(json.dumps(summary))
+    proc = subprocess.run([sys.executable, "-m", "mien.training.package", str(run)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "prior_strength" in proc.stderr and "mien.training.export" in proc.stderr
     assert {f: (models / f).read_bytes() for f in before} == before

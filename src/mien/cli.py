@@ -41,6 +41,10 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--max-yaw", type=float, default=70.0, help="faces turned further than this (deg) abstain")
     p.add_argument("--smoothing", type=float, default=0.3, help="temporal smoothing time constant, seconds (0 = off)")
     p.add_argument("--model-card", default=None, help="expression model card JSON (default: mien's own model)")
+    p.add_argument("--prior-strength", type=float, default=None, metavar="S",
+                   help="class-prior strength, 0 (expressions as frequent as in FER+: mostly neutral and "
+                   "happy) to 1 (all 8 equally likely a priori, e.g. posed or balanced designs); "
+                   "default: the model card's")
     p.add_argument("--threads", type=int, default=1, help="threads per model (default 1)")
     p.add_argument("--annotate", default=None, help="write an annotated video (.mp4) here (single input only)")
     p.add_argument("--blur-faces", action="store_true", help="blur every face in the annotated video")
@@ -62,11 +66,16 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from mien.quality import QualityThresholds
     from mien.sources import expand_inputs
 
+    if args.prior_strength is not None:
+        from mien.expression import check_prior_strength
+
+        check_prior_strength(args.prior_strength)
     options = AnalysisOptions(
         stride=args.stride, fps=args.fps, score_threshold=args.score_threshold,
         detect_every=max(1, args.detect_every), coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
-        model_card=args.model_card, threads=args.threads, max_frames=args.max_frames,
+        model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads,
+        max_frames=args.max_frames,
         max_seconds=args.max_seconds,
         quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_score,
                                   min_sharpness=args.min_sharpness, max_abs_yaw_deg=args.max_yaw),
@@ -140,6 +149,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "expression_model": model.name + " (SHA-256 verified)",
         "labels": list(model.labels),
         "temperature": model.temperature,
+        "prior_strength": model.prior_strength,
         "privatetest": {k: v.get("value") for k, v in (model.card.get("evaluation") or {}).get("metrics", {}).items()},
     }, indent=2))
     return EXIT_OK

@@ -2,7 +2,20 @@
 
 A model is a card (JSON) plus an ONNX file beside it. The card carries everything the engine needs
 to feed the network correctly (input size, colour, value range, crop framing as 5-point template),
-its softmax temperature, and the file's SHA-256, which is checked before the model is used.
+its softmax temperature, its class-prior adjustment, and the file's SHA-256, which is checked before
+the model is used.
+
+Class-prior adjustment. A classifier trained on FER+ has learnt FER+'s class frequencies: neutral
+and happiness are 58% of its votes, disgust and contempt under 2% each. Data whose expressions are
+more evenly spread (posed sets, balanced study designs) is better served by probabilities under a
+flatter prior. Bayes' rule does that with one offset per class (Saerens et al., 2002; logit
+adjustment, Menon et al., ICLR 2021)::
+
+    probabilities = softmax((logits - strength * temperature_ref * log(training_prior)) / temperature)
+
+``strength`` 0 keeps FER+'s frequencies; 1 makes the 8 expressions equally likely a priori. The
+card's default strength is chosen on FER+ PublicTest (see ``mien.audit.calibrate``), and
+``--prior-strength`` changes it per run.
 """
 from __future__ import annotations
 
@@ -15,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mien.errors import ModelError
+from mien.errors import InputError, ModelError
 from mien.labels import EXPRESSIONS
 from mien.manifest import file_sha256
 
@@ -56,7 +69,25 @@ class ExpressionModel:
         self.temperature = float(card.get("temperature", 1.0))
         self.name = str(card.get("name", onnx_path.stem))
         self.sha256 = str(card["sha256"])
+        prior = card.get("prior_adjustment") or {}
+        self.prior_strength = float(prior.get("strength", 0.0))
+        self.training_prior = (
+            np.asarray(prior["training_prior"], np.float64) if "training_prior" in prior else None
+        )
+        self._prior_temperature = float(prior.get("temperature", self.temperature))
+        self.logit_offset = self.prior_offset(self.prior_strength)
         self._session = None
+
+    def prior_offset(self, strength: float) -> np.ndarray:
+        """The per-class offset added to the network's logits for a class-prior ``strength``."""
+        if strength == 0:
+            return np.zeros(len(self.labels))
+        if self.training_prior is None:
+            raise ModelError(
+                f"model card {self.name} has no prior_adjustment.training_prior; "
+                "only --prior-strength 0 works with it"
+            )
+        return -float(strength) * self._prior_temperature * np.log(self.training_prior)
 
     @classmethod
     def load(cls, card_path: str | Path | None = None, threads: int = 1) -> ExpressionModel:
@@ -89,10 +120,26 @@ class ExpressionModel:
 
     def with_temperature(self, temperature: float) -> ExpressionModel:
         card = dict(self.card, temperature=float(temperature))
+        if card.get("prior_adjustment"):  # the offset stays what it was
+            card["prior_adjustment"] = dict(card["prior_adjustment"], temperature=self._prior_temperature)
         return ExpressionModel(card, self.onnx_path, self.threads)
 
+    def with_prior_strength(self, strength: float) -> ExpressionModel:
+        """The same model with another class-prior strength (0: FER+ frequencies, 1: uniform)."""
+        check_prior_strength(strength)
+        if strength != 0 and self.training_prior is None:
+            self.prior_offset(strength)  # raises the explanatory ModelError
+        prior = dict(self.card.get("prior_adjustment") or {})
+        prior.update(strength=float(strength), temperature=self._prior_temperature)
+        return ExpressionModel(dict(self.card, prior_adjustment=prior), self.onnx_path, self.threads)
+
     def predict_logits(self, crops: np.ndarray) -> np.ndarray:
-        """Untempered logits (n, 8) for aligned uint8 crops (n, S, S)."""
+        """Logits (n, 8), before temperature, for aligned uint8 crops (n, S, S): the network's
+        output plus :attr:`logit_offset` (the class-prior adjustment)."""
+        return self.predict_network_logits(crops) + self.logit_offset
+
+    def predict_network_logits(self, crops: np.ndarray) -> np.ndarray:
+        """The network's own logits (n, 8), with no class-prior offset."""
         crops = np.asarray(crops)
         if len(crops) == 0:
             return np.zeros((0, len(self.labels)))
@@ -117,6 +164,14 @@ class ExpressionModel:
             interp = cv2.INTER_AREA if min(im.shape[:2]) > s else cv2.INTER_LINEAR
             out[i] = cv2.resize(im, (s, s), interpolation=interp)
         return out
+
+
+def check_prior_strength(strength: float) -> None:
+    if not 0.0 <= float(strength) <= 1.0:
+        raise InputError(
+            f"--prior-strength must be between 0 (FER+ class frequencies) and 1 (all expressions "
+            f"equally likely), got {strength}"
+        )
 
 
 @lru_cache(maxsize=8)

@@ -51,6 +51,7 @@ class AnalysisOptions:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     smoothing_tau_s: float = 0.3
     model_card: str | None = None
+    prior_strength: float | None = None  # class-prior strength; None: the model card's
     threads: int = 1
     # live sources
     max_frames: int | None = None
@@ -80,6 +81,8 @@ class Analyzer:
         self.options = options or AnalysisOptions()
         o = self.options
         self.model = model or ExpressionModel.load(o.model_card, threads=o.threads)
+        if o.prior_strength is not None:
+            self.model = self.model.with_prior_strength(o.prior_strength)
         self.detector = detector or FaceDetector(
             score_threshold=o.score_threshold, min_face_px=o.min_detect_px,
             max_side=o.detector_max_side, threads=o.threads,
@@ -283,7 +286,7 @@ class Analyzer:
         return [
             {"role": "face_detector", "name": DETECTOR_NAME, "sha256": DETECTOR_SHA256},
             {"role": "expression", "name": self.model.name, "sha256": self.model.sha256,
-             "temperature": self.model.temperature},
+             "temperature": self.model.temperature, "prior_strength": self.model.prior_strength},
         ]
 
     def analyze_source(

@@ -6,6 +6,11 @@ logits by one temperature ``T`` changes no prediction (argmax is unchanged) but 
 NLL on labelled faces, then writes a *user* model card -- a copy of the model's card with
 ``temperature`` replaced and a ``calibration`` record -- that ``mien analyze --model-card PATH``
 loads. The shipped card is never modified.
+
+Class-prior strength: :func:`select_prior_strength` picks, on validation data, how far the
+probabilities move from the training set's class frequencies towards a uniform prior (see
+:mod:`mien.expression`). Temperature scaling cannot fix a model that almost never says a rare
+expression; shifting the prior can, and the validation data says by how much.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 import mien
-from mien.audit.metrics import expected_calibration_error, nll, softmax
+from mien.audit.metrics import (
+    accuracy,
+    balanced_accuracy,
+    confusion_matrix,
+    expected_calibration_error,
+    macro_f1,
+    nll,
+    softmax,
+)
 
 #: Search range for T; outside it the data is degenerate (e.g. a handful of items all right).
 T_MIN, T_MAX = 0.05, 20.0
@@ -42,6 +55,48 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         objective, bounds=(math.log(T_MIN), math.log(T_MAX)), method="bounded", options={"xatol": 1e-6}
     )
     return float(math.exp(res.x))
+
+
+#: Class-prior strengths tried by :func:`select_prior_strength`.
+PRIOR_STRENGTHS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def select_prior_strength(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    temperature: float,
+    training_prior: np.ndarray,
+    strengths: tuple[float, ...] = PRIOR_STRENGTHS,
+) -> tuple[float, list[dict[str, float]]]:
+    """The class-prior strength with the best macro-F1 on ``labels``, and the table it chose from.
+
+    ``logits`` are the network's own (no offset). For each strength ``s`` the probabilities are
+    ``softmax(logits / temperature - s * log(training_prior))``. Macro-F1 weighs every expression
+    alike, so it rewards finding the rare ones without paying for it with the common ones (it
+    would not, as balanced accuracy would, push towards calling every doubtful face disgust). Ties
+    go to the smaller strength, the smaller departure from the data the model learnt.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    prior = np.asarray(training_prior, dtype=np.float64)
+    if prior.shape != (logits.shape[1],) or not (np.isfinite(prior).all() and (prior > 0).all()):
+        raise ValueError("training_prior needs one positive share per class")
+    log_prior = np.log(prior)
+    table = []
+    for s in strengths:
+        probs = softmax(logits / temperature - s * log_prior)
+        cm = confusion_matrix(labels, probs.argmax(axis=1), n_classes=logits.shape[1])
+        conf, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
+        table.append({
+            "strength": float(s),
+            "accuracy": accuracy(cm),
+            "balanced_accuracy": balanced_accuracy(cm),
+            "macro_f1": macro_f1(cm),
+            "nll": nll(probs, labels),
+            "ece": expected_calibration_error(conf, correct),
+        })
+    best = max(table, key=lambda row: (round(row["macro_f1"], 12), -row["strength"]))
+    return best["strength"], table
 
 
 def calibration_summary(

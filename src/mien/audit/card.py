@@ -50,6 +50,7 @@ def update_card_metrics(card: dict[str, Any], evaluation: dict[str, Any]) -> dic
         "mode": evaluation.get("mode"),
         "model_sha256": (evaluation.get("model") or {}).get("sha256"),
         "temperature": (evaluation.get("model") or {}).get("temperature"),
+        "prior_strength": (evaluation.get("model") or {}).get("prior_strength"),
         "bootstrap": evaluation.get("bootstrap"),
         "coverage": {k: v for k, v in evaluation.get("coverage", {}).items() if k != "errors"},
         "metrics": {key: metrics[key] for key in HEADLINE},
@@ -144,8 +145,16 @@ def _facts(card: Mapping[str, Any]) -> list[tuple[str, Any]]:
             (card.get("output") or {}).get("meaning") if isinstance(card.get("output"), Mapping) else None,
         ),
         ("Temperature", temperature),
+        ("Class-prior strength", _prior_fact(card.get("prior_adjustment"))),
     ]
     return [(k, v) for k, v in facts if v is not None]
+
+
+def _prior_fact(prior: Any) -> str | None:
+    if not isinstance(prior, Mapping) or prior.get("strength") is None:
+        return None
+    return (f"{prior['strength']} (0: the training data's class frequencies, 1: all expressions equally "
+            f"likely a priori; chosen on {prior.get('selected_on', 'validation data')})")
 
 
 def render_model_card_md(card: Mapping[str, Any]) -> str:
@@ -260,6 +269,27 @@ def _extras_md(extra: Mapping[str, Any]) -> list[str]:
             f"Brier {_ci(raw.get('brier'))} (accuracy is unchanged by temperature).",
             "",
         ]
+    strengths = extra.get("prior_strengths")
+    if strengths:
+        lines += [
+            "## Class-prior strength",
+            "",
+            "The same items at other class-prior strengths (0: FER+'s class frequencies, as the network "
+            "learnt them; 1: all expressions equally likely a priori). Higher strengths find more of the "
+            "rare expressions (disgust, fear, contempt) at some cost in overall accuracy on FER+, whose "
+            "test set has FER+'s frequencies.",
+            "",
+            "| Strength | Accuracy | Balanced accuracy | Macro-F1 | ECE | Recall disgust | Recall fear | Recall contempt |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in strengths:
+            rec = row.get("recall") or {}
+            lines.append(
+                f"| {row.get('strength')}{' (default)' if row.get('default') else ''} | {_ci(row.get('accuracy'))} | "
+                f"{_ci(row.get('balanced_accuracy'))} | {_ci(row.get('macro_f1'))} | {_ci(row.get('ece'))} | "
+                f"{_fmt(rec.get('disgust'))} | {_fmt(rec.get('fear'))} | {_fmt(rec.get('contempt'))} |"
+            )
+        lines.append("")
     seven = extra.get("without_contempt")
     if seven:
         lines += [

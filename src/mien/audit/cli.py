@@ -54,6 +54,14 @@ def _add_data_options(p: argparse.ArgumentParser, split_default: str) -> None:
     p.add_argument(
         "--model-card", metavar="PATH", help="model card JSON to load (default: the shipped model)"
     )
+    p.add_argument(
+        "--prior-strength",
+        type=float,
+        default=None,
+        metavar="S",
+        help="class-prior strength, 0 (FER+ class frequencies) to 1 (all expressions equally likely); "
+        "default: the model card's",
+    )
     p.add_argument("--limit", type=int, metavar="N", help="evaluate a seeded random subset of N items")
     p.add_argument("--seed", type=int, default=0, help="seed for --limit and the bootstrap (default 0)")
 
@@ -169,10 +177,13 @@ def _check_positive(name: str, value: int | None) -> None:
         raise InputError(f"{name} must be a positive number, got {value}")
 
 
-def _load_model(card: str | None):
-    from mien.expression import ExpressionModel
+def _load_model(card: str | None, prior_strength: float | None = None):
+    from mien.expression import ExpressionModel, check_prior_strength
 
-    return ExpressionModel.load(card)
+    if prior_strength is not None:
+        check_prior_strength(prior_strength)
+    model = ExpressionModel.load(card)
+    return model if prior_strength is None else model.with_prior_strength(prior_strength)
 
 
 def _predict(args: argparse.Namespace, ds: Any, model: Any) -> tuple[Any, str, dict[str, Any] | None]:
@@ -227,6 +238,7 @@ def _card_extras(args: argparse.Namespace, ds: Any, preds: Any, model: Any, mode
     extras: dict[str, Any] = {
         "uncalibrated": {"temperature": 1.0, **headline(raw)},
     }
+    extras["prior_strengths"] = _prior_strength_rows(ds, preds, model, kw)
     contempt = EXPRESSIONS.index("contempt")
     keep = np.flatnonzero(ds.labels != contempt)
     if len(keep) < len(ds):
@@ -243,6 +255,28 @@ def _card_extras(args: argparse.Namespace, ds: Any, preds: Any, model: Any, mode
             **headline(ev7, "metrics_restricted"),
         }
     return extras
+
+
+def _prior_strength_rows(ds: Any, preds: Any, model: Any, kw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Headline numbers and rare-class recall at class-prior strengths 0, the model's, and 1."""
+    from mien.audit.evaluate import build_evaluation, model_info
+
+    if getattr(model, "training_prior", None) is None:
+        return []
+    network_logits = preds.logits - model.logit_offset
+    rows = []
+    for strength in sorted({0.0, float(model.prior_strength), 1.0}):
+        other = model.with_prior_strength(strength)
+        shifted = type(preds)(network_logits + other.logit_offset, preds.status, preds.messages, preds.n_faces)
+        ev = build_evaluation(ds, shifted, temperature=float(model.temperature), model=model_info(other), **kw)
+        m = ev["metrics"]
+        rows.append({
+            "strength": strength,
+            "default": strength == float(model.prior_strength),
+            **{k: m[k] for k in HEADLINE},
+            "recall": {label: c["recall"]["value"] for label, c in m["per_class"].items()},
+        })
+    return rows
 
 
 # ----------------------------------------------------------------------------------------- commands
@@ -280,7 +314,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise InputError("--write-card records numbers for the whole dataset; drop --limit")
     groups = [g for g in args.groups.split(",") if g.strip()] if args.groups else None
     ds = subsample(load_dataset(args.data, split=args.split, groups=groups), args.limit, args.seed)
-    model = _load_model(args.model_card)
+    model = _load_model(args.model_card, args.prior_strength)
     preds, mode, det_info = _predict(args, ds, model)
     evaluation = build_evaluation(
         ds,
@@ -315,7 +349,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     ds = load_dataset(args.data, split=args.split, default_split="PublicTest")
     ds = subsample(ds, args.limit, args.seed)
-    model = _load_model(args.model_card)
+    model = _load_model(args.model_card, args.prior_strength)
     preds, mode, _ = _predict(args, ds, model)
     ok = preds.status == STATUS_OK
     if ok.sum() < 2:

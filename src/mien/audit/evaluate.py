@@ -67,7 +67,7 @@ class ExpressionModelLike(Protocol):
 class Predictions:
     """Model output per dataset item; rows of items that were not scored are NaN."""
 
-    logits: np.ndarray  # float64 (n, 8), untempered
+    logits: np.ndarray  # float64 (n, 8), before temperature (class-prior offset included)
     status: np.ndarray  # object (n,): "ok" | "no_face" | "unreadable"
     messages: list[str]  # why an item was not scored ("" when it was)
     n_faces: np.ndarray | None = None  # faces found per image (full pipeline only)
@@ -83,6 +83,7 @@ def model_info(model: ExpressionModelLike, card_path: str | None = None) -> dict
         "name": getattr(model, "name", None),
         "sha256": getattr(model, "sha256", None),
         "temperature": float(model.temperature),
+        "prior_strength": float(getattr(model, "prior_strength", 0.0)),
         "input_size": int(model.input_size),
         "card_path": card_path,
     }

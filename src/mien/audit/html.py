@@ -285,7 +285,7 @@ def render_evaluation_html(evaluation: Mapping[str, Any]) -> str:
         ["format · mode", f"{escape(str(ds.get('format')))} · {escape(str(evaluation.get('mode')))}"],
         [
             "model",
-            f"{escape(str(model.get('name')))} <span class='ci'>{escape(str(model.get('sha256'))[:12])}</span> · T = {_f(model.get('temperature'))}",
+            f"{escape(str(model.get('name')))} <span class='ci'>{escape(str(model.get('sha256'))[:12])}</span> · T = {_f(model.get('temperature'))} · class-prior strength {_f(model.get('prior_strength'))}",
         ],
         [
             "items",
@@ -361,7 +361,8 @@ def render_comparison_html(comparison: Mapping[str, Any]) -> str:
     def who(side: Mapping[str, Any]) -> str:
         m, d = side.get("model") or {}, side.get("dataset") or {}
         return (
-            f"{escape(str(m.get('name')))} (T = {_f(m.get('temperature'))}) on "
+            f"{escape(str(m.get('name')))} (T = {_f(m.get('temperature'))}, prior strength "
+            f"{_f(m.get('prior_strength'))}) on "
             f"<code>{escape(str(d.get('source')))}</code> {escape(str(d.get('split') or ''))}, "
             f"{escape(str(side.get('mode')))}"
         )

@@ -5,7 +5,7 @@ PrivateTest); that doubles inference time, so the default (``never``) keeps the 
     python -m mien.training.export runs/default
 
 Writes ``expression.onnx`` and updates ``summary.json`` (PublicTest accuracy of both variants,
-the choice, temperature refitted on PublicTest, ONNX-vs-torch difference, and
+the choice, temperature and class-prior strength refitted on PublicTest, ONNX-vs-torch difference, and
 PrivateTest accuracy of the chosen one).
 """
 from __future__ import annotations
@@ -25,8 +25,9 @@ from mien.training.train import (
     Deployable,
     accuracy,
     export_verified_onnx,
-    fit_temperature,
+    operating_point,
     predict_logits,
+    training_prior,
 )
 
 
@@ -71,7 +72,7 @@ def _run(args: argparse.Namespace) -> None:
     acc_flip = accuracy(predict_logits(flip, val.pixels), val)
     chosen = flip if args.flip == "auto" and acc_flip >= acc_plain + args.min_gain else base
     val_logits = predict_logits(chosen, val.pixels)
-    temperature = fit_temperature(val_logits, val.majority)
+    point = operating_point(val_logits, val, training_prior(data.train))
     diff = export_verified_onnx(chosen, args.run / "expression.onnx", cfg["input_size"],
                                 data.private_test.pixels[:256])
     summary = json.loads((args.run / "summary.json").read_text())
@@ -81,13 +82,14 @@ def _run(args: argparse.Namespace) -> None:
         "flip_averaged": chosen is flip,
         "public_test_acc": accuracy(val_logits, val),
         "private_test_acc": accuracy(predict_logits(chosen, data.private_test.pixels), data.private_test),
-        "temperature": temperature,
+        **point,
         "onnx_max_abs_diff": diff,
         "onnx_opset": OPSET,
     })
     (args.run / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: summary[k] for k in ("public_test_acc_plain", "public_test_acc_flip_averaged",
-                                              "flip_averaged", "private_test_acc", "temperature")}, indent=2))
+                                              "flip_averaged", "private_test_acc", "temperature",
+                                              "prior_strength")}, indent=2))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python -m mien.training.package runs/default
 
 Writes ``expression.onnx`` and ``expression.json`` (architecture, input spec and crop framing,
-training data and terms, temperature fitted on PublicTest, intended and out-of-scope uses, known
+training data and terms, temperature and class-prior strength chosen on PublicTest, intended and out-of-scope uses, known
 limits). The measured metrics are then added by ``mien evaluate ... --write-card`` — the card's
 numbers come from the audit tool, never typed by hand.
 """
@@ -42,6 +42,24 @@ def _distillation(run: Path, cfg: dict[str, Any]) -> str | None:
         f"{cfg['distill_weight']:.1f} x cross-entropy on the teachers' mean probabilities over the same "
         "augmented face and its mirror image (consistent distillation, Beyer et al., CVPR 2022)"
     )
+
+
+def _prior_adjustment(run: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    if "prior_strength" not in summary:
+        raise ValueError(f"{run / 'summary.json'} has no prior_strength (an older run); "
+                         f"run `python -m mien.training.export {run}` to choose it on PublicTest")
+    return {
+        "strength": summary["prior_strength"],
+        "training_prior": summary["training_prior"],
+        "temperature": summary["temperature"],
+        "offset": "-strength * temperature * log(training_prior), added to the logits",
+        "meaning": "strength 0 keeps FER+'s class frequencies (training_prior: neutral and happiness "
+        "hold most votes); 1 makes the 8 expressions equally likely a priori, as in balanced or posed "
+        "data (Bayes' rule for a change of prior; Saerens et al., 2002; Menon et al., 2021). "
+        "mien analyze --prior-strength S overrides it per run",
+        "selected_on": "FER+ PublicTest: the strength in 0, 0.1, ..., 1 with the highest macro-F1",
+        "public_test": summary["prior_strength_table"],
+    }
 
 
 def build_card(run: Path, onnx_file: str) -> dict[str, Any]:
@@ -89,11 +107,13 @@ def build_card(run: Path, onnx_file: str) -> dict[str, Any]:
             "left-right symmetric, so video faces are framed like the training images",
             "landmark_template": FER_TEMPLATE.round(4).tolist(),
         },
-        "output": {"name": "logits", "meaning": "untempered logits; probabilities = softmax(logits / temperature)"
+        "output": {"name": "logits", "meaning": "untempered logits; probabilities = softmax((logits + "
+                   "offset) / temperature), offset from prior_adjustment"
                    + ("; the graph averages the logits of the crop and its mirror image"
                       if summary.get("flip_averaged") else "")},
         "temperature": summary["temperature"],
         "temperature_fitted_on": "FER+ PublicTest (majority labels), minimising NLL",
+        "prior_adjustment": _prior_adjustment(run, summary),
         "training": {
             "data": "FER2013 images (Goodfellow et al., 2013) with FER+ labels (Barsoum et al., 2016): "
             "Training split; PublicTest for model selection and temperature; PrivateTest for the "

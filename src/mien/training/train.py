@@ -21,12 +21,14 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mien.audit.calibrate import select_prior_strength
 from mien.labels import EXPRESSIONS
 from mien.training import cli_errors
 from mien.training.ferplus import FerPlus, Split, load_ferplus
@@ -185,6 +187,25 @@ def accuracy(logits: np.ndarray, split: Split) -> float:
     return float((logits.argmax(1) == split.majority).mean())
 
 
+def training_prior(train: Split) -> np.ndarray:
+    """Share of the FER+ votes per class in the training split (floored: an absent class must not
+    weigh infinitely in the loss, nor get an infinite prior offset)."""
+    share = np.maximum(train.soft.mean(0), 1e-4)
+    return share / share.sum()
+
+
+def operating_point(val_logits: np.ndarray, val: Split, prior: np.ndarray) -> dict[str, Any]:
+    """Temperature (min NLL) and class-prior strength (max macro-F1), both chosen on PublicTest."""
+    temperature = fit_temperature(val_logits, val.majority)
+    strength, table = select_prior_strength(val_logits, val.majority, temperature, prior)
+    return {
+        "temperature": temperature,
+        "prior_strength": strength,
+        "training_prior": [float(x) for x in prior],
+        "prior_strength_table": table,
+    }
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """Temperature minimising NLL of the majority labels (golden-section on log T)."""
 
@@ -267,7 +288,7 @@ def train(
         f"PublicTest {len(val)}, PrivateTest {len(data.private_test)}, device {dev}",
         flush=True,
     )
-    share = np.maximum(tr.soft.mean(0), 1e-4)  # a class absent from the data must not weigh inf
+    share = training_prior(tr)
     weight = torch.from_numpy((share ** -cfg.class_weight_power).astype(np.float32))
     weight = (weight / (weight * torch.from_numpy(share)).sum()).to(dev)  # expected weight 1
 
@@ -404,7 +425,7 @@ def train(
         "best_weights": best.get("weights"),
         "public_test_acc": accuracy(val_logits, val),
         "private_test_acc": accuracy(test_logits, data.private_test),
-        "temperature": fit_temperature(val_logits, val.majority),
+        **operating_point(val_logits, val, share),
         "train_minutes": train_minutes,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {cfg.threads} threads",
         "teachers": len(teachers or []),
