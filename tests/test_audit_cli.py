@@ -204,6 +204,12 @@ def test_calibrate_writes_a_loadable_user_card(tmp_path: Path, data: Path, fake_
     assert "--model-card" in capsys.readouterr().out
 
 
+def test_calibrate_fit_prior_strength_needs_a_training_prior(tmp_path: Path, data: Path, fake_model):
+    with pytest.raises(InputError, match="training_prior"):
+        _run(["calibrate", str(data), "--crops", "--fit-prior-strength", "--out", str(tmp_path / "c.json")])
+    assert not (tmp_path / "c.json").exists()
+
+
 def test_evaluate_detector_command(tmp_path: Path, monkeypatch, capsys):
     (tmp_path / "annotations").mkdir()
     (tmp_path / "images").mkdir()

@@ -180,3 +180,25 @@ def test_shipped_prior_strength_is_chosen_on_publictest_and_helps_the_rare_expre
     (acc0, bal0, f10), (acc, bal, f1) = scores[0.0], scores[model.prior_strength]
     assert bal > bal0 + 0.02 and f1 > f10 + 0.01
     assert acc > acc0 - 0.01
+
+
+def test_calibrate_can_fit_the_prior_strength_on_the_users_data(tmp_path):
+    """`mien calibrate --fit-prior-strength` on FER+ PublicTest picks the strength the card was
+    packaged with (the same rule on the same data), and the user card it writes loads and uses it."""
+    if not FERPLUS.is_file():
+        pytest.skip(f"shared data absent: {FERPLUS}")
+    from mien.cli import main
+
+    out = tmp_path / "user.json"
+    base = ExpressionModel.load().with_prior_strength(0.0)
+    base_card = tmp_path / "base.json"
+    base_card.write_text(json.dumps(dict(base.card, file=str(base.onnx_path))))
+    assert main(["calibrate", str(FERPLUS), "--model-card", str(base_card), "--fit-prior-strength",
+                 "--out", str(out)]) == 0
+    card = json.loads(out.read_text())
+    shipped = ExpressionModel.load()
+    assert card["calibration"]["prior_strength"]["before"] == 0.0
+    assert card["calibration"]["prior_strength"]["after"] == shipped.prior_strength
+    user = ExpressionModel.load(out)
+    assert user.prior_strength == shipped.prior_strength
+    np.testing.assert_allclose(user.logit_offset, shipped.logit_offset)

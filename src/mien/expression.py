@@ -74,7 +74,7 @@ class ExpressionModel:
         self.training_prior = (
             np.asarray(prior["training_prior"], np.float64) if "training_prior" in prior else None
         )
-        self._prior_temperature = float(prior.get("temperature", self.temperature))
+        self.prior_temperature = float(prior.get("temperature", self.temperature))
         self.logit_offset = self.prior_offset(self.prior_strength)
         self._session = None
 
@@ -87,7 +87,7 @@ class ExpressionModel:
                 f"model card {self.name} has no prior_adjustment.training_prior; "
                 "only --prior-strength 0 works with it"
             )
-        return -float(strength) * self._prior_temperature * np.log(self.training_prior)
+        return -float(strength) * self.prior_temperature * np.log(self.training_prior)
 
     @classmethod
     def load(cls, card_path: str | Path | None = None, threads: int = 1) -> ExpressionModel:
@@ -121,7 +121,7 @@ class ExpressionModel:
     def with_temperature(self, temperature: float) -> ExpressionModel:
         card = dict(self.card, temperature=float(temperature))
         if card.get("prior_adjustment"):  # the offset stays what it was
-            card["prior_adjustment"] = dict(card["prior_adjustment"], temperature=self._prior_temperature)
+            card["prior_adjustment"] = dict(card["prior_adjustment"], temperature=self.prior_temperature)
         return ExpressionModel(card, self.onnx_path, self.threads)
 
     def with_prior_strength(self, strength: float) -> ExpressionModel:
@@ -130,7 +130,7 @@ class ExpressionModel:
         if strength != 0 and self.training_prior is None:
             self.prior_offset(strength)  # raises the explanatory ModelError
         prior = dict(self.card.get("prior_adjustment") or {})
-        prior.update(strength=float(strength), temperature=self._prior_temperature)
+        prior.update(strength=float(strength), temperature=self.prior_temperature)
         return ExpressionModel(dict(self.card, prior_adjustment=prior), self.onnx_path, self.threads)
 
     def predict_logits(self, crops: np.ndarray) -> np.ndarray:

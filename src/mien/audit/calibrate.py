@@ -100,17 +100,22 @@ def select_prior_strength(
 
 
 def calibration_summary(
-    logits: np.ndarray, labels: np.ndarray, temperature_before: float, temperature_after: float
+    logits: np.ndarray,
+    labels: np.ndarray,
+    temperature_before: float,
+    temperature_after: float,
+    logits_before: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """NLL and ECE before and after, on the calibration data itself."""
+    """NLL and ECE before and after, on the calibration data itself. ``logits_before`` are the
+    model's logits before calibration when they differ (another class-prior strength)."""
 
-    def scores(t: float) -> tuple[float, float]:
-        p = softmax(logits, t)
+    def scores(z: np.ndarray, t: float) -> tuple[float, float]:
+        p = softmax(z, t)
         conf, correct = p.max(axis=1), p.argmax(axis=1) == labels
         return nll(p, labels), expected_calibration_error(conf, correct)
 
-    nll_b, ece_b = scores(temperature_before)
-    nll_a, ece_a = scores(temperature_after)
+    nll_b, ece_b = scores(logits if logits_before is None else logits_before, temperature_before)
+    nll_a, ece_a = scores(logits, temperature_after)
     return {"nll_before": nll_b, "nll_after": nll_a, "ece_before": ece_b, "ece_after": ece_a}
 
 
@@ -120,6 +125,7 @@ def calibrated_card(
     *,
     data: dict[str, Any],
     summary: dict[str, float],
+    prior_strength: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A copy of ``card`` with ``temperature`` replaced and a ``calibration`` record appended.
 
@@ -135,6 +141,7 @@ def calibrated_card(
         "temperature": float(temperature),
         "data": data,
         **{k: float(v) for k, v in summary.items()},
+        **({"prior_strength": prior_strength} if prior_strength else {}),
         "mien_version": mien.__version__,
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "note": "fitted by `mien calibrate`; metrics above are on the calibration data itself",

@@ -117,6 +117,12 @@ def _add_calibrate(subparsers: Any) -> None:
     p.add_argument(
         "--out", required=True, metavar="PATH", help="where to write the calibrated model card JSON"
     )
+    p.add_argument(
+        "--fit-prior-strength",
+        action="store_true",
+        help="also choose the class-prior strength (0, 0.1, ..., 1) with the best macro-F1 on this data, "
+        "e.g. for posed or balanced sets; the temperature is then fitted at that strength",
+    )
     p.set_defaults(func=cmd_calibrate)
 
 
@@ -343,7 +349,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """``mien calibrate``: fit the temperature on scored items and write the user card."""
-    from mien.audit.calibrate import calibrated_card, calibration_summary, fit_temperature
+    from mien.audit.calibrate import (
+        calibrated_card,
+        calibration_summary,
+        fit_temperature,
+        select_prior_strength,
+    )
     from mien.audit.datasets import load_dataset, subsample
     from mien.audit.evaluate import STATUS_OK
 
@@ -358,8 +369,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             "calibration needs labelled faces (try --crops if the images are face crops)"
         )
     logits, labels = preds.logits[ok], ds.labels[ok]
+    logits_before, prior_record = logits, None
+    if args.fit_prior_strength:
+        if getattr(model, "training_prior", None) is None:
+            raise InputError(f"model {model.name} has no training_prior in its card: "
+                             "it cannot fit a class-prior strength")
+        network = logits - model.logit_offset
+        strength, table = select_prior_strength(network, labels, model.prior_temperature, model.training_prior)
+        prior_record = {"before": model.prior_strength, "after": strength,
+                        "method": "the strength in 0, 0.1, ..., 1 with the highest macro-F1",
+                        "table": table}
+        model = model.with_prior_strength(strength)
+        logits = network + model.logit_offset
     t = fit_temperature(logits, labels)
-    summary = calibration_summary(logits, labels, float(model.temperature), t)
+    summary = calibration_summary(logits, labels, float(model.temperature), t, logits_before=logits_before)
     data = {
         "source": ds.source,
         "format": ds.format,
@@ -370,9 +393,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         "n_not_scored": int((~ok).sum()),
         "support": {k: v for k, v in ds.describe()["support"].items()},
     }
-    card = calibrated_card(dict(model.card), t, data=data, summary=summary)
+    card = calibrated_card(dict(model.card), t, data=data, summary=summary, prior_strength=prior_record)
     _resolve_model_path(card, args.model_card, model)
     _write(args.out, dumps(card))
+    if prior_record:
+        print(f"class-prior strength {prior_record['before']} -> {prior_record['after']} (macro-F1 on this data)")
     print(
         f"temperature {float(model.temperature):.4f} -> {t:.4f} on {int(ok.sum())} faces; "
         f"NLL {summary['nll_before']:.4f} -> {summary['nll_after']:.4f}, "
