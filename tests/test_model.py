@@ -147,6 +147,10 @@ def test_prior_strength_out_of_range_or_unsupported_is_refused(tmp_path):
     assert old.prior_strength == 0 and not old.logit_offset.any()
     with pytest.raises(ModelError, match="training_prior"):
         old.with_prior_strength(0.5)
+    card["prior_adjustment"] = dict(model.card["prior_adjustment"], training_prior=[0.5, 0.5] + [0.0] * 6)
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="positive shares"):
+        ExpressionModel.load(tmp_path / "card.json")
 
 
 def test_shipped_prior_strength_is_chosen_on_publictest_and_helps_the_rare_expressions():

@@ -74,6 +74,13 @@ class ExpressionModel:
         self.training_prior = (
             np.asarray(prior["training_prior"], np.float64) if "training_prior" in prior else None
         )
+        if self.training_prior is not None and (
+            self.training_prior.shape != (len(self.labels),) or not (self.training_prior > 0).all()
+        ):
+            raise ModelError(
+                f"model card {self.name}: prior_adjustment.training_prior must hold "
+                f"{len(self.labels)} positive shares, got {prior['training_prior']}"
+            )
         self.prior_temperature = float(prior.get("temperature", self.temperature))
         self.logit_offset = self.prior_offset(self.prior_strength)
         self._session = None
