@@ -184,10 +184,8 @@ def _check_positive(name: str, value: int | None) -> None:
 
 
 def _load_model(card: str | None, prior_strength: float | None = None):
-    from mien.expression import ExpressionModel, check_prior_strength
+    from mien.expression import ExpressionModel
 
-    if prior_strength is not None:
-        check_prior_strength(prior_strength)
     model = ExpressionModel.load(card)
     return model if prior_strength is None else model.with_prior_strength(prior_strength)
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mien.audit.calibrate import select_prior_strength
+from mien.audit.calibrate import fit_temperature, select_prior_strength
 from mien.labels import EXPRESSIONS
 from mien.training import cli_errors
 from mien.training.ferplus import FerPlus, Split, load_ferplus
@@ -204,26 +204,6 @@ def operating_point(val_logits: np.ndarray, val: Split, prior: np.ndarray) -> di
         "training_prior": [float(x) for x in prior],
         "prior_strength_table": table,
     }
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Temperature minimising NLL of the majority labels (golden-section on log T)."""
-
-    def nll(log_t: float) -> float:
-        z = logits / math.exp(log_t)
-        z = z - z.max(1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-        return float(-logp[np.arange(len(labels)), labels].mean())
-
-    lo, hi = math.log(0.25), math.log(8.0)
-    phi = (math.sqrt(5) - 1) / 2
-    for _ in range(60):
-        a, b = hi - phi * (hi - lo), lo + phi * (hi - lo)
-        if nll(a) < nll(b):
-            hi = b
-        else:
-            lo = a
-    return float(math.exp((lo + hi) / 2))
 
 
 def export_onnx(model: nn.Module, path: Path, size: int) -> None:
