@@ -28,7 +28,9 @@ from mien.training.train import (  # noqa: E402
     TeacherEnsemble,
     TrainConfig,
     augment,
+    cpu_has_native_bf16,
     resolve_device,
+    resolve_precision,
     train,
 )
 
@@ -170,6 +172,11 @@ def test_gpu_preset_records_the_epochs_of_the_shipped_run():
     assert [t["epochs_run"] for t in log["recipe"]["teachers"]] == spec["teacher_epochs"]
     assert log["config"]["epochs_run"] == spec["student"]["epochs"]
     assert card["training"]["command"].startswith("python -m mien.training.recipe --preset gpu")
+    named = package.build_card(tmp_path / "run" / "student", "expression.onnx", version="1.7")
+    assert named["name"] == "mien-fer-vgg-1.7" and named["version"] == "1.7"
+    assert "package runs/gpu/student --version 1.7 && mien evaluate" in named["training"]["command"]
+    with pytest.raises(ValueError, match="--version"):
+        package.build_card(tmp_path / "run" / "student", "expression.onnx", version="v2")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
@@ -281,3 +288,38 @@ def test_packaging_a_run_without_a_prior_strength_says_to_re_export(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "prior_strength" in proc.stderr and "mien.training.export" in proc.stderr
     assert {f: (models / f).read_bytes() for f in before} == before
+
+
+def test_precision_auto_uses_bf16_only_where_the_hardware_has_it(monkeypatch):
+    from mien.training import train as train_mod
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", cpu) == "fp32"  # emulated bf16 is slower than float32
+    assert resolve_precision("auto", cuda) == "bf16"
+    assert resolve_precision("fp32", cuda) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(ValueError, match="precision must be"):
+        resolve_precision("fp16", cpu)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_both_precisions_train_and_the_run_records_which(tmp_path, precision):
+    """bf16 autocast trains the same network (the loss falls), and float32 ONNX export still
+    matches torch; config.json and summary.json say which precision ran."""
+    data = str(_fake_ferplus(tmp_path / "fer.npz", n_train=256, n_val=32))
+    cfg = TrainConfig(data=data, out=str(tmp_path / precision), width=4, batch_size=64, epochs=3,
+                      threads=1, lowres_p=0.0, precision=precision)
+    summary = train(cfg)
+    run = Path(cfg.out)
+    assert json.loads((run / "config.json").read_text())["precision_run"] == precision
+    assert summary["precision"] == precision and summary["onnx_max_abs_diff"] < 1e-4
+    losses = [json.loads(line)["loss"] for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert losses[-1] < losses[0]
+
+
+def test_train_cli_refuses_an_unknown_precision(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mien.training.train", "--precision", "fp16",
+                           "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "invalid choice: 'fp16'" in proc.stderr
+    assert "Traceback" not in proc.stderr

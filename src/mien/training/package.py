@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,11 @@ def _prior_adjustment(run: Path, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_card(run: Path, onnx_file: str) -> dict[str, Any]:
+def build_card(run: Path, onnx_file: str, version: str | None = None) -> dict[str, Any]:
+    """The model card for ``run``. ``version`` names the model (``mien-fer-vgg-<version>``); without
+    it a distilled run is 1.1 and a directly trained one 1.0, the names those recipes first shipped as."""
+    if version is not None and not re.fullmatch(r"\d+\.\d+", version):
+        raise ValueError(f"--version must look like 1.2, not {version!r}")
     cfg = json.loads((run / "config.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     sha = hashlib.sha256((run / "expression.onnx").read_bytes()).hexdigest()  # the file that will ship
@@ -77,11 +82,15 @@ def build_card(run: Path, onnx_file: str) -> dict[str, Any]:
                    "python -m mien.training.export runs/cpu/student && "
                    "python -m mien.training.package runs/cpu/student")
         minutes = summary["train_minutes"]
+    if version is not None:
+        command += f" --version {version}"
+    else:
+        version = "1.1" if distillation else "1.0"
     command += (" && mien evaluate ../shared/data/ferplus/fer2013_ferplus.npz --crops "
                 "--write-card src/mien/models/expression.json")
     return {
-        "name": "mien-fer-vgg-1.1" if distillation else "mien-fer-vgg-1.0",
-        "version": "1.1" if distillation else "1.0",
+        "name": f"mien-fer-vgg-{version}",
+        "version": version,
         "file": onnx_file,
         "sha256": sha,
         "labels": list(EXPRESSIONS),
@@ -136,8 +145,9 @@ def build_card(run: Path, onnx_file: str) -> dict[str, Any]:
             + (f" ({summary['best_weights']} weights)" if summary.get("best_weights") else ""),
             "distillation": distillation,
             "seed": cfg["seed"],
-            "hardware": f"{summary.get('device') or 'CPU, ' + str(cfg['threads']) + ' threads'}; "
-            f"{minutes:.1f} minutes in all",
+            "hardware": f"{summary.get('device') or 'CPU, ' + str(cfg['threads']) + ' threads'}"
+            + (f", {summary['precision']} training steps" if summary.get("precision") else "")
+            + f"; {minutes:.1f} minutes in all",
             "command": command,
         },
         "intended_use": [
@@ -170,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
     ap.add_argument("--onnx-file", default="expression.onnx")
+    ap.add_argument("--version", default=None,
+                    help="model version, e.g. 1.2 (default: 1.1 for a distilled run, 1.0 otherwise)")
     args = ap.parse_args(argv)
     with cli_errors("mien.training.package"):
         _run(args)
@@ -177,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     # read and build everything first, so a bad run folder leaves the shipped model untouched
-    card = build_card(args.run, args.onnx_file)
+    card = build_card(args.run, args.onnx_file, args.version)
     log = {
         "config": json.loads((args.run / "config.json").read_text()),
         "summary": json.loads((args.run / "summary.json").read_text()),

@@ -61,6 +61,7 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda" or "auto"
     time_budget_s: float = 0.0  # > 0: cap the epochs so training fits this many seconds (chosen epochs logged)
     distill_weight: float = 0.0  # share of the loss on the teachers' probabilities (distillation only)
+    precision: str = "auto"  # "auto", "bf16" or "fp32": of the training steps (scoring and export are fp32)
 
 
 class Standardize(nn.Module):
@@ -236,9 +237,29 @@ def export_verified_onnx(model: nn.Module, path: Path, size: int, probe: np.ndar
     return max_diff
 
 
-def _autocast(dev: torch.device):
-    # bf16 on a GPU (fast, no loss scaling needed); plain float32 on a CPU
-    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX). Without it oneDNN
+    emulates bf16, which is slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(name: str, dev: torch.device) -> str:
+    """``auto``: bf16 on a GPU, and on a CPU that has bf16 in hardware (2.9x the images per second
+    of float32 on 2 Zen 4 cores, with channels-last); float32 elsewhere."""
+    if name not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, not {name!r}")
+    if name == "auto":
+        return "bf16" if dev.type == "cuda" or cpu_has_native_bf16() else "fp32"
+    return name
+
+
+def _autocast(dev: torch.device, precision: str):
+    # bf16 autocast (no loss scaling needed): convolutions and matmuls in bf16, the loss in float32
+    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def train(
@@ -273,9 +294,8 @@ def train(
     weight = (weight / (weight * torch.from_numpy(share)).sum()).to(dev)  # expected weight 1
 
     net = ExpressionNet(width=cfg.width, dropout=cfg.dropout)
-    model = Deployable(net).to(dev)
-    if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = Deployable(net).to(dev).to(memory_format=torch.channels_last)  # faster on CPUs and GPUs
+    precision = resolve_precision(cfg.precision, dev)
     ensemble = TeacherEnsemble(teachers).to(dev).eval() if teachers else None
     if ensemble is not None and cfg.distill_weight <= 0:
         raise ValueError("teachers given but distill_weight is 0")
@@ -290,12 +310,12 @@ def train(
         raise ValueError(f"{len(tr)} training images are fewer than one batch of {cfg.batch_size}")
 
     def step_loss(m: nn.Module, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        xb = augment(x_all[idx], cfg, gen)
-        with _autocast(dev):
+        xb = augment(x_all[idx], cfg, gen).contiguous(memory_format=torch.channels_last)
+        with _autocast(dev, precision):
             logits = m(xb).float()
         loss = soft_ce(logits, y_all[idx], weight)
         if ensemble is not None:
-            with _autocast(dev):
+            with _autocast(dev, precision):
                 target = ensemble(xb)
             loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * soft_ce(
                 logits, target, torch.ones_like(weight))
@@ -334,7 +354,7 @@ def train(
         epochs = int(max(3, min(cfg.epochs, cfg.time_budget_s // per_epoch)))
         print(f"[{out.name}] ~{per_epoch:.1f} s/epoch: {epochs} epochs fit {cfg.time_budget_s:.0f} s "
               f"(max {cfg.epochs})", flush=True)
-    config = asdict(cfg) | {"epochs_run": epochs, "teachers": len(teachers or [])}
+    config = asdict(cfg) | {"epochs_run": epochs, "teachers": len(teachers or []), "precision_run": precision}
     (out / "config.json").write_text(json.dumps(config, indent=2))
 
     ema = torch.optim.swa_utils.AveragedModel(
@@ -409,6 +429,7 @@ def train(
         "train_minutes": train_minutes,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {cfg.threads} threads",
         "teachers": len(teachers or []),
+        "precision": precision,
         "labels": list(EXPRESSIONS),
     }
     if export:
@@ -424,7 +445,8 @@ def train(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, value in asdict(TrainConfig()).items():
-        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+        choices = ("auto", "bf16", "fp32") if name == "precision" else None
+        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, choices=choices)
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     with cli_errors("mien.training.train"):
