@@ -18,7 +18,7 @@ from mien.training.net import ExpressionNet
 from mien.training.train import Deployable, TrainConfig, augment, cpu_has_native_bf16, soft_ce
 
 
-def images_per_s(width: int, bf16: bool, channels_last: bool, batch: int = 128, steps: int = 16) -> float:
+def images_per_s(width: int, bf16: bool, channels_last: bool, batch: int = 128, steps: int = 30) -> float:
     cfg = TrainConfig()
     model = Deployable(ExpressionNet(width=width, dropout=cfg.dropout))
     memory = torch.channels_last if channels_last else torch.contiguous_format
