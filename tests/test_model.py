@@ -99,8 +99,8 @@ def test_onnx_matches_torch_when_training_extra_installed():
 def test_real_video_sad_then_laughing():
     """Out of FER's distribution, through the whole engine: WolfgangLanger_Pexels.mp4 shows one
     woman looking sad for the first seconds, then laughing (``../shared/data/README.md``). The
-    mean probabilities per stretch must say so (measured with mien-fer-vgg-1.1: sadness 0.91 over
-    0-6 s, happiness 1.00 over 10-19 s)."""
+    mean probabilities per stretch must say so (measured with mien-fer-vgg-1.2: sadness 0.90 over
+    0-6 s, happiness 0.99 over 10-19 s)."""
     import mien
 
     df = mien.analyze(shared_video("WolfgangLanger_Pexels.mp4")).to_pandas()
