@@ -304,6 +304,17 @@ def test_precision_auto_uses_bf16_only_where_the_hardware_has_it(monkeypatch):
         resolve_precision("fp16", cpu)
 
 
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_the_training_step_computes_in_the_precision_asked_for(precision, dtype):
+    from mien.training.train import _autocast
+
+    net = ExpressionNet(width=4).eval()
+    with _autocast(torch.device("cpu"), precision):
+        first_conv = net.features[0][0](torch.zeros(2, 1, 48, 48))
+        logits = net(torch.zeros(2, 1, 48, 48))
+    assert first_conv.dtype == dtype and logits.dtype == dtype
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_both_precisions_train_and_the_run_records_which(tmp_path, precision):
     """bf16 autocast trains the same network (the loss falls), and float32 ONNX export still

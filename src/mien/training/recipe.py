@@ -1,6 +1,6 @@
 """The recipes that produce mien's expression model, from FER+ alone.
 
-    python -m mien.training.recipe --preset cpu --out runs/cpu     # ~75 min on 2 CPU cores with bf16
+    python -m mien.training.recipe --preset cpu --out runs/cpu     # ~77 min on 2 CPU cores with bf16
     python -m mien.training.recipe --preset gpu --out runs/gpu     # about 4 minutes on one H100
 
 ``cpu``: one 1.2M-parameter network, trained directly for 100 epochs (what a 2-core machine with
@@ -37,7 +37,7 @@ from mien.training.net import ExpressionNet
 from mien.training.train import Deployable, TrainConfig, accuracy, predict_logits, resolve_device, train
 
 PRESETS: dict[str, dict] = {
-    # 100 epochs of the small net alone: about 74 minutes on 2 CPU cores with bf16 (--precision auto)
+    # 100 epochs of the small net alone: 77 minutes on 2 CPU cores with bf16 (--precision auto)
     "cpu": {"teachers": 0, "student": {"epochs": 100}},
     # The epochs are those that ``--time-budget-s 262`` chose on one H100 for the shipped model
     # (mien-fer-vgg-1.1); with a time budget the *_max_epochs are the upper limits instead.

@@ -248,8 +248,9 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(name: str, dev: torch.device) -> str:
-    """``auto``: bf16 on a GPU, and on a CPU that has bf16 in hardware (2.9x the images per second
-    of float32 on 2 Zen 4 cores, with channels-last); float32 elsewhere."""
+    """``auto``: bf16 on a GPU, and on a CPU that has bf16 in hardware (2.3-2.8x the images per
+    second of float32 on the 2 AMD EPYC cores this was measured on, with channels-last:
+    ``bench/train_speed.py``); float32 elsewhere."""
     if name not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision must be auto, bf16 or fp32, not {name!r}")
     if name == "auto":
