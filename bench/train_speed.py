@@ -1,5 +1,6 @@
 """Training throughput of the expression network on this CPU: float32 against bf16 autocast, with and
-without channels-last memory (the settings `mien.training.train` picks with ``--precision auto``).
+without channels-last memory (the settings `mien.training.train` picks with ``--precision auto``),
+and bf16 at the smaller input sizes of progressive resizing (``--size-schedule``).
 
     python bench/train_speed.py [--width 32] [--threads 2]
 
@@ -15,23 +16,24 @@ import time
 import torch
 
 from mien.training.net import ExpressionNet
-from mien.training.train import Deployable, TrainConfig, augment, cpu_has_native_bf16, soft_ce
+from mien.training.train import Deployable, TrainConfig, augment, cpu_has_native_bf16, resize, soft_ce
 
 
-def images_per_s(width: int, bf16: bool, channels_last: bool, batch: int = 128, steps: int = 30) -> float:
+def images_per_s(width: int, bf16: bool, channels_last: bool, batch: int = 128, steps: int = 30,
+                 size: int = 48) -> float:
     cfg = TrainConfig()
     model = Deployable(ExpressionNet(width=width, dropout=cfg.dropout))
     memory = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, 1, 48, 48, generator=g) * 255
+    x = torch.rand(batch, 1, 48, 48, generator=g) * 255  # augmented at 48 px, then resized
     y = torch.softmax(torch.randn(batch, 8, generator=g), 1)
     w = torch.ones(8)
     times = []
     for k in range(steps):
         t0 = time.perf_counter()
-        xb = augment(x, cfg, g).contiguous(memory_format=memory)
+        xb = resize(augment(x, cfg, g), size).contiguous(memory_format=memory)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(xb).float()
         loss = soft_ce(logits, y, w)
@@ -57,6 +59,9 @@ def main() -> None:
         r = images_per_s(args.width, bf16=bf16, channels_last=cl)
         name = f"{'bf16' if bf16 else 'float32'} {'channels-last' if cl else 'contiguous'}"
         print(f"{name}: {r:.0f} images/s, {r / ref:.2f}x the reference")
+    for size in (40, 32):
+        r = images_per_s(args.width, bf16=True, channels_last=True, size=size)
+        print(f"bf16 channels-last at {size} px: {r:.0f} images/s, {r / ref:.2f}x the reference")
 
 
 if __name__ == "__main__":

@@ -30,8 +30,11 @@ from mien.training.train import (  # noqa: E402
     TrainConfig,
     augment,
     cpu_has_native_bf16,
+    epoch_size,
+    parse_size_schedule,
     resolve_device,
     resolve_precision,
+    schedule_cost,
     train,
 )
 
@@ -173,6 +176,7 @@ def test_the_shipped_models_preset_records_the_epochs_of_its_run():
     spec = recipe.PRESETS[found.group(1)]
     assert [t["epochs_run"] for t in log["recipe"]["teachers"]] == spec.get("teacher_epochs", [])
     assert log["config"]["epochs_run"] == spec["student"]["epochs"]
+    assert log["config"].get("size_schedule", "") == spec["student"].get("size_schedule", "")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
@@ -254,6 +258,7 @@ def test_recipe_trains_teachers_then_distils_and_the_card_says_so(tmp_path, monk
     ["train", "--data", "{tmp}/missing.npz", "--out", "{tmp}/t"],
     ["export", "{tmp}/no_run"],
     ["package", "{tmp}/no_run"],
+    ["compare", "{tmp}/no_run", "{tmp}/other_run"],
 ])
 def test_training_commands_fail_with_one_clear_line(tmp_path, command):
     args = [a.format(tmp=tmp_path) for a in command]
@@ -335,3 +340,104 @@ def test_train_cli_refuses_an_unknown_precision(tmp_path):
                            "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert proc.returncode == 2 and "invalid choice: 'fp16'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_size_schedule_maps_each_epoch_to_its_input_size():
+    schedule = parse_size_schedule("32@0.35, 40@0.65", 48)
+    assert schedule == [(32, 0.35), (40, 0.65)]
+    sizes = [epoch_size(schedule, e, 20, 48) for e in range(20)]
+    assert sizes == [32] * 7 + [40] * 6 + [48] * 7
+    assert parse_size_schedule("", 48) == [] and epoch_size([], 0, 5, 48) == 48
+    # the time budget counts a 24 px epoch as a quarter of a 48 px one
+    assert schedule_cost([], 48) == 1.0
+    assert schedule_cost([(24, 0.5)], 48) == pytest.approx(0.5 * 0.25 + 0.5)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("32", "SIZE@SHARE"), ("x@0.3", "SIZE@SHARE"),
+    ("40@0.3,32@0.6", "must grow"), ("48@0.5", "below 48"), ("4@0.5", "from 8 px"),
+    ("32@0.6,40@0.3", "shares"), ("32@1.0", "shares"), ("32@0", "shares"),
+])
+def test_size_schedule_refuses_what_it_cannot_follow(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_size_schedule(spec, 48)
+
+
+def test_progressive_resizing_trains_small_first_and_keeps_only_full_size_weights(tmp_path):
+    """Early epochs run (and are validated) on downsampled faces; the kept weights come from a
+    full-size epoch, and the export still takes 48x48 faces."""
+    data = str(_fake_ferplus(tmp_path / "fer.npz", n_train=256, n_val=32))
+    cfg = TrainConfig(data=data, out=str(tmp_path / "run"), width=4, batch_size=64, epochs=6,
+                      threads=1, lowres_p=0.0, size_schedule="24@0.34,36@0.67")
+    summary = train(cfg)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["input_size"] for r in log] == [24, 24, 36, 36, 48, 48]
+    assert summary["best_epoch"] in (5, 6) and summary["onnx_max_abs_diff"] < 1e-4
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tmp_path / "run" / "expression.onnx"), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"gray": np.zeros((1, 1, 48, 48), np.float32)})[0].shape == (1, 8)
+    with pytest.raises(ValueError, match="none of the 2 epochs"):
+        train(dataclasses.replace(cfg, out=str(tmp_path / "bad"), epochs=2, size_schedule="24@0.8"))
+
+
+def _fake_run(run: Path, data: Path, public_right: np.ndarray, private_right: np.ndarray) -> Path:
+    """A finished run's config and predictions, right exactly where asked."""
+    from mien.training.ferplus import load_ferplus
+
+    fer = load_ferplus(data)
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"data": str(data)}))
+
+    def logits(split, right):
+        pred = np.where(right, split.majority, (split.majority + 1) % 8)
+        return np.eye(8)[pred] * 5.0
+
+    np.savez(run / "predictions.npz", public_logits=logits(fer.public_test, public_right),
+             private_logits=logits(fer.private_test, private_right), private_index=fer.private_test.index)
+    return run
+
+
+def test_a_candidate_replaces_a_run_only_on_a_clear_public_test_gain(tmp_path):
+    from mien.training.compare import compare_runs
+
+    data = _fake_ferplus(tmp_path / "fer.npz", n_train=64, n_val=400)
+    n = 400
+    half = np.arange(n) < n // 2
+    a = _fake_run(tmp_path / "a", data, half, half)
+    better = _fake_run(tmp_path / "b", data, np.arange(n) < 300, half)  # +25 points on PublicTest
+    # +1 point on PublicTest, but from swapping 100 wrong answers for 104 others: noise
+    noisy = _fake_run(tmp_path / "c", data, (np.arange(n) >= 100) & (np.arange(n) < 304), np.ones(n, bool))
+    won = compare_runs(a, better)
+    assert won["replace"] and won["PublicTest"]["gain"]["value"] == pytest.approx(0.25)
+    assert won["PrivateTest"]["gain"]["value"] == 0.0
+    lost = compare_runs(a, noisy)  # PrivateTest never decides, however large its gain
+    assert not lost["replace"] and lost["PublicTest"]["gain"]["ci_low"] <= 0 < lost["PublicTest"]["gain"]["value"]
+    assert lost["PrivateTest"]["gain"]["value"] == pytest.approx(0.5)
+    other = _fake_ferplus(tmp_path / "other.npz", n_train=64, n_val=100)
+    with pytest.raises(ValueError, match="do not match"):
+        compare_runs(a, better, data=str(other))
+
+
+def test_the_shipped_model_is_compared_on_its_own_ferplus_logits(tmp_path):
+    """``shipped`` scores the packaged model on PublicTest here: a run that predicts exactly what it
+    predicts gains nothing, and one right on every image replaces it."""
+    from conftest import FERPLUS
+
+    if not FERPLUS.is_file():
+        pytest.skip(f"shared data absent: {FERPLUS}")
+    from mien.expression import ExpressionModel
+    from mien.training.compare import SHIPPED, compare_runs
+    from mien.training.ferplus import load_ferplus
+
+    fer = load_ferplus(FERPLUS)
+    model = ExpressionModel.load(threads=2)
+    right = {s.name: model.predict_network_logits(s.pixels).argmax(1) == s.majority
+             for s in (fer.public_test, fer.private_test)}
+    same = _fake_run(tmp_path / "same", FERPLUS, right["PublicTest"], right["PrivateTest"])
+    result = compare_runs(SHIPPED, same)
+    assert result["PublicTest"]["accuracy_a"]["value"] == pytest.approx(right["PublicTest"].mean())
+    assert result["PublicTest"]["gain"]["value"] == 0.0 and not result["replace"]
+    perfect = _fake_run(tmp_path / "perfect", FERPLUS, np.ones(len(fer.public_test), bool),
+                        np.ones(len(fer.private_test), bool))
+    assert compare_runs(SHIPPED, perfect)["replace"]

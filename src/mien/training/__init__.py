@@ -2,6 +2,7 @@
 
 ``python -m mien.training.recipe --preset gpu`` (teachers distilled into the small net, on a GPU) or
 ``--preset cpu`` (the small net alone, on 2 CPU cores) reproduces the shipped model from FER+;
+``mien.training.compare`` says whether a new run beats the shipped one (paired, on PublicTest);
 ``mien.training.export`` and ``mien.training.package`` turn a run into the shipped ONNX and card.
 """
 from __future__ import annotations
