@@ -363,10 +363,23 @@ def test_size_schedule_refuses_what_it_cannot_follow(spec, message):
         parse_size_schedule(spec, 48)
 
 
-def test_progressive_resizing_trains_small_first_and_keeps_only_full_size_weights(tmp_path):
+def test_progressive_resizing_trains_small_first_and_keeps_only_full_size_weights(tmp_path, monkeypatch):
     """Early epochs run (and are validated) on downsampled faces; the kept weights come from a
-    full-size epoch, and the export still takes 48x48 faces."""
+    full-size epoch even when a small one scored better, and the export still takes 48x48 faces."""
+    from mien.training import train as train_mod
+    from mien.training.ferplus import load_ferplus
+
     data = str(_fake_ferplus(tmp_path / "fer.npz", n_train=256, n_val=32))
+    public = load_ferplus(data).public_test
+    real_predict = train_mod.predict_logits
+
+    def perfect_when_small(model, pixels, batch=512, size=None):
+        # every downsampled PublicTest pass scores 100%, so only the guard can keep it from winning
+        if size is not None and size < 48:
+            return np.eye(8)[public.majority] * 10.0
+        return real_predict(model, pixels, batch, size)
+
+    monkeypatch.setattr(train_mod, "predict_logits", perfect_when_small)
     cfg = TrainConfig(data=data, out=str(tmp_path / "run"), width=4, batch_size=64, epochs=6,
                       threads=1, lowres_p=0.0, size_schedule="24@0.34,36@0.67")
     summary = train(cfg)
@@ -441,3 +454,19 @@ def test_the_shipped_model_is_compared_on_its_own_ferplus_logits(tmp_path):
     perfect = _fake_run(tmp_path / "perfect", FERPLUS, np.ones(len(fer.public_test), bool),
                         np.ones(len(fer.private_test), bool))
     assert compare_runs(SHIPPED, perfect)["replace"]
+
+
+def test_compare_with_a_broken_shipped_model_fails_with_one_clear_line(tmp_path, monkeypatch):
+    """A packaged model that fails its checks is an expected failure, not a traceback."""
+    from mien import expression
+    from mien.training import compare
+
+    data = _fake_ferplus(tmp_path / "fer.npz", n_train=64, n_val=32)
+    n = 32
+    run = _fake_run(tmp_path / "run", data, np.ones(n, bool), np.ones(n, bool))
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"file": "gone.onnx", "sha256": "0" * 64}))
+    monkeypatch.setattr(expression, "default_card_path", lambda: card)
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(["shipped", str(run), "--data", str(data)])
+    assert str(exit_info.value.code).startswith("mien.training.compare: error: model file")

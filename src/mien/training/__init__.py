@@ -11,12 +11,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from mien.errors import MienError
+
 
 @contextmanager
 def cli_errors(prog: str) -> Iterator[None]:
-    """Turn the expected failures of a training command (missing data or run folder, bad
-    settings, a failed export check) into one ``prog: error: ...`` line and exit status 1."""
+    """Turn the expected failures of a training command (missing or unreadable data or run folder,
+    bad settings, a failed export check, a shipped model that fails its SHA-256 check) into one ``prog: error: ...`` line and exit status 1."""
     try:
         yield
-    except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, MienError) as exc:
         sys.exit(f"{prog}: error: {exc}")

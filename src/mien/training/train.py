@@ -180,7 +180,8 @@ def epoch_size(schedule: list[tuple[int, float]], epoch: int, epochs: int, input
 
 def schedule_cost(schedule: list[tuple[int, float]], input_size: int) -> float:
     """Mean cost of an epoch under a size schedule, relative to a full-size one: each size costs by
-    its area (measured on the 2 CPU cores here: 32 px at 0.45x, 40 px at 0.69x of 48 px)."""
+    its area, 0.44x at 32 px and 0.69x at 40 px (measured on the 2 CPU cores here: 0.45-0.50x and
+    0.67-0.73x, ``bench/train_speed.py``)."""
     cost, start = 0.0, 0.0
     for size, until in schedule:
         cost += (until - start) * (size / input_size) ** 2
