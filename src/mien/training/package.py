@@ -20,6 +20,7 @@ from typing import Any
 from mien.alignment import FER_TEMPLATE
 from mien.labels import EXPRESSIONS
 from mien.training import cli_errors
+from mien.training.net import describe_net
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
@@ -30,12 +31,11 @@ def _distillation(run: Path, cfg: dict[str, Any]) -> str | None:
         return None
     recipe = json.loads(recipe_file.read_text())
     t_cfg = json.loads((run.parent / "teacher0" / "config.json").read_text())
-    w = t_cfg["width"]
     teachers = recipe["teachers"]
     accs = ", ".join(format(t["private_test_acc"], ".1%") for t in teachers)
     return (
-        f"distilled from {len(teachers)} teachers of the same family, widths {w}-{2 * w}-{4 * w}-{8 * w} "
-        f"({teachers[0]['params'] / 1e6:.2f}M parameters each), trained first by the same code on the same "
+        f"distilled from {len(teachers)} teachers ({describe_net(t_cfg)}; "
+        f"{teachers[0]['params'] / 1e6:.2f}M parameters each), trained first by the same code on the same "
         f"data with other seeds ({', '.join(str(t['epochs_run']) for t in teachers)} epochs; PrivateTest "
         f"accuracy {accs}, their ensemble "
         f"{recipe['teacher_ensemble']['private_test_acc']:.1%}). Every augmented batch the student trains on "
@@ -73,10 +73,12 @@ def build_card(run: Path, onnx_file: str, version: str | None = None) -> dict[st
     sha = hashlib.sha256((run / "expression.onnx").read_bytes()).hexdigest()  # the file that will ship
     distillation = _distillation(run, cfg)
     if distillation:
-        command = ("python -m mien.training.recipe --preset gpu --device cuda --out runs/gpu && "
-                   "python -m mien.training.export runs/gpu/student && "
-                   "python -m mien.training.package runs/gpu/student")
-        minutes = json.loads((run.parent / "recipe.json").read_text())["minutes"]
+        recipe = json.loads((run.parent / "recipe.json").read_text())
+        preset = recipe.get("preset", "gpu")
+        command = (f"python -m mien.training.recipe --preset {preset} --device cuda --out runs/{preset} && "
+                   f"python -m mien.training.export runs/{preset}/student && "
+                   f"python -m mien.training.package runs/{preset}/student")
+        minutes = recipe["minutes"]
     else:
         command = ("python -m mien.training.recipe --preset cpu --out runs/cpu && "
                    "python -m mien.training.export runs/cpu/student && "
@@ -89,16 +91,14 @@ def build_card(run: Path, onnx_file: str, version: str | None = None) -> dict[st
     command += (" && mien evaluate ../shared/data/ferplus/fer2013_ferplus.npz --crops "
                 "--write-card src/mien/models/expression.json")
     return {
-        "name": f"mien-fer-vgg-{version}",
+        "name": f"mien-fer-{cfg.get('arch', 'vgg')}-{version}",
         "version": version,
         "file": onnx_file,
         "sha256": sha,
         "labels": list(EXPRESSIONS),
         "task": "facial expression classification (8 FER+ categories) of one aligned face crop",
         "architecture": {
-            "family": "VGG-style CNN: 4 blocks of 2x(conv3x3-BN-ReLU) + max-pool, widths "
-            f"{cfg['width']}-{2 * cfg['width']}-{4 * cfg['width']}-{8 * cfg['width']}, global average pool, "
-            "dropout, linear",
+            "family": describe_net(cfg),
             "parameters": summary["params"],
             "onnx_opset": summary["onnx_opset"],
             "onnx_vs_torch_max_abs_diff": summary["onnx_max_abs_diff"],

@@ -32,7 +32,7 @@ from mien.audit.calibrate import fit_temperature, select_prior_strength
 from mien.labels import EXPRESSIONS
 from mien.training import cli_errors
 from mien.training.ferplus import FerPlus, Split, load_ferplus
-from mien.training.net import ExpressionNet
+from mien.training.net import ARCHITECTURES, build_net
 
 OPSET = 17
 
@@ -64,6 +64,9 @@ class TrainConfig:
     precision: str = "auto"  # "auto", "bf16" or "fp32": of the training steps (scoring and export are fp32)
     size_schedule: str = ""  # progressive resizing, e.g. "32@0.35,40@0.65": 32 px for the first 35% of the
     # epochs, 40 px up to 65%, input_size after; only full-size epochs can be kept as the best
+    arch: str = "vgg"  # "vgg" (from scratch, width) or "effnet-lite0" (ImageNet-initialised, net_size)
+    net_size: int = 64  # effnet-lite0: the input_size crop is upsampled to this inside the graph
+    drop_path: float = 0.1  # effnet-lite0: stochastic depth of the last block
 
 
 class Standardize(nn.Module):
@@ -296,14 +299,17 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(name: str, dev: torch.device) -> str:
-    """``auto``: bf16 on a GPU, and on a CPU that has bf16 in hardware (2.3-2.8x the images per
-    second of float32 on the 2 AMD EPYC cores this was measured on, with channels-last:
-    ``bench/train_speed.py``); float32 elsewhere."""
+def resolve_precision(name: str, dev: torch.device, arch: str = "vgg") -> str:
+    """``auto``: bf16 on a GPU, and for the VGG net on a CPU that has bf16 in hardware (2.3-2.8x the
+    images per second of float32 on the 2 AMD EPYC cores this was measured on, with channels-last:
+    ``bench/train_speed.py``); float32 elsewhere, and for EfficientNet-Lite0 on any CPU (its
+    depthwise convolutions run slower in bf16 there: 221 against 338 images/s at 64 px)."""
     if name not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision must be auto, bf16 or fp32, not {name!r}")
     if name == "auto":
-        return "bf16" if dev.type == "cuda" or cpu_has_native_bf16() else "fp32"
+        if dev.type == "cuda":
+            return "bf16"
+        return "bf16" if arch == "vgg" and cpu_has_native_bf16() else "fp32"
     return name
 
 
@@ -343,9 +349,9 @@ def train(
     weight = torch.from_numpy((share ** -cfg.class_weight_power).astype(np.float32))
     weight = (weight / (weight * torch.from_numpy(share)).sum()).to(dev)  # expected weight 1
 
-    net = ExpressionNet(width=cfg.width, dropout=cfg.dropout)
+    net = build_net(asdict(cfg), pretrained=True)
     model = Deployable(net).to(dev).to(memory_format=torch.channels_last)  # faster on CPUs and GPUs
-    precision = resolve_precision(cfg.precision, dev)
+    precision = resolve_precision(cfg.precision, dev, cfg.arch)
     ensemble = TeacherEnsemble(teachers).to(dev).eval() if teachers else None
     if ensemble is not None and cfg.distill_weight <= 0:
         raise ValueError("teachers given but distill_weight is 0")
@@ -504,7 +510,7 @@ def train(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, value in asdict(TrainConfig()).items():
-        choices = ("auto", "bf16", "fp32") if name == "precision" else None
+        choices = {"precision": ("auto", "bf16", "fp32"), "arch": ARCHITECTURES}.get(name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, choices=choices)
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
