@@ -296,6 +296,30 @@ def test_packaging_a_run_without_a_prior_strength_says_to_re_export(tmp_path):
     assert {f: (models / f).read_bytes() for f in before} == before
 
 
+def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path):
+    """The shipped run was the cpu preset; naming gpu (other epochs, width, lr) or an unknown
+    preset is refused, so a card's command cannot claim a recipe that did not make the model."""
+    from mien.training import package
+
+    run = tmp_path / "run"
+    shutil.copytree(ROOT / "src" / "mien" / "models", run, ignore=shutil.ignore_patterns("*.md"))
+    training = json.loads((run / "expression_training.json").read_text())
+    (run / "config.json").write_text(json.dumps(training["config"]))
+    (run / "summary.json").write_text(json.dumps(training["summary"]))
+    card = package.build_card(run, "expression.onnx", version="1.2")
+    assert card["training"]["command"].startswith("python -m mien.training.recipe --preset cpu --out runs/cpu")
+    with pytest.raises(ValueError, match="epochs is 100 but preset 'gpu' trains 53"):
+        package.build_card(run, "expression.onnx", version="1.2", preset="gpu")
+    with pytest.raises(ValueError, match="arch is 'vgg' but preset 'x' trains 'effnet-lite0'"):
+        recipe.PRESETS["x"] = {"teachers": 0, "student": {"arch": "effnet-lite0", "epochs": 100}}
+        try:
+            package.build_card(run, "expression.onnx", preset="x")
+        finally:
+            del recipe.PRESETS["x"]
+    with pytest.raises(ValueError, match="not one of"):
+        package.build_card(run, "expression.onnx", preset="nope")
+
+
 def test_precision_auto_uses_bf16_only_where_the_hardware_has_it(monkeypatch):
     from mien.training import train as train_mod
 
@@ -495,6 +519,9 @@ def test_same_padding_is_tensorflows_for_even_inputs():
     assert effnet.SameConv(1, 1, 5, 1).pad == (2, 2, 2, 2)
     x = torch.zeros(1, 1, 64, 64)
     assert conv3(x).shape[-1] == 32 and conv5(x).shape[-1] == 32
+    for odd_somewhere in (48, 80, 112):  # some stride-2 layer would see an odd size
+        with pytest.raises(ValueError, match="multiple of 32"):
+            effnet.EfficientNetLite0(net_size=odd_somewhere)
 
 
 def test_imagenet_weights_load_into_every_layer_but_the_classifier():

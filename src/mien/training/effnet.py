@@ -84,6 +84,9 @@ class EfficientNetLite0(nn.Module):
     def __init__(self, n_classes: int = 8, net_size: int = 64, dropout: float = 0.2,
                  drop_path: float = 0.1) -> None:
         super().__init__()
+        if net_size < 32 or net_size % 32:
+            raise ValueError(f"net_size must be a multiple of 32 (every stride-2 layer then sees an even "
+                             f"size, where SameConv pads as TensorFlow did), not {net_size}")
         self.net_size = net_size
         self._conv_stem = SameConv(1, 32, 3, 2)
         self._bn0 = nn.BatchNorm2d(32, **_BN)

@@ -63,27 +63,43 @@ def _prior_adjustment(run: Path, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_card(run: Path, onnx_file: str, version: str | None = None) -> dict[str, Any]:
-    """The model card for ``run``. ``version`` names the model (``mien-fer-vgg-<version>``); without
-    it a distilled run is 1.1 and a directly trained one 1.0, the names those recipes first shipped as."""
+def check_preset(cfg: dict[str, Any], preset: str) -> None:
+    """Refuse to name ``preset`` in a card unless its student settings are the run's (its epochs
+    against the epochs the run actually ran), so the card's command repeats the run."""
+    from mien.training.recipe import PRESETS
+    from mien.training.train import TrainConfig
+
+    if preset not in PRESETS:
+        raise ValueError(f"--preset {preset!r} is not one of {', '.join(sorted(PRESETS))}")
+    defaults = TrainConfig().__dict__
+    for key, wanted in PRESETS[preset]["student"].items():
+        had = cfg.get("epochs_run", cfg.get("epochs")) if key == "epochs" else cfg.get(key, defaults.get(key))
+        if had != wanted:
+            raise ValueError(f"this run's {key} is {had!r} but preset {preset!r} trains {wanted!r}: the card "
+                             "would name a command that does not repeat the run; pass the preset that does")
+
+
+def build_card(run: Path, onnx_file: str, version: str | None = None,
+               preset: str | None = None) -> dict[str, Any]:
+    """The model card for ``run``. ``version`` names the model (``mien-fer-<arch>-<version>``); without
+    it a distilled run is 1.1 and a directly trained one 1.0, the names those recipes first shipped as.
+    ``preset`` is the recipe the card's command names (default: the one in the run's ``recipe.json``,
+    else ``gpu`` for a distilled run and ``cpu`` otherwise); it must repeat the run."""
     if version is not None and not re.fullmatch(r"\d+\.\d+", version):
         raise ValueError(f"--version must look like 1.2, not {version!r}")
     cfg = json.loads((run / "config.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     sha = hashlib.sha256((run / "expression.onnx").read_bytes()).hexdigest()  # the file that will ship
     distillation = _distillation(run, cfg)
-    if distillation:
-        recipe = json.loads((run.parent / "recipe.json").read_text())
-        preset = recipe.get("preset", "gpu")
-        command = (f"python -m mien.training.recipe --preset {preset} --device cuda --out runs/{preset} && "
-                   f"python -m mien.training.export runs/{preset}/student && "
-                   f"python -m mien.training.package runs/{preset}/student")
-        minutes = recipe["minutes"]
-    else:
-        command = ("python -m mien.training.recipe --preset cpu --out runs/cpu && "
-                   "python -m mien.training.export runs/cpu/student && "
-                   "python -m mien.training.package runs/cpu/student")
-        minutes = summary["train_minutes"]
+    recipe_file = run.parent / "recipe.json"
+    recipe = json.loads(recipe_file.read_text()) if recipe_file.exists() else {}
+    preset = preset or recipe.get("preset") or ("gpu" if distillation else "cpu")
+    check_preset(cfg, preset)
+    device = " --device cuda" if distillation else ""
+    command = (f"python -m mien.training.recipe --preset {preset}{device} --out runs/{preset} && "
+               f"python -m mien.training.export runs/{preset}/student && "
+               f"python -m mien.training.package runs/{preset}/student")
+    minutes = recipe["minutes"] if distillation else summary["train_minutes"]
     if version is not None:
         command += f" --version {version}"
     else:
@@ -182,6 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--onnx-file", default="expression.onnx")
     ap.add_argument("--version", default=None,
                     help="model version, e.g. 1.2 (default: 1.1 for a distilled run, 1.0 otherwise)")
+    ap.add_argument("--preset", default=None,
+                    help="the recipe preset whose command repeats this run (default: the run's recipe.json, "
+                    "else cpu); refused unless its settings are the run's")
     args = ap.parse_args(argv)
     with cli_errors("mien.training.package"):
         _run(args)
@@ -189,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     # read and build everything first, so a bad run folder leaves the shipped model untouched
-    card = build_card(args.run, args.onnx_file, args.version)
+    card = build_card(args.run, args.onnx_file, args.version, args.preset)
     log = {
         "config": json.loads((args.run / "config.json").read_text()),
         "summary": json.loads((args.run / "summary.json").read_text()),
