@@ -1,7 +1,7 @@
 """Expression-model inference time per face at batch 1 on one CPU thread (issue 3's ≤ 2 ms).
 
     python bench/model_speed.py
-    python bench/model_speed.py --candidate runs/eff96/student   # also time a training run's ONNX
+    python bench/model_speed.py --candidate runs/eff96   # also time a training run's ONNX
 
 Reference in the same process: the face detector on one 640x360 frame, one thread. A candidate
 (any folder with ``expression.onnx``, e.g. before packaging it) is timed the same way, raw logits

