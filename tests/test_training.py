@@ -546,6 +546,48 @@ def test_pretrained_weights_with_another_sha256_are_refused(monkeypatch):
         effnet.pretrained_path()
 
 
+def test_imagenet_transport_copy_is_the_backbone_in_float16_and_checks_its_hashes(tmp_path, monkeypatch):
+    """A lent GPU machine gets the weights as a float16 copy (it reaches no registry and takes 64
+    MiB in all): the copy loads within float16 rounding of the pinned file, the run's config says
+    so, and a copy made from other weights or damaged in transit is refused."""
+    path = _pretrained_or_skip()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    copy = effnet.write_transport(tmp_path / "imagenet.fp16.npz")
+    assert copy.stat().st_size < 8_000_000
+    monkeypatch.setenv(effnet.TRANSPORT_ENV, str(copy))
+    net = effnet.EfficientNetLite0(net_size=32)
+    effnet.load_imagenet(net)
+    for name, value in net.state_dict().items():
+        if name == "_conv_stem.weight":
+            ref = state[name].half().float().sum(1, keepdim=True)
+        elif name.startswith("_fc."):
+            continue
+        else:
+            ref = state[name].half().float() if state[name].is_floating_point() else state[name]
+        assert torch.equal(value, ref), name
+        if name != "_conv_stem.weight":  # float16 keeps every weight within 2^-11 of itself
+            assert torch.allclose(value, state[name].to(value.dtype), rtol=2 ** -11, atol=1e-7), name
+    assert "float16" in effnet.imagenet_source()
+    data = str(_fake_ferplus(tmp_path / "fer.npz", n_train=32, n_val=16))
+    train(TrainConfig(data=data, out=str(tmp_path / "eff"), arch="effnet-lite0", net_size=32,
+                      batch_size=16, epochs=1, threads=1, lowres_p=0.0), export=False)
+    logged = json.loads((tmp_path / "eff" / "config.json").read_text())
+    assert "float16" in logged["imagenet_weights"]
+    from mien.training.net import describe_net
+
+    assert "rounded to float16" in describe_net(logged)
+
+    with np.load(copy) as d:
+        arrays = {k: d[k] for k in d.files}
+    arrays["_bn0.bias"] = arrays["_bn0.bias"] + np.float16(0.5)
+    np.savez(tmp_path / "damaged.npz", **arrays)
+    with pytest.raises(RuntimeError, match="damaged"):
+        effnet.read_transport(tmp_path / "damaged.npz")
+    monkeypatch.setattr(effnet, "PRETRAINED_SHA256", "0" * 64)
+    with pytest.raises(RuntimeError, match="not the pinned"):
+        effnet.read_transport(copy)
+
+
 def test_build_net_refuses_an_unknown_architecture():
     from mien.training.net import build_net
 

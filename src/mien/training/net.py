@@ -67,9 +67,10 @@ def describe_net(cfg: dict) -> str:
     if cfg.get("arch", "vgg") == "effnet-lite0":
         from mien.training.effnet import PRETRAINED_PACKAGE
 
+        source = cfg.get("imagenet_weights", PRETRAINED_PACKAGE)
         return (f"EfficientNet-Lite0 (MBConv, ReLU6, no squeeze-excitation; the 48 px crop upsampled to "
                 f"{cfg.get('net_size', 64)} px inside the graph), fine-tuned from ImageNet weights of the "
-                f"registry package {PRETRAINED_PACKAGE} (Apache-2.0; ImageNet images: non-commercial research terms)")
+                f"registry package {source} (Apache-2.0; ImageNet images: non-commercial research terms)")
     w = cfg["width"]
     return (f"VGG-style CNN: 4 blocks of 2x(conv3x3-BN-ReLU) + max-pool, widths {w}-{2 * w}-{4 * w}-{8 * w}, "
             "global average pool, dropout, linear")

@@ -417,6 +417,10 @@ def train(
         raise ValueError(f"size_schedule {cfg.size_schedule!r} leaves none of the {epochs} epochs at the "
                          f"full {cfg.input_size} px, so no weights could be kept")
     config = asdict(cfg) | {"epochs_run": epochs, "teachers": len(teachers or []), "precision_run": precision}
+    if cfg.arch == "effnet-lite0":
+        from mien.training.effnet import imagenet_source
+
+        config["imagenet_weights"] = imagenet_source()
     (out / "config.json").write_text(json.dumps(config, indent=2))
 
     ema = torch.optim.swa_utils.AveragedModel(
