@@ -192,6 +192,16 @@ def test_ferplus_pack_round_trip_is_lossless(tmp_path):
             assert np.array_equal(a[k], b[k]), k
 
 
+def test_time_budget_counts_the_stages_own_overhead_and_final_scoring():
+    from mien.training.train import fit_epochs
+
+    # the H100 run of 2026-11-27: 180 s budget, ~40 s spent before the first epoch, 4.6 s/epoch
+    assert fit_epochs(180, 0, 4.6, 0, 60) == 39  # epochs alone: overran the budget by a minute
+    assert fit_epochs(180, 40, 4.6, 5, 60) == 29
+    assert fit_epochs(180, 40, 4.6, 5, 20) == 20  # the max still caps it
+    assert fit_epochs(30, 40, 4.6, 5, 60) == 3  # an overspent budget still trains the minimum
+
+
 def test_time_budgeted_run_is_repeated_exactly_by_its_logged_epochs(tmp_path):
     """The budget only picks the epochs: re-running with the logged epochs gives the same weights
     (on a CPU, where torch is deterministic)."""

@@ -318,6 +318,14 @@ def _autocast(dev: torch.device, precision: str):
     return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def fit_epochs(budget_s: float, spent_s: float, per_epoch_s: float, final_s: float, max_epochs: int) -> int:
+    """How many epochs fit a stage's time budget: what is left after the time already spent on
+    this stage (loading, building, the timing probe) and the final scoring (``final_s``), at least
+    3 and at most ``max_epochs``. (Counting only the epochs let each GPU teacher overrun its share
+    by about 20 s, which the student then lost.)"""
+    return int(max(3, min(max_epochs, (budget_s - spent_s - final_s) // per_epoch_s)))
+
+
 def train(
     cfg: TrainConfig,
     teachers: list[nn.Module] | None = None,
@@ -330,6 +338,7 @@ def train(
     Returns the summary (also written to ``summary.json``); ``best.pt`` holds whichever of the EMA
     and the raw weights scored best on PublicTest, over all epochs. ``export=False`` skips the ONNX
     export (done later on a CPU by ``mien.training.export``)."""
+    t_begin = time.perf_counter()
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     dev = resolve_device(cfg.device)
@@ -410,9 +419,10 @@ def train(
         t_eval = 2 * (time.perf_counter() - t0)  # EMA and raw weights are both scored
         per_epoch = steps_per_epoch * float(np.median(timings)) * 1.25 + t_eval
         per_epoch *= schedule_cost(schedule, cfg.input_size)  # smaller epochs cost by their area
-        epochs = int(max(3, min(cfg.epochs, cfg.time_budget_s // per_epoch)))
-        print(f"[{out.name}] ~{per_epoch:.1f} s/epoch: {epochs} epochs fit {cfg.time_budget_s:.0f} s "
-              f"(max {cfg.epochs})", flush=True)
+        spent = time.perf_counter() - t_begin
+        epochs = fit_epochs(cfg.time_budget_s, spent, per_epoch, t_eval, cfg.epochs)
+        print(f"[{out.name}] ~{per_epoch:.1f} s/epoch: {epochs} epochs fit the {cfg.time_budget_s - spent:.0f} s "
+              f"left of {cfg.time_budget_s:.0f} s (max {cfg.epochs})", flush=True)
     if epoch_size(schedule, epochs - 1, epochs, cfg.input_size) != cfg.input_size:
         raise ValueError(f"size_schedule {cfg.size_schedule!r} leaves none of the {epochs} epochs at the "
                          f"full {cfg.input_size} px, so no weights could be kept")
