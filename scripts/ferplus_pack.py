@@ -3,8 +3,8 @@
     python scripts/ferplus_pack.py pack ../shared/data/ferplus/fer2013_ferplus.npz .devdata/ferplus.pack.npz
     python scripts/ferplus_pack.py unpack .devdata/ferplus.pack.npz /tmp/fer2013_ferplus.npz
 
-The images are tiled into 3072x3072 mosaics stored as lossless WebP, the labels compressed (57.7 MB against 78 MB); unpack
-checks the SHA-256 of the pixels against the original's. Never commit the packed file: the data's
+The images are tiled into 3072x3072 mosaics stored as lossless WebP, next to the compressed labels
+(57.7 MB against 78 MB); unpack checks the SHA-256 of the pixels against the original's. Never commit the packed file: the data's
 terms keep it out of the repository (``.devdata/`` is git-ignored).
 """
 from __future__ import annotations

