@@ -58,6 +58,9 @@ SOURCES = {
 #: Everything this module may take out of the tarball besides the manifest's own shard(s).
 ALLOWED_MEMBERS = {MANIFEST, LICENSE, "package/package.json", *SOURCES.values()}
 
+#: The expression model's weight shard(s), the only .bin files read.
+_SHARD = re.compile(r"face_expression_model(-shard\d+of\d+)?\.bin")
+
 #: face-api's class order (``FACE_EXPRESSION_LABELS`` in FaceExpressions.ts), checked on port.
 FACEAPI_LABELS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
 #: ``meanRgb`` in FaceFeatureExtractor.ts; the normalised input is ``(rgb - MEAN_RGB) / 255``.
@@ -132,7 +135,7 @@ def read_package(tarball: Path) -> PackageFiles:
     with tarfile.open(tarball, "r:gz") as tar:
 
         def member(name: str) -> bytes:
-            if name not in ALLOWED_MEMBERS and not name.startswith("package/model/face_expression_model"):
+            if name not in ALLOWED_MEMBERS and not _SHARD.fullmatch(name.removeprefix("package/model/")):
                 raise PortError(f"refusing to read {name}: only the expression model is ported")
             try:
                 f = tar.extractfile(name)
@@ -143,9 +146,11 @@ def read_package(tarball: Path) -> PackageFiles:
             return f.read()
 
         manifest = json.loads(member(MANIFEST))
-        shards = {
-            p: member(f"package/model/{p}") for group in manifest for p in group["paths"]
-        }
+        names = [p for group in manifest for p in group["paths"]]
+        bad = [p for p in names if not _SHARD.fullmatch(p)]
+        if bad:
+            raise PortError(f"the expression manifest points at {bad}: only face_expression_model*.bin is read")
+        shards = {p: member(f"package/model/{p}") for p in names}
         return PackageFiles(
             manifest=manifest,
             shards=shards,
