@@ -325,9 +325,9 @@ def main(argv: list[str] | None = None) -> None:
     with cli_errors("faceapi_eval"):
         if not SHARED.is_dir():
             raise FileNotFoundError(f"{SHARED} is missing: this script measures on ../shared/data")
+        net = fa.FaceApiExpressionNet(args.port_dir, threads=1)  # first: a missing port fails fast
         from mien.pipeline import Analyzer
 
-        net = fa.FaceApiExpressionNet(args.port_dir, threads=1)
         analyzer = Analyzer()  # mien's defaults: the shipped model and detector, one thread
         cache = args.port_dir / "predictions"
         models = {"onnx_sha256": net.sha256, "mien_sha256": analyzer.model.sha256}

@@ -131,33 +131,39 @@ class PackageFiles:
 
 
 def read_package(tarball: Path) -> PackageFiles:
-    """Read only :data:`ALLOWED_MEMBERS` and the manifest's shard(s) from ``tarball``."""
+    """Read only :data:`ALLOWED_MEMBERS` and the expression manifest's shard(s) from ``tarball``.
+
+    One pass over the archive; every other member (the recognition, age, gender and detector
+    models among them) is skipped unread.
+    """
+    wanted: dict[str, bytes] = {}
     with tarfile.open(tarball, "r:gz") as tar:
+        for info in tar:
+            name = info.name
+            if info.isfile() and (name in ALLOWED_MEMBERS
+                                  or (name.startswith("package/model/")
+                                      and _SHARD.fullmatch(name.removeprefix("package/model/")))):
+                f = tar.extractfile(info)
+                if f is not None:
+                    wanted[name] = f.read()
 
-        def member(name: str) -> bytes:
-            if name not in ALLOWED_MEMBERS and not _SHARD.fullmatch(name.removeprefix("package/model/")):
-                raise PortError(f"refusing to read {name}: only the expression model is ported")
-            try:
-                f = tar.extractfile(name)
-            except KeyError:
-                f = None
-            if f is None:
-                raise PortError(f"{tarball} has no {name}; is it {PACKAGE}@{VERSION}?")
-            return f.read()
+    def member(name: str) -> bytes:
+        if name not in wanted:
+            raise PortError(f"{tarball} has no {name}; is it {PACKAGE}@{VERSION}?")
+        return wanted[name]
 
-        manifest = json.loads(member(MANIFEST))
-        names = [p for group in manifest for p in group["paths"]]
-        bad = [p for p in names if not _SHARD.fullmatch(p)]
-        if bad:
-            raise PortError(f"the expression manifest points at {bad}: only face_expression_model*.bin is read")
-        shards = {p: member(f"package/model/{p}") for p in names}
-        return PackageFiles(
-            manifest=manifest,
-            shards=shards,
-            license_text=member(LICENSE).decode(),
-            sources={k: member(v).decode() for k, v in SOURCES.items()},
-            package_json=json.loads(member("package/package.json")),
-        )
+    manifest = json.loads(member(MANIFEST))
+    names = [p for group in manifest for p in group["paths"]]
+    bad = [p for p in names if not _SHARD.fullmatch(p)]
+    if bad:
+        raise PortError(f"the expression manifest points at {bad}: only face_expression_model*.bin is read")
+    return PackageFiles(
+        manifest=manifest,
+        shards={p: member(f"package/model/{p}") for p in names},
+        license_text=member(LICENSE).decode(),
+        sources={k: member(v).decode() for k, v in SOURCES.items()},
+        package_json=json.loads(member("package/package.json")),
+    )
 
 
 def check_source_facts(files: PackageFiles) -> None:
