@@ -246,6 +246,9 @@ def render(rows: list[dict[str, Any]], provenance: dict[str, Any], command: str)
         f"`scripts/faceapi_port.py` (ONNX SHA-256 `{provenance['onnx_sha256'][:12]}…`); measurement and "
         "training only, never shipped. Its classes map to mien's; it has no contempt.",
         f"- Crops: {CROP_NOTE}",
+        "- Reproduce: `python scripts/faceapi_port.py` (fetch + port), `python scripts/faceapi_check.py "
+        "--setup` (the port against face-api in tfjs), then this command (about 25 min on one busy core; "
+        "predictions are cached in `runs/faceapi/predictions/`).",
         "- Intervals: 95% percentile bootstrap, 2,000 resamples, seed 0; whole subjects resampled "
         "where the set names them (not FER+, not muxspace). *face-api − mien* is a paired bootstrap "
         "(same resamples for both). No-face images count as errors for both models.",
@@ -257,9 +260,12 @@ def render(rows: list[dict[str, Any]], provenance: dict[str, Any], command: str)
                 "|---|---|---|---|---|---|---|"]
         for r in rows:
             c = r[scope]
-            for m in ("mien", "face-api"):
+            models = ("mien", "face-api") if r["scale"] == "1.0" else ("face-api",)
+            for m in models:
                 rep = c["reports"][m]
-                out.append(f"| {r['title']} | {r['scale'] if m == 'face-api' else '—'} | {r['n']} | {r['n_no_face']} | {m} | "
+                first = m == "mien"  # set, n and no-face once per set, on mien's row
+                out.append(f"| {r['title'] if first else ''} | {r['scale'] if m == 'face-api' else '—'} | "
+                           f"{r['n'] if first else ''} | {r['n_no_face'] if first else ''} | {m} | "
                            f"{_ci(rep['accuracy'])} | {_ci(rep['balanced_accuracy'])} |")
             pa = c["paired"]
             out.append(f"| | | | | *face-api − mien* | *{_signed(pa['accuracy'])}* | *{_signed(pa['balanced_accuracy'])}* |")
