@@ -26,7 +26,9 @@ denominator, as in ``mien evaluate``). Metrics come from ``mien.audit.metrics``:
 accuracy and per-class recall with 95% percentile bootstrap intervals (2,000 resamples, seed 0,
 resampling whole subjects where the set names them), and a *paired* bootstrap of face-api minus
 mien on the same resamples. Two scopes: argmax over face-api's 7 classes (mien's contempt left out:
-the like-for-like comparison, the headline) and argmax over the labels present in the set.
+the like-for-like comparison, the headline; images labelled contempt -- 9 in muxspace, none elsewhere --
+are left out of it as they are from FER+ PrivateTest) and argmax over the labels present in the set
+(every image).
 
 **Teacher file** (``--teacher``, default ``runs/faceapi/teacher_probs.npz``), rows matchable to images:
 
@@ -199,20 +201,23 @@ def evaluations(preds: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]
             y, subjects = p["label"][keep], None
             mien = softmax(p["mien_logits"][keep])
             variants = {"1.0": faceapi_probs8(p["faceapi_logits7"][keep])}
-            title, n_no_face = "FER+ PrivateTest (contempt excluded; crops)", 0
+            title, no_face = "FER+ PrivateTest (contempt excluded; crops)", np.zeros(int(keep.sum()), bool)
         else:
             keep = np.ones(len(p["label"]), bool)
             y = p["label"]
             subjects = p["subject"] if (p["subject"] != "").any() else None
             mien = softmax(p["mien_logits"])
             variants = {f"{s:.1f}": faceapi_probs8(p[f"faceapi_logits7_s{int(round(s * 100))}"]) for s in SCALES}
-            title, n_no_face = f"{name} (full pipeline)", int((~p["face_found"]).sum())
+            title, no_face = f"{name} (full pipeline)", ~p["face_found"]
         present = sorted(set(int(v) for v in y))
+        # the 7-class scope leaves out contempt images (muxspace has 9): neither side can name them
+        in7 = y != EXPRESSIONS.index("contempt")
         for scale, fprobs in variants.items():
             both = {"mien": mien, "face-api": fprobs}
-            rows.append({"set": name, "title": title, "scale": scale, "n": int(keep.sum()),
-                         "n_no_face": n_no_face, "subjects": subjects is not None,
-                         "seven": compare(both, y, subjects, SEVEN),
+            rows.append({"set": name, "title": title, "scale": scale, "n": int(keep.sum()), "n7": int(in7.sum()),
+                         "n_no_face": int(no_face.sum()), "n_no_face7": int(no_face[in7].sum()), "subjects": subjects is not None,
+                         "seven": compare({m: v[in7] for m, v in both.items()}, y[in7],
+                                          None if subjects is None else subjects[in7], SEVEN),
                          "present": compare(both, y, subjects, present)})
     return rows
 
@@ -254,7 +259,8 @@ def render(rows: list[dict[str, Any]], provenance: dict[str, Any], command: str)
         "(same resamples for both). No-face images count as errors for both models.",
         "",
     ]
-    for scope, heading in (("seven", "argmax over face-api's 7 classes (mien's contempt left out) — the headline"),
+    for scope, heading in (("seven", "argmax over face-api's 7 classes (mien's contempt left out; contempt images "
+                                      "left out) — the headline"),
                            ("present", "argmax over the labels present in each set")):
         out += [f"## {heading}", "", "| set | face-api crop | n | no face | model | accuracy % | balanced acc. % |",
                 "|---|---|---|---|---|---|---|"]
@@ -265,12 +271,13 @@ def render(rows: list[dict[str, Any]], provenance: dict[str, Any], command: str)
                 rep = c["reports"][m]
                 first = m == "mien"  # set, n and no-face once per set, on mien's row
                 out.append(f"| {r['title'] if first else ''} | {r['scale'] if m == 'face-api' else '—'} | "
-                           f"{r['n'] if first else ''} | {r['n_no_face'] if first else ''} | {m} | "
+                           f"{(r['n7'] if scope == 'seven' else r['n']) if first else ''} | "
+                           f"{(r['n_no_face7'] if scope == 'seven' else r['n_no_face']) if first else ''} | {m} | "
                            f"{_ci(rep['accuracy'])} | {_ci(rep['balanced_accuracy'])} |")
             pa = c["paired"]
             out.append(f"| | | | | *face-api − mien* | *{_signed(pa['accuracy'])}* | *{_signed(pa['balanced_accuracy'])}* |")
         out.append("")
-    out += ["## Per-class recall (7-class argmax; face-api at crop scale 1.0)", ""]
+    out += ["## Per-class recall (7-class scope; face-api at crop scale 1.0)", ""]
     for r in rows:
         if r["scale"] != "1.0":
             continue
