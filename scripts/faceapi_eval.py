@@ -255,7 +255,8 @@ def render(rows: list[dict[str, Any]], provenance: dict[str, Any], command: str)
         "--setup` (the port against face-api in tfjs), then this command (about 25 min on one busy core; "
         "predictions are cached in `runs/faceapi/predictions/`).",
         "- Intervals: 95% percentile bootstrap, 2,000 resamples, seed 0; whole subjects resampled "
-        "where the set names them (not FER+, not muxspace). *face-api − mien* is a paired bootstrap "
+        f"where the set names them ({', '.join(_sets(rows, True)) or 'none'}; single images in "
+        f"{', '.join(_sets(rows, False)) or 'none'}). *face-api − mien* is a paired bootstrap "
         "(same resamples for both). No-face images count as errors for both models.",
         "",
     ]
@@ -292,6 +293,10 @@ def render(rows: list[dict[str, Any]], provenance: dict[str, Any], command: str)
         out.append("| support | " + " | ".join(str(sup[label]["support"]) for label in labels) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def _sets(rows: list[dict[str, Any]], with_subjects: bool) -> list[str]:
+    return list(dict.fromkeys(r["set"] for r in rows if r["subjects"] == with_subjects))
 
 
 def _support(c: dict[str, Any]) -> list[int]:
