@@ -140,6 +140,8 @@ def check_outputs(inputs: Iterable[str | os.PathLike[str]], outputs: Sequence[Ou
                 raise InputError(f"{out.role} {display(p)} is also written as {what}; give each output its own path")
             taken[real] = f"{out.role} {display(out.path)}"
     for out in outputs:
+        if out.path.is_dir():
+            raise InputError(f"{out.role} {display(out.path)}: is a folder; name a file")
         suffix = out.path.suffix.lower()
         if out.suffixes and suffix not in out.suffixes:
             raise InputError(f"{out.role} {display(out.path)}: must end in {', '.join(out.suffixes)}")

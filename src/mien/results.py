@@ -165,7 +165,9 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     A file that already exists keeps its permission bits (a private 0600 table stays private)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = keep_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    # the temp name is printable text even when the output's name is not UTF-8 (some writers,
+    # pyarrow among them, cannot take such a path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{display(path.name)}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
@@ -184,7 +186,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write a text file (JSON, HTML, Markdown) atomically; raise ``InputError`` if it can't be."""
     p = Path(path)
     try:
-        atomic_write(p, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        # non-UTF-8 file names inside the text (lone surrogates) are written as \xNN escapes
+        atomic_write(p, lambda tmp: tmp.write_text(display(text), encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot write {p}: {exc.strerror or exc}; choose a writable path") from None
     return p
@@ -195,11 +198,17 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
     if suffix not in OUTPUT_SUFFIXES:
         raise InputError(f"{path}: unknown output format; use one of {', '.join(OUTPUT_SUFFIXES)}")
     if suffix == ".parquet":
-        atomic_write(path, lambda p: df.to_parquet(p, index=False))
+        atomic_write(path, lambda p: write_parquet(df, p))
     elif suffix == ".csv":
         atomic_write(path, lambda p: df.to_csv(p, index=False))
     else:
         atomic_write(path, lambda p: df.to_json(p, orient="records", lines=True))
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """``df.to_parquet`` through a file object, so folders with non-UTF-8 names work."""
+    with open(path, "wb") as f:
+        df.to_parquet(f, index=False)
 
 
 def write_results(df: pd.DataFrame, manifest: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -144,7 +144,8 @@ def _open_container(spec: str, options: dict | None = None,
 
 
 def _explain_open_error(spec: str, exc: Exception, timeout: float | None = None) -> str:
-    msg = str(exc).strip().rstrip(".")
+    # FFmpeg's message without the file name PyAV appends (the message names the input already)
+    msg = (getattr(exc, "strerror", None) or str(exc)).strip().rstrip(".")
     if is_stream(spec):
         if "Immediate exit requested" in msg or "timed out" in msg.lower():
             limit = f"within the {timeout:g} s open timeout " if timeout else ""
@@ -352,6 +353,11 @@ class VideoFileSource:
         exp = self.stats.expected_frames
         missing = max(0, exp - packets) if exp else 0
         self.stats.lost = self.stats.damaged_packets + missing
+        if self.stats.lost and exp:
+            # once damage is certain, every announced frame that did not decode is lost (a decoder
+            # also swallows the frames around a bad packet); without damage a small shortfall is
+            # the container's edit list at work, not a loss
+            self.stats.lost = max(self.stats.lost, exp - self.stats.decoded)
         if self.stats.damaged_packets:
             self.stats.warnings.append(
                 f"{display(self.spec)}: {self.stats.damaged_packets} damaged packet(s) skipped; "

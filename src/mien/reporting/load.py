@@ -229,7 +229,8 @@ def normalise_frame(frame: pd.DataFrame, *, what: str = "results table") -> tupl
 def _read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        return pd.read_parquet(path)
+        with path.open("rb") as f:  # a file object: pyarrow cannot take non-UTF-8 path names
+            return pd.read_parquet(f)
     if suffix == ".csv":
         if path.stat().st_size == 0:
             return pd.DataFrame()
