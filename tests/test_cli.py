@@ -132,9 +132,9 @@ def test_folder_survives_a_bad_file(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "1 of 3 inputs failed" in proc.stderr and "b_broken.mp4" in proc.stderr
-    assert len(pd.read_parquet(out / "a_good.parquet")) == 72
-    assert len(pd.read_parquet(out / "c_noface.parquet")) == 0
-    assert not (out / "b_broken.parquet").exists()
+    assert len(pd.read_parquet(out / "a_good.mp4.parquet")) == 72
+    assert len(pd.read_parquet(out / "c_noface.mp4.parquet")) == 0
+    assert not (out / "b_broken.mp4.parquet").exists()
     assert not list(out.glob("*.part")) and not list(out.glob(".*part*"))
 
 

@@ -25,7 +25,11 @@ import pandas as pd
 import pytest
 from conftest import shared_video
 
-from mien.outputs import mirrored_output, sidecar_path
+
+def sidecar_path(table: Path, kind: str) -> Path:
+    """The documented sidecar names (docs/schema.md): after the table's whole name."""
+    return table.with_name(table.name + {"manifest": ".manifest.json", "tracks": ".tracks.csv",
+                                         "checkpoint": ".checkpoint"}[kind])
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -161,7 +165,11 @@ def test_folder_outputs_mirror_input_names_so_none_overwrites_another(tmp_path, 
     assert tables == ["clip.jpg.parquet", "clip.mov.parquet", "clip.mp4.parquet"]
     for name in tables:
         assert manifest_of(out / name)["input"]["path"].endswith(name.removesuffix(".parquet"))
+    from mien.outputs import mirrored_output
+    from mien.outputs import sidecar_path as engine_sidecar
+
     assert mirrored_output("/r", "/r/sub/clip.mp4", "/o", ".parquet") == Path("/o/sub/clip.mp4.parquet")
+    assert engine_sidecar(Path("/o/a.csv"), "manifest") == sidecar_path(Path("/o/a.csv"), "manifest")
 
 
 def test_single_input_default_output_keeps_the_input_suffix(tmp_path, mien, monkeypatch):
@@ -372,7 +380,14 @@ def http_folder(tmp_path):
 @pytest.mark.slow
 def test_a_file_over_http_is_read_whole_and_forced_live_reports_its_drops(http_folder, mien):
     folder, url = http_folder
-    shutil.copy(shared_video("single_face.mp4"), folder / "clip.mp4")
+    # moov first ("faststart", as web video is published): this simple server has no Range requests
+    with av.open(str(shared_video("single_face.mp4"))) as inp, \
+            av.open(str(folder / "clip.mp4"), "w", options={"movflags": "faststart"}) as dst:
+        vout = dst.add_stream_from_template(inp.streams.video[0])
+        for pkt in inp.demux(inp.streams.video[0]):
+            if pkt.dts is not None:
+                pkt.stream = vout
+                dst.mux(pkt)
     out = folder / "h.parquet"
     proc = mien("analyze", f"{url}/clip.mp4", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -549,11 +564,21 @@ def test_missing_and_empty_inputs_both_exit_2(tmp_path, mien):
     one_line_error(mien("analyze", str(tmp_path / "empty.mp4"), "-o", str(tmp_path / "e.parquet")), 2, "empty")
 
 
-def test_permission_denied_is_said_as_such():
-    from mien.sources import _explain_open_error
+def test_permission_denied_is_said_as_such(tmp_path, monkeypatch):
+    from mien.errors import InputError
+    from mien.sources import VideoFileSource, _explain_open_error
 
     msg = _explain_open_error("/data/x.mp4", PermissionError(13, "Permission denied"))
     assert "permission denied" in msg and "media player" not in msg
+    video = tmp_path / "locked.mp4"
+    shutil.copy(shared_video("single_face.mp4"), video)
+
+    def denied(self, *a, **k):  # root reads any file, so chmod 000 cannot show this
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(InputError, match="locked.mp4: permission denied; check the file's permissions"):
+        VideoFileSource(str(video))
 
 
 def test_a_typo_in_a_flag_shows_the_subcommands_usage(mien):

@@ -29,6 +29,7 @@ from mien.manifest import build_manifest, now_iso
 from mien.outputs import display
 from mien.quality import QualityThresholds, assess
 from mien.results import AnalysisResult, RowBuffer, concat, empty_frame
+from mien.signals import protected_save
 from mien.smoothing import ExpressionSmoother
 from mien.sources import DEFAULT_MAX_PIXELS, Frame, FrameSelector, expand_inputs, is_stream, open_source
 from mien.tracking import FaceTracker, TrackerConfig
@@ -362,13 +363,22 @@ class Analyzer:
             df, stats = self.analyze_frames(iter(src), source, on_frame, checkpoint=ckpt)
             ok = True
         finally:
-            if bar is not None:
-                bar.close()
-            if writer is not None:
-                if ok:
-                    writer.close()
-                else:
-                    writer.abort()
+            # from here on a signal is only recorded: the finished work is being put in place
+            with protected_save():
+                if bar is not None:
+                    bar.close()
+                if writer is not None:
+                    if ok:
+                        writer.close()
+                    else:
+                        writer.abort()
+        with protected_save():
+            return self._finish(spec, source, src, df, stats, ckpt, started, live)
+
+    def _finish(self, spec: str | int, source: str, src: Any, df: Any, stats: dict[str, Any],
+                ckpt: Checkpointer | None, started: str, live: bool) -> AnalysisResult:
+        """Counts, warnings, status and manifest of one analysed source."""
+        o = self.options
         s = src.stats
         stats = {
             "decoded": s.decoded, "analysed": stats.pop("analysed"), **stats,

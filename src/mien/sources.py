@@ -635,7 +635,8 @@ def served_file(container: Any) -> bool:
     multipart/MJPEG stream): such a source is read frame by frame, none dropped."""
     duration = getattr(container, "duration", None)
     fmt = getattr(getattr(container, "format", None), "name", "") or ""
-    return bool(duration and duration > 0) and "mjpeg" not in fmt and "rtsp" not in fmt
+    live_formats = {"mpjpeg", "mjpeg", "rtsp", "rtp", "sdp"}
+    return bool(duration and duration > 0) and not live_formats & set(fmt.split(","))
 
 
 def open_source(
