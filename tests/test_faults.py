@@ -83,7 +83,11 @@ def digest(path: Path) -> str:
 
 
 def manifest_of(table: Path) -> dict:
-    return json.loads(sidecar_path(table, "manifest").read_text())
+    """The manifest beside ``table``, with its one source's entries (input, frames, warnings)
+    at the top level, whatever the manifest layout."""
+    m = json.loads(sidecar_path(table, "manifest").read_text())
+    sources = m.get("sources") or []
+    return {**m, **sources[0]} if len(sources) == 1 else m
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +169,8 @@ def test_folder_outputs_mirror_input_names_so_none_overwrites_another(tmp_path, 
     assert tables == ["clip.jpg.parquet", "clip.mov.parquet", "clip.mp4.parquet"]
     for name in tables:
         assert manifest_of(out / name)["input"]["path"].endswith(name.removesuffix(".parquet"))
-    from mien.outputs import mirrored_output
-    from mien.outputs import sidecar_path as engine_sidecar
+    from mien.schema import mirrored_output
+    from mien.schema import sidecar_path as engine_sidecar
 
     assert mirrored_output("/r", "/r/sub/clip.mp4", "/o", ".parquet") == Path("/o/sub/clip.mp4.parquet")
     assert engine_sidecar(Path("/o/a.csv"), "manifest") == sidecar_path(Path("/o/a.csv"), "manifest")
@@ -298,9 +302,9 @@ def test_checkpoint_parts_hold_every_row_of_the_final_table(tmp_path, analyzer):
     finally:
         analyzer.options.checkpoint_s = 30.0
     partial = read_partial(out)
-    assert partial.progress["frames_analysed"] == res.manifest["frames"]["analysed"] == 72
+    assert partial.progress["frames_analysed"] == res.manifest.frames["analysed"] == 72
     assert partial.last_frame_index == 71
-    pd.testing.assert_frame_equal(partial.frame, res.frames)
+    pd.testing.assert_frame_equal(partial.frame, res.table)
 
 
 # ------------------------------------------------------------------- 8-10. incomplete inputs
