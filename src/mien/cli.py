@@ -68,7 +68,8 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--report", default=None, help="also write a self-contained HTML report (.html) here")
     p.add_argument("--events", default=None, help="events CSV (time_s[,end_s],label) for the report")
     p.add_argument("--max-frames", type=positive_int, default=None, help="live: stop after N analysed frames")
-    p.add_argument("--max-seconds", type=positive_float, default=None, help="live: stop after N seconds (opening included)")
+    p.add_argument("--max-seconds", type=positive_float, default=None, help="live: stop after N seconds of reading, frames or not (opening the "
+                   "stream waits at most N s or 10 s, whichever is shorter)")
     p.add_argument("--input-kind", choices=INPUT_KINDS, default="auto",
                    help="http(s) URLs: auto tells a file served over HTTP (finite duration: every frame read) "
                    "from a live stream (frames dropped to keep up); file / live force it (default auto)")

@@ -371,8 +371,10 @@ class Analyzer:
             raise InputError(f"{source}: {what}{extra}; nothing to analyse")
         warnings = list(s.warnings)
         if s.dropped:
+            hint = (" (if it is a file served over HTTP, --input-kind file reads every frame)"
+                    if source.lower().startswith(("http://", "https://")) else "")
             warnings.append(f"{source}: {s.dropped} of {s.decoded} decoded frames dropped to keep up with the "
-                            "live stream (use --input-kind file for a file served over HTTP)")
+                            f"live stream{hint}")
         if stats["interrupted"]:
             warnings.append(f"{source}: interrupted; results cover the frames analysed before the stop")
         incomplete = bool(warnings) or s.lost > 0 or s.dropped > 0

@@ -469,7 +469,6 @@ class StreamSource:
         self.max_frames, self.max_seconds = max_frames, max_seconds
         self.buffer_frames = max(1, int(buffer_frames))
         self.read_timeout = read_timeout
-        self._start = time.perf_counter()  # --max-seconds counts from here, opening included
         self._container: Any
         if container is not None:
             self._container = container
@@ -496,7 +495,9 @@ class StreamSource:
         # A short queue absorbs the bursts in which network video arrives; when it is full the
         # oldest frame is dropped, so latency stays bounded by a few frame intervals.
         latest: queue.Queue[Frame | None] = queue.Queue(maxsize=self.buffer_frames)
-        start = self._start
+        # --max-seconds counts from here, once the stream is open (opening waits at most the open
+        # timeout or max_seconds, whichever is shorter); it holds even when no frame comes
+        start = time.perf_counter()
 
         def reader() -> None:
             index = -1
