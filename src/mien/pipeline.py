@@ -23,7 +23,7 @@ import numpy as np
 from mien.alignment import align_faces
 from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, FaceDetector
 from mien.errors import InputError, MienError
-from mien.expression import ExpressionModel, softmax
+from mien.expression import ExpressionModel
 from mien.faces import Faces
 from mien.manifest import input_fingerprint, now_iso
 from mien.quality import QualityThresholds, assess
@@ -31,6 +31,7 @@ from mien.results import AnalysisResult, RowBuffer
 from mien.schema import RunManifest, SourceRun, table_columns
 from mien.smoothing import ExpressionSmoother
 from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
+from mien.stats import softmax
 from mien.tracking import FaceTracker, TrackerConfig
 
 _STAGES = ("detect", "track_align_quality", "expression", "smooth_rows")

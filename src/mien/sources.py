@@ -103,7 +103,7 @@ class FrameSelector:
         return index % self.stride == 0
 
 
-def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
+def rotate_upright(img: np.ndarray, rotation: float) -> np.ndarray:
     """Apply display-matrix rotation (PyAV's ``frame.rotation``, counter-clockwise degrees)."""
     r = (-int(round(rotation))) % 360  # degrees clockwise to display upright, as ffmpeg autorotate
     if r == 90:
@@ -213,7 +213,7 @@ class VideoFileSource:
                 rot = getattr(vf, "rotation", 0) or 0
                 if rot:
                     self.stats.rotation = int(rot)
-                    img = _rotate(img, rot)
+                    img = rotate_upright(img, rot)
                 self.stats.yielded += 1
                 fr = Frame(index, t, img)
                 if self.prepare is not None:
@@ -321,7 +321,7 @@ class StreamSource:
                     t = float(vf.time) if vf.time is not None else time.perf_counter() - start
                     if not self.selector.take(index, t):
                         continue
-                    fr = Frame(index, t, _rotate(vf.to_ndarray(format="bgr24"), vf.rotation or 0))
+                    fr = Frame(index, t, rotate_upright(vf.to_ndarray(format="bgr24"), vf.rotation or 0))
                     try:
                         latest.put_nowait(fr)
                     except queue.Full:

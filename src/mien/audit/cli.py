@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from mien.audit.metrics import DEFAULT_RESAMPLES, HEADLINE
+from mien.audit.metrics import HEADLINE
 from mien.errors import InputError
+from mien.stats import DEFAULT_RESAMPLES
 
 #: Operating point of the detector audit (mien's default) and the lowest score kept for the PR curve.
 DETECTOR_OPERATING_THRESHOLD = 0.5

@@ -21,21 +21,19 @@ import numpy as np
 
 from mien.audit import SCHEMA_VERSION
 from mien.audit.evaluate import EVALUATION_SCHEMA, STATUS_OK
-from mien.audit.metrics import (
+from mien.audit.metrics import HEADLINE, Scored, headline_statistic
+from mien.errors import InputError
+from mien.labels import EXPRESSIONS
+from mien.stats import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
-    HEADLINE,
-    Scored,
     Statistic,
     bootstrap,
-    headline_statistic,
     json_number,
     percentile_interval,
     resample_weights,
     softmax,
 )
-from mien.errors import InputError
-from mien.labels import EXPRESSIONS
 
 COMPARISON_SCHEMA = "mien.audit.comparison"
 

@@ -27,15 +27,9 @@ from mien._version import __version__
 from mien.audit import SCHEMA_VERSION
 from mien.audit.datasets import Dataset, ImageReadError
 from mien.audit.groups import MIN_GROUP_N, group_audit
-from mien.audit.metrics import (
-    DEFAULT_LEVEL,
-    DEFAULT_RESAMPLES,
-    Scored,
-    classification_report,
-    restrict_probs,
-    softmax,
-)
+from mien.audit.metrics import Scored, classification_report, restrict_probs
 from mien.labels import EXPRESSIONS
+from mien.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, softmax
 
 EVALUATION_SCHEMA = "mien.audit.evaluation"
 STATUS_OK = "ok"

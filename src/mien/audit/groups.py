@@ -21,17 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from mien.audit.metrics import (
-    DEFAULT_LEVEL,
-    DEFAULT_RESAMPLES,
-    NO_PREDICTION,
-    Scored,
-    accuracy,
-    bootstrap_ci,
-    class_scores,
-    json_number,
-)
+from mien.audit.metrics import NO_PREDICTION, Scored, accuracy, class_scores
 from mien.labels import EXPRESSIONS, NEGATIVE_EXPRESSIONS
+from mien.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, bootstrap_ci, json_number
 
 #: Value used for an item whose group cell is empty; reported, but left out of gaps and worst group.
 MISSING_GROUP = "(missing)"

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mien.expression import softmax
+from mien.stats import softmax
 from mien.training import cli_errors
 from mien.training.ferplus import load_ferplus
 from mien.training.net import build_net
