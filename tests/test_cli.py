@@ -206,6 +206,10 @@ def test_still_images_and_image_folder(tmp_path):
 def test_prior_strength_option_shifts_towards_rare_expressions_and_is_recorded(tmp_path):
     video = shared_video("single_face.mp4")
     rare = [f"prob_{label}" for label in ("disgust", "fear", "contempt")]
+    from mien.expression import ExpressionModel
+
+    shipped = ExpressionModel.load().prior_strength  # the model card's
+    assert 0 < shipped < 1
     mean_rare = {}
     for name, extra in (("default", ()), ("uniform", ("--prior-strength", "1")), ("ferplus", ("--prior-strength", "0"))):
         out = tmp_path / f"{name}.parquet"
@@ -216,10 +220,42 @@ def test_prior_strength_option_shifts_towards_rare_expressions_and_is_recorded(t
         manifest = json.loads((tmp_path / f"{name}.manifest.json").read_text())
         expr = next(m for m in manifest["models"] if m["role"] == "expression")
         assert manifest["parameters"]["prior_strength"] == (None if name == "default" else float(extra[1]))
-        assert expr["prior_strength"] == {"default": expr["prior_strength"], "uniform": 1.0, "ferplus": 0.0}[name]
+        assert expr["prior_strength"] == {"default": shipped, "uniform": 1.0, "ferplus": 0.0}[name]
     assert mean_rare["ferplus"] < mean_rare["default"] < mean_rare["uniform"]
 
 
 def test_prior_strength_out_of_range(tmp_path):
     proc = run_mien("analyze", str(tmp_path / "x.mp4"), "--prior-strength", "2")
     assert_clean_error(proc, "--prior-strength")
+
+
+def test_a_subcommand_that_cannot_be_imported_says_so(monkeypatch, capsys):
+    import importlib
+
+    from mien import cli
+
+    real = importlib.import_module
+
+    def broken(name, *args):
+        if name == "mien.audit.cli":
+            raise ImportError("No module named 'mien.audit.metrics'")
+        return real(name, *args)
+
+    monkeypatch.setattr(cli.importlib, "import_module", broken)
+    assert cli.main(["evaluate", "faces/", "-o", "audit.json"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mien: error:")
+    assert "mien.audit.cli" in err[0] and "mien.audit.metrics" in err[0]
+    assert "report" in cli.build_parser().format_help()  # the other subcommands are still there
+
+
+def test_cli_defaults_come_from_the_options_dataclasses():
+    from mien.cli import build_parser
+    from mien.options import AnalysisOptions, QualityThresholds
+
+    args = build_parser().parse_args(["analyze", "x.mp4"])
+    d, q = AnalysisOptions(), QualityThresholds()
+    assert (args.detect_threshold, args.detect_every, args.smoothing) == (d.score_threshold, d.detect_every,
+                                                                           d.smoothing_tau_s)
+    assert (args.min_face, args.min_det_score, args.min_sharpness, args.max_yaw) == (
+        q.min_face_px, q.min_det_score, q.min_sharpness, q.max_abs_yaw_deg)

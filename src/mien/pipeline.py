@@ -9,7 +9,6 @@ frame's faces) unless it abstains, and smooth per track. Every stage takes and r
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,42 +25,16 @@ from mien.errors import InputError, MienError
 from mien.expression import ExpressionModel
 from mien.faces import Faces
 from mien.manifest import input_fingerprint, now_iso
-from mien.quality import QualityThresholds, assess
+from mien.options import AnalysisOptions
+from mien.quality import assess
 from mien.results import AnalysisResult, RowBuffer
 from mien.schema import RunManifest, SourceRun, table_columns
 from mien.smoothing import ExpressionSmoother
 from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
 from mien.stats import softmax
-from mien.tracking import FaceTracker, TrackerConfig
+from mien.tracking import FaceTracker
 
 _STAGES = ("detect", "track_align_quality", "expression", "smooth_rows")
-
-
-@dataclass
-class AnalysisOptions:
-    """Every parameter of a run (recorded in the manifest). The CLI's defaults come from here."""
-
-    stride: int = 1
-    fps: float | None = None
-    score_threshold: float = 0.5
-    min_detect_px: float = 8.0
-    detector_max_side: int = 960
-    detect_every: int = 3
-    coarse_scan: bool = True
-    fallback_detect: bool = True  # full-frame detection as soon as a tracked face is not re-found
-    quality: QualityThresholds = field(default_factory=QualityThresholds)
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    smoothing_tau_s: float = 0.3
-    model_card: str | None = None
-    prior_strength: float | None = None  # class-prior strength; None: the model card's
-    threads: int = 1
-    # live sources
-    max_frames: int | None = None
-    max_seconds: float | None = None
-    open_timeout_s: float = 10.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass

@@ -86,14 +86,8 @@ def resample_weights(
         yield drawn[codes]
 
 
-def bootstrap(
-    statistic: Statistic,
-    n: int,
-    *,
-    subjects: Sequence[Any] | np.ndarray | None = None,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-) -> dict[str, np.ndarray]:
+def bootstrap(statistic: Statistic, n: int, *, subjects: Sequence[Any] | np.ndarray | None = None,
+              n_resamples: int = DEFAULT_RESAMPLES, seed: int | Sequence[int] = 0) -> dict[str, np.ndarray]:
     """Evaluate ``statistic(weights)`` on each resample; return the samples per key.
 
     ``statistic`` maps a weight vector to named numbers, so all metrics share the same resamples

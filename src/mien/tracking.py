@@ -12,6 +12,7 @@ import lap
 import numpy as np
 
 from mien.faces import Faces
+from mien.options import TrackerConfig
 from mien.stats import iou_matrix
 
 
@@ -66,14 +67,6 @@ class FaceTrack:
     last_time: float
     hits: int = 1
     box: np.ndarray = field(default_factory=lambda: np.zeros(4))
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    high_score: float = 0.6  # detections that may start tracks and are matched first
-    match_iou: float = 0.2  # minimum IoU with a track's predicted box to match
-    max_gap_s: float = 1.0  # a track survives this long without a detection
-    centre_gate: float = 0.6  # second chance: centre distance below this share of the face size
 
 
 class FaceTracker:

@@ -39,14 +39,14 @@ COMPARISON_SCHEMA = "mien.audit.comparison"
 
 
 def load_evaluation(path: str | Path) -> dict[str, Any]:
-    """Read an evaluation JSON written by ``mien evaluate --json``; InputError if it is not one."""
+    """Read an evaluation JSON written by ``mien evaluate -o``; InputError if it is not one."""
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read {p} as JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("schema") != EVALUATION_SCHEMA:
-        raise InputError(f"{p} is not a mien evaluation JSON; write one with: mien evaluate DATA --json {p}")
+        raise InputError(f"{p} is not a mien evaluation JSON; write one with: mien evaluate DATA -o {p}")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise InputError(
             f"{p} has evaluation schema version {data.get('schema_version')}, this mien reads "
