@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -62,7 +63,7 @@ def is_stream(spec: str | int) -> bool:
 def expand_inputs(spec: str | os.PathLike | int) -> list[str | int]:
     """The sources named by ``spec``: a file, a stream, or every video/image in a folder (sorted)."""
     if isinstance(spec, int) or is_stream(str(spec)):
-        return [int(spec) if str(spec).isdigit() else str(spec)]
+        return [int(str(spec)) if str(spec).isdigit() else str(spec)]
     path = Path(spec)
     if path.is_dir():
         items = sorted(
@@ -115,11 +116,12 @@ def rotate_upright(img: np.ndarray, rotation: float) -> np.ndarray:
     return img
 
 
-def _open_container(spec: str, options: dict | None = None, timeout: float | None = None, fmt=None):
+def _open_container(spec: str, options: dict[str, str] | None = None,
+                    timeout: float | tuple[float, float] | None = None, fmt: str | None = None) -> Any:
     import av
 
     try:
-        kwargs = {"options": options or {}}
+        kwargs: dict[str, Any] = {"options": options or {}}
         if timeout is not None:
             kwargs["timeout"] = timeout
         if fmt is not None:
@@ -417,11 +419,11 @@ def open_source(
     spec: str | int,
     selector: FrameSelector | None = None,
     prepare: Callable[[Frame], None] | None = None,
-    **stream_options: float,
+    **stream_options: Any,
 ) -> VideoFileSource | ImageSource | StreamSource:
     """The right source for ``spec`` (video file, image file, webcam index or stream URL)."""
     if is_stream(spec):
-        return StreamSource(spec, selector, **stream_options)  # type: ignore[arg-type]
+        return StreamSource(spec, selector, **stream_options)
     if Path(str(spec)).suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(str(spec))
     return VideoFileSource(str(spec), selector, prepare=prepare)

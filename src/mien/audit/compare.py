@@ -175,15 +175,15 @@ def compare_evaluations(
         lo_a, hi_a = percentile_interval(boot_a[k], level)
         lo_b, hi_b = percentile_interval(boot_b[k], level)
         lo_d, hi_d = percentile_interval(diff[k], level)
-        va, vb = json_number(point_a[k]), json_number(point_b[k])
+        value_a, value_b = json_number(point_a[k]), json_number(point_b[k])
         rows[name] = {
-            "a": {"value": va, "ci_low": lo_a, "ci_high": hi_a},
-            "b": {"value": vb, "ci_low": lo_b, "ci_high": hi_b},
+            "a": {"value": value_a, "ci_low": lo_a, "ci_high": hi_a},
+            "b": {"value": value_b, "ci_low": lo_b, "ci_high": hi_b},
             "difference": {
-                "value": None if va is None or vb is None else vb - va,
+                "value": None if value_a is None or value_b is None else value_b - value_a,
                 "ci_low": lo_d,
                 "ci_high": hi_d,
-                "excludes_zero": None if lo_d is None else bool(lo_d > 0 or hi_d < 0),
+                "excludes_zero": None if lo_d is None or hi_d is None else bool(lo_d > 0 or hi_d < 0),
             },
         }
 

@@ -316,7 +316,7 @@ def summarize(
             }
         )
     scores, precision, recall = pr_curve(m)
-    keep = (
+    keep: np.ndarray | list[int] = (
         np.unique(np.linspace(0, len(scores) - 1, min(len(scores), 200)).round().astype(int))
         if len(scores)
         else []

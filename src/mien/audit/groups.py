@@ -36,7 +36,7 @@ def negative_mask(labels: Sequence[str] = EXPRESSIONS) -> np.ndarray:
     return np.array([label in NEGATIVE_EXPRESSIONS for label in labels], dtype=bool)
 
 
-def normalise_group_values(values: Sequence[Any]) -> np.ndarray:
+def normalise_group_values(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Group cells as stripped strings; empty / None / NaN become :data:`MISSING_GROUP`."""
     out = []
     for v in values:
@@ -66,7 +66,7 @@ def _wshare(mask: np.ndarray, w: np.ndarray) -> float:
 
 def audit_column(
     scored: Scored,
-    values: Sequence[Any],
+    values: Sequence[Any] | np.ndarray,
     *,
     subjects: Sequence[Any] | np.ndarray | None = None,
     labels: Sequence[str] = EXPRESSIONS,
@@ -164,7 +164,7 @@ def audit_column(
 
 def group_audit(
     scored: Scored,
-    groups: Mapping[str, Sequence[Any]],
+    groups: Mapping[str, Sequence[Any] | np.ndarray],
     **options: Any,
 ) -> dict[str, Any]:
     """:func:`audit_column` for every group column; ``{}`` when the dataset has none."""

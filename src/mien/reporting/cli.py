@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from mien.errors import InputError
 from mien.reporting.episodes import EpisodeParams, find_episodes
@@ -61,7 +62,7 @@ def run_episodes(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: Any) -> None:
     """Add ``report`` and ``episodes`` to mien's subcommands."""
     rep = subparsers.add_parser(
         "report", help="write a self-contained HTML report from results files",

@@ -137,9 +137,9 @@ def _decode_targets(path: Path, targets: pd.DataFrame) -> dict[int, np.ndarray]:
         decoder = None
         for row_id, rel in sorted(zip(targets.index, targets["time_s"], strict=True), key=lambda p: p[1]):
             target = float(rel) + t0
-            cur_t = current.time if current is not None and current.time is not None else None
+            cur_t: float | None = float(current.time) if current is not None and current.time is not None else None
             if decoder is None or cur_t is None or target < cur_t - 1e-3 or target - cur_t > 2.0:
-                container.seek(max(0, int(target / float(stream.time_base))), stream=stream, backward=True)
+                container.seek(max(0, int(target / float(stream.time_base or 1))), stream=stream, backward=True)
                 decoder = container.decode(stream)
                 current = None
             while current is None or (current.time is not None and current.time < target - 1e-3):
