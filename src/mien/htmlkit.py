@@ -46,9 +46,9 @@ def table(head: Sequence[str], rows: Iterable[Sequence[str] | str], *, css_class
     return f"<table{cls}><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def facts(rows: Iterable[tuple[str, str]], *, css_class: str = "facts", table_id: str = "") -> str:
+def facts(rows: Iterable[Sequence[str]], *, css_class: str = "facts", table_id: str = "") -> str:
     """A two-column key/value table without a header: keys are plain text, values pre-escaped."""
-    body = "".join(f'<tr><th scope="row">{escape(k)}</th><td class="v">{v}</td></tr>' for k, v in rows)
+    body = "".join(f'<tr><th scope="row">{escape(k)}</th><td class="v">{v}</td></tr>' for k, v in rows)  # (key, value)
     tid = f' id="{escape(table_id)}"' if table_id else ""
     return f'<table class="{css_class}"{tid}><tbody>{body}</tbody></table>'
 
