@@ -47,6 +47,21 @@ def test_no_engine_module_imports_the_package_or_reaches_upward():
             assert not upward, f"{path.name} imports {upward}"
 
 
+STAGES = ["sources", "detection", "tracking", "alignment", "quality", "expression", "smoothing", "results",
+          "pipeline"]
+
+
+def test_each_stage_imports_no_later_stage():
+    """source → detect → track → align → quality → classify → smooth → results, then the pipeline
+    that runs them: a stage may use the shared records (faces, schema, options, stats), never a
+    stage further along the line."""
+    for i, stage in enumerate(STAGES):
+        text = (REPO / "src" / "mien" / f"{stage}.py").read_text()
+        imported = set(re.findall(r"^\s*(?:from|import) mien\.(\w+)", text, re.M))
+        later = imported & set(STAGES[i + 1:])
+        assert not later, f"mien.{stage} imports the later stage(s) {sorted(later)}"
+
+
 @pytest.mark.slow
 def test_stream_yields_each_analysed_frame_as_analyze_source_tabulates_it(analyzer):
     video = str(shared_video("single_face.mp4"))
