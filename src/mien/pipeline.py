@@ -136,7 +136,9 @@ class Analyzer:
             t1 = time.perf_counter()
             timing["detect"] += t1 - t0
             faces = tracker.update(faces, t)
-            faces = faces[faces.track_id >= 0]
+            tracked = faces.track_id >= 0
+            if not tracked.all():  # weak detections that match no track
+                faces = faces[tracked]
             counts.frames += 1
             if len(faces):
                 gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
