@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
@@ -44,8 +44,6 @@ from mien.serve.live import LiveManager
 from mien.serve.probe import MAX_PIXELS, UploadRejected, probe, stored_suffix
 
 STATIC = Path(__file__).parent / "static"
-_PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-             "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
 @dataclass
@@ -125,17 +123,6 @@ def create_app(config: ServeConfig) -> FastAPI:
     @app.exception_handler(MienError)
     async def mien_error(_: Request, exc: MienError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        path = request.url.path
-        if path == "/" or path.startswith("/static/"):
-            response.headers["Content-Security-Policy"] = _PAGE_CSP
-            response.headers["X-Frame-Options"] = "DENY"
-        return response
 
     # ---------------------------------------------------------------------- page
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

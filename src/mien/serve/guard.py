@@ -7,6 +7,8 @@
   carries it: ``Authorization: Bearer TOKEN``, an ``X-Mien-Token`` header, or the ``mien_token``
   cookie. Opening ``/?token=TOKEN`` once in a browser sets that cookie (HttpOnly, SameSite=Strict,
   so other sites cannot send it) and redirects to ``/``; the token then leaves the address bar.
+- **Headers.** Every response says ``nosniff`` and ``no-referrer``; the page and its files also
+  carry a Content-Security-Policy that allows nothing from elsewhere and no inline script.
 - **Body size.** A request whose body is, or turns out to be, larger than the limit gets 413
   before the upload fills the disk.
 """
@@ -19,7 +21,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-from starlette.exceptions import HTTPException
+from fastapi import HTTPException
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -28,6 +30,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 COOKIE = "mien_token"
 
 
@@ -49,7 +53,7 @@ def _host_name(value: str) -> str:
 
 
 class BodyTooLarge(HTTPException):
-    """Raised while reading a body past the limit; an HTTPException, so that FastAPI's form
+    """Raised while reading a body past the limit; FastAPI's HTTPException, so that its form
     parsing passes it on as a 413 instead of turning it into "error parsing the body"."""
 
     def __init__(self, limit: int) -> None:
@@ -121,10 +125,16 @@ class Guard:
                     raise BodyTooLarge(self.max_body)
             return message
 
+        page = scope.get("path", "") == "/" or scope.get("path", "").startswith("/static/")
+
         async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                if page:
+                    extra += [(b"content-security-policy", PAGE_CSP.encode()), (b"x-frame-options", b"DENY")]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         try:

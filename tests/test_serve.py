@@ -1,0 +1,268 @@
+"""`mien serve`'s REST API through FastAPI's test client, on a short shared clip.
+
+Uploads give the CLI's rows; bad uploads are refused with a clear 4xx before anything is queued;
+a restart keeps finished jobs and never leaves one "running"; the token, Host and path checks.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from conftest import shared_video
+
+pytest.importorskip("fastapi", reason="mien serve needs the [serve] extra: pip install '.[serve]'")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's note about httpx2
+    from fastapi.testclient import TestClient
+
+from mien.cli import main as mien_main
+from mien.errors import MienError
+from mien.serve.app import ServeConfig, create_app
+from mien.serve.jobs import INTERRUPTED_REASON, RUNNING, Job, JobInput, JobOptions, JobStore, new_job_id
+
+CLIP = "talking_d1.mp4"  # 16 frames, 0.5 s, one face
+BASE = "http://127.0.0.1:8765"
+
+
+def make_client(data: Path, **config: Any) -> TestClient:
+    return TestClient(create_app(ServeConfig(data_dir=data, **config)), base_url=BASE)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with make_client(tmp_path / "data", max_upload_bytes=2_000_000) as c:
+        yield c
+
+
+def upload(client: TestClient, path: Path, name: str | None = None, **form: str) -> Any:
+    return client.post("/api/jobs", files=[("files", (name or path.name, path.read_bytes(), "video/mp4"))],
+                       data=form)
+
+
+def wait_done(client: TestClient, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Follow the job's server-sent events until it ends; return its last state."""
+    last: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                last = json.loads(line[5:])
+            assert time.monotonic() < deadline, last
+    assert last.get("status") in ("done", "failed", "cancelled"), last
+    return last
+
+
+def test_upload_gives_the_cli_rows_and_every_output(client: TestClient, tmp_path: Path) -> None:
+    clip = shared_video(CLIP)
+    r = upload(client, clip, name="my clip; rm -rf ~.mp4", stride="2")
+    assert r.status_code == 201, r.text
+    job = wait_done(client, r.json()["id"])
+    assert job["status"] == "done", job
+    assert job["progress"] == 1.0 and job["frames_analysed"] == 8 and job["runs"] == 1
+    assert job["inputs"][0]["name"] == "my clip; rm -rf ~.mp4" and job["inputs"][0]["kind"] == "video"
+    assert set(job["outputs"]) >= {"results.parquet", "results.csv", "manifest.json", "report", "thumbnail.jpg"}
+
+    served = tmp_path / "served.parquet"
+    served.write_bytes(client.get(job["outputs"]["results.parquet"]).content)
+    assert mien_main(["analyze", str(clip), "-o", str(tmp_path / "cli.parquet"), "--stride", "2", "--quiet"]) == 0
+    ours, cli = pd.read_parquet(served), pd.read_parquet(tmp_path / "cli.parquet")
+    assert len(ours) == len(cli) == 8
+    pd.testing.assert_frame_equal(ours.drop(columns="source"), cli.drop(columns="source"))
+
+    csv = client.get(job["outputs"]["results.csv"])
+    assert csv.headers["content-disposition"].startswith("attachment") and "rm -rf" not in csv.headers["content-disposition"]
+    assert len(pd.read_csv(pd.io.common.BytesIO(csv.content))) == 8
+    manifest = client.get(job["outputs"]["manifest.json"]).json()
+    assert manifest["parameters"]["stride"] == 2 and manifest["frames"]["analysed"] == 8
+    report = client.get(job["outputs"]["report"])
+    assert report.headers["content-type"].startswith("text/html") and 'class="timeline' in report.text
+    thumb = client.get(job["outputs"]["thumbnail.jpg"])
+    assert thumb.content[:2] == b"\xff\xd8"
+    # nothing outside the job's folder, and the stored input does not carry the user's name
+    stored = list((tmp_path / "data" / "jobs" / job["id"] / "inputs").iterdir())
+    assert [p.name for p in stored] == ["00.mp4"]
+    assert [j["id"] for j in client.get("/api/jobs").json()["jobs"]] == [job["id"]]
+
+
+def _chunks(data: bytes) -> Iterator[bytes]:
+    for i in range(0, len(data), 65536):
+        yield data[i : i + 65536]
+
+
+@pytest.mark.parametrize("case", ["empty", "text", "text_named_mp4", "audio_only", "oversized",
+                                  "oversized_chunked", "no_files", "bad_option"])
+def test_bad_uploads_are_refused_and_nothing_is_queued(client: TestClient, tmp_path: Path, case: str) -> None:
+    import av
+    import numpy as np
+
+    if case == "empty":
+        r = client.post("/api/jobs", files=[("files", ("clip.mp4", b"", "video/mp4"))])
+        expect, words = 400, "empty"
+    elif case == "text":
+        r = client.post("/api/jobs", files=[("files", ("notes.txt", b"hello\n" * 50, "text/plain"))])
+        expect, words = 415, "not a video or image"
+    elif case == "text_named_mp4":
+        r = client.post("/api/jobs", files=[("files", ("clip.mp4", b"hello\n" * 50, "video/mp4"))])
+        expect, words = 415, "FFmpeg can decode"
+    elif case == "audio_only":
+        wav = tmp_path / "tone.mp4"
+        with av.open(str(wav), "w") as out:
+            stream = out.add_stream("aac", rate=16000)
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            for packet in stream.encode(frame):
+                out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+        r = client.post("/api/jobs", files=[("files", ("tone.mp4", wav.read_bytes(), "video/mp4"))])
+        expect, words = 415, "no video stream"
+    elif case == "oversized":
+        r = client.post("/api/jobs", files=[("files", ("big.mp4", b"\0" * 2_500_000, "video/mp4"))])
+        expect, words = 413, "larger than this server takes"
+    elif case == "oversized_chunked":  # no Content-Length: the limit is enforced as the body arrives
+        boundary = "mienboundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.mp4\"\r\n"
+                f"Content-Type: video/mp4\r\n\r\n").encode() + b"\0" * 2_500_000 + f"\r\n--{boundary}--\r\n".encode()
+        r = client.post("/api/jobs", content=_chunks(body),
+                        headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        expect, words = 413, "larger than this server takes"
+    elif case == "no_files":
+        r = client.post("/api/jobs", data={"stride": "2"})
+        expect, words = 400, "no files"
+    else:
+        r = upload(client, shared_video(CLIP), stride="0")
+        expect, words = 400, "stride"
+    assert r.status_code == expect, r.text
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and words in detail, detail
+    assert client.get("/api/jobs").json()["jobs"] == []
+    assert list((tmp_path / "data" / "jobs").iterdir()) == []
+
+
+def test_restart_keeps_finished_jobs_and_fails_the_running_one(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    clip = shared_video(CLIP)
+    with make_client(data) as c:
+        done = wait_done(c, upload(c, clip, stride="4").json()["id"])
+        assert done["status"] == "done"
+    # A job that was running when the process died, and one still waiting in the queue.
+    store = JobStore(data)
+    crashed = Job(id=new_job_id(), kind="files", status=RUNNING, created=time.time(), started=time.time(),
+                  inputs=[JobInput(name="cut.mp4", path=str(clip), kind="video", duration_s=0.53)],
+                  options=JobOptions(stride=4))
+    waiting = Job(id=new_job_id(), kind="files", status="queued", created=time.time(),
+                  inputs=[JobInput(name="later.mp4", path=str(clip), kind="video", duration_s=0.53)],
+                  options=JobOptions(stride=4))
+    store.add(crashed)
+    store.add(waiting)
+    store.close()
+    with make_client(data) as c:
+        kept = c.get(f"/api/jobs/{done['id']}").json()
+        assert kept["status"] == "done" and c.get(kept["outputs"]["results.parquet"]).status_code == 200
+        failed = c.get(f"/api/jobs/{crashed.id}").json()
+        assert failed["status"] == "failed" and failed["error"] == INTERRUPTED_REASON
+        assert wait_done(c, waiting.id)["status"] == "done"
+        assert {j["status"] for j in c.get("/api/jobs").json()["jobs"]} == {"done", "failed"}
+    with sqlite3.connect(data / "jobs.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'running'").fetchone()[0] == 0
+
+
+def test_delete_removes_the_job_and_its_files(client: TestClient, tmp_path: Path) -> None:
+    job = wait_done(client, upload(client, shared_video(CLIP), stride="4").json()["id"])
+    folder = tmp_path / "data" / "jobs" / job["id"]
+    assert folder.is_dir()
+    assert client.delete(f"/api/jobs/{job['id']}").json() == {"deleted": job["id"]}
+    assert not folder.exists()
+    assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert client.get(f"/api/jobs/{job['id']}/report").status_code == 404
+    assert client.get("/api/jobs/..%2F..%2Fetc/report").status_code == 404
+
+
+def test_server_side_paths_only_inside_allowed_folders(tmp_path: Path) -> None:
+    allowed = tmp_path / "videos"
+    allowed.mkdir()
+    shutil.copy(shared_video(CLIP), allowed / "clip.mp4")
+    (tmp_path / "secret.mp4").write_bytes((allowed / "clip.mp4").read_bytes())
+    with make_client(tmp_path / "plain") as c:
+        r = c.post("/api/jobs", data={"path": str(allowed / "clip.mp4")})
+        assert r.status_code == 403 and "--allow-path" in r.json()["detail"]
+    with make_client(tmp_path / "data", allow_paths=[allowed]) as c:
+        for outside in (tmp_path / "secret.mp4", allowed / ".." / "secret.mp4"):
+            r = c.post("/api/jobs", data={"path": str(outside)})
+            assert r.status_code == 403, r.text
+        r = c.post("/api/jobs", data={"path": str(allowed / "clip.mp4"), "stride": "4"})
+        assert r.status_code == 201, r.text
+        job = wait_done(c, r.json()["id"])
+        assert job["status"] == "done" and job["inputs"][0]["name"] == "clip.mp4"
+        c.delete(f"/api/jobs/{job['id']}")
+    assert (allowed / "clip.mp4").is_file()  # a server-side input is never deleted
+
+
+def test_token_host_and_loopback_rules(tmp_path: Path) -> None:
+    with pytest.raises(MienError, match="--token"):
+        create_app(ServeConfig(data_dir=tmp_path / "a", host="0.0.0.0"))
+    with pytest.raises(MienError, match="at least 16"):
+        create_app(ServeConfig(data_dir=tmp_path / "a", host="0.0.0.0", token="short"))
+    token = "s3cret-token-for-tests-0123456789"
+    app = create_app(ServeConfig(data_dir=tmp_path / "b", host="0.0.0.0", token=token))
+    with TestClient(app, base_url="http://192.0.2.7:8765") as c:
+        assert c.get("/api/jobs").status_code == 401
+        assert c.get("/", follow_redirects=False).status_code == 401
+        assert c.get("/api/jobs", headers={"Authorization": "Bearer wrong-token-wrong-token"}).status_code == 401
+        assert c.get("/api/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        r = c.get(f"/?token={token}", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        assert "HttpOnly" in r.headers["set-cookie"] and "SameSite=Strict" in r.headers["set-cookie"]
+        assert c.get("/api/jobs").status_code == 200  # the cookie now carries the token
+    with make_client(tmp_path / "c") as c:  # loopback: no token, but only loopback Host names
+        assert c.get("/api/jobs").status_code == 200
+        assert c.get("/api/jobs", headers={"host": "attacker.example:8765"}).status_code == 421
+
+
+def test_page_is_offline_and_the_api_is_documented(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    assert "http://" not in page.text and "https://" not in page.text
+    for asset in ("/static/app.js", "/static/app.css"):
+        r = client.get(asset)
+        assert r.status_code == 200 and "https://" not in r.text
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in ("/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/events", "/api/jobs/{job_id}/results.parquet",
+              "/api/jobs/{job_id}/results.csv", "/api/jobs/{job_id}/manifest.json", "/api/jobs/{job_id}/report",
+              "/api/jobs/{job_id}/annotated.mp4", "/api/streams", "/api/streams/{job_id}/events"):
+        assert p in paths, p
+
+
+def test_stream_sources_other_than_cameras_and_stream_urls_are_refused(client: TestClient) -> None:
+    for source in ("file:///etc/passwd", "/etc/passwd", "concat:a.mp4|b.mp4", "999", "rtsp://a b"):
+        r = client.post("/api/streams", json={"source": source})
+        assert r.status_code == 400 and "source" in r.json()["detail"], (source, r.text)
+    assert client.get("/api/jobs").json()["jobs"] == []
+
+
+def test_serve_without_the_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi -> ImportError
+    monkeypatch.delitem(sys.modules, "mien.serve.app", raising=False)
+    assert mien_main(["serve"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'mien[serve]'" in err[0]
+
+
+def test_serve_refuses_an_open_host_without_a_token(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert mien_main(["serve", "--host", "0.0.0.0", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--token" in err[0]
