@@ -71,16 +71,20 @@ def max_overlap(jobs: list[dict[str, Any]]) -> int:
 def run_load(clip: Path, n_jobs: int = 20, workers: int = 2, stride: int = 2, timeout_s: float = 600.0,
              data_dir: Path | None = None) -> dict[str, Any]:
     """Start a server, upload ``clip`` ``n_jobs`` times at once, wait for every job; return the figures."""
-    import uvicorn
-
-    from mien.serve.app import ServeConfig, create_app
+    from mien.serve.app import ServeConfig, running_server
 
     tmp = tempfile.TemporaryDirectory() if data_dir is None else None
     data = Path(tmp.name) if tmp is not None else Path(data_dir)  # type: ignore[arg-type]
-    port = _free_port()
-    app = create_app(ServeConfig(data_dir=data, host="127.0.0.1", port=port, workers=workers))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    config = ServeConfig(data_dir=data, host="127.0.0.1", port=_free_port(), workers=workers)
+    try:
+        with running_server(config) as base:
+            return _load(base, clip, n_jobs, workers, stride, timeout_s)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _load(base: str, clip: Path, n_jobs: int, workers: int, stride: int, timeout_s: float) -> dict[str, Any]:
     samples: list[float] = []
     sampling = threading.Event()
 
@@ -90,12 +94,8 @@ def run_load(clip: Path, n_jobs: int = 20, workers: int = 2, stride: int = 2, ti
             time.sleep(0.2)
 
     rss_before = rss_mb()
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    base = f"http://127.0.0.1:{port}"
     body, ctype = _multipart(clip, {"stride": str(stride)})
     ids: list[str | None] = [None] * n_jobs
     errors: list[str] = []
@@ -129,10 +129,6 @@ def run_load(clip: Path, n_jobs: int = 20, workers: int = 2, stride: int = 2, ti
     rows = sorted({len(_rows(f"{base}{j['outputs']['results.parquet']}")) for j in jobs if j["status"] == "done"})
     sampling.set()
     sampler.join()
-    server.should_exit = True
-    thread.join(30)
-    if tmp is not None:
-        tmp.cleanup()
     done = [j for j in jobs if j["status"] == "done"]
     return {
         "jobs": n_jobs, "workers": workers, "clip": clip.name, "stride": stride,

@@ -85,11 +85,12 @@ def test_upload_gives_the_cli_rows_and_every_output(client: TestClient, tmp_path
     assert manifest["parameters"]["stride"] == 2 and manifest["frames"]["analysed"] == 8
     report = client.get(job["outputs"]["report"])
     assert report.headers["content-type"].startswith("text/html") and 'class="timeline' in report.text
+    assert "<title>mien expression report: my clip; rm -rf ~.mp4</title>" in report.text
     thumb = client.get(job["outputs"]["thumbnail.jpg"])
     assert thumb.content[:2] == b"\xff\xd8"
     # nothing outside the job's folder, and the stored input does not carry the user's name
-    stored = list((tmp_path / "data" / "jobs" / job["id"] / "inputs").iterdir())
-    assert [p.name for p in stored] == ["00.mp4"]
+    stored = [p for p in (tmp_path / "data" / "jobs" / job["id"] / "inputs").rglob("*") if p.is_file()]
+    assert [p.relative_to(p.parents[1]).as_posix() for p in stored] == ["00/my_clip_rm_-rf.mp4"]
     assert [j["id"] for j in client.get("/api/jobs").json()["jobs"]] == [job["id"]]
 
 

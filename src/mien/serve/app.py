@@ -11,8 +11,8 @@ import json
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -165,7 +165,9 @@ def create_app(config: ServeConfig) -> FastAPI:
         inputs: list[JobInput] = []
         for index, upload in enumerate(uploads):
             name = (upload.filename or f"upload {index + 1}").replace("\x00", "")[:255]
-            dest = inputs_dir / f"{index:02d}{stored_suffix(name)}"  # mien's name, never the user's
+            # A folder per input, and a file name reduced to [A-Za-z0-9._-]: the user's name is never a path.
+            dest = inputs_dir / f"{index:02d}" / f"{_safe_name(name)}{stored_suffix(name)}"
+            dest.parent.mkdir()
             save_upload(upload, dest)
             info = probe(dest, name, config.max_pixels)
             inputs.append(JobInput(name=name, path=str(dest), kind=info.kind, size=dest.stat().st_size,
@@ -342,6 +344,29 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.add_middleware(Guard, token=config.token, loopback_only=is_loopback(config.host),
                        max_body=config.max_upload_bytes)
     return app
+
+
+@contextmanager
+def running_server(config: ServeConfig) -> Iterator[str]:
+    """Run the app with uvicorn in a background thread (for tests and benchmarks); yield its URL."""
+    import threading
+
+    import uvicorn
+
+    app = create_app(config)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="mien-serve-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise MienError(f"the server did not start on {config.host}:{config.port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://{config.host}:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(60)
 
 
 def serve(config: ServeConfig) -> None:

@@ -1,8 +1,8 @@
 """Jobs: what was asked, kept in SQLite; a bounded pool of workers that runs them.
 
 A job is one upload (one or more videos/images) or one live stream, with its analysis options.
-Everything about it lives under ``DATA/jobs/<id>/``: ``inputs/`` (the uploaded files, stored
-under names mien chooses — a user's file name is only ever displayed), ``outputs/``
+Everything about it lives under ``DATA/jobs/<id>/``: ``inputs/NN/`` (the uploaded files, under
+their names reduced to letters, digits and ``._-``; the name as given is only displayed), ``outputs/``
 (``results.parquet``, ``results.csv``, ``manifest.json``, ``report.html``, ``thumbnail.jpg``,
 ``annotated.mp4`` when asked for) and nothing else. The SQLite row says where it stands.
 
@@ -378,7 +378,7 @@ class Progress:
 
 
 def write_outputs(results: list[AnalysisResult], out_dir: Path, *, events: Path | None,
-                  show_faces: bool) -> list[str]:
+                  show_faces: bool, title: str | None = None) -> list[str]:
     """Write the job's table (Parquet and CSV), manifest, report and thumbnail; return their names."""
     from mien.reporting import write_report
 
@@ -392,7 +392,8 @@ def write_outputs(results: list[AnalysisResult], out_dir: Path, *, events: Path 
     combined.save(out_dir / "results.csv")
     (out_dir / "manifest.json").write_text(json.dumps(combined.manifest, indent=2, default=str))
     names = ["results.parquet", "results.csv", "manifest.json"]
-    write_report(results, out_dir / "report.html", events=events, show_faces=show_faces)
+    write_report(results, out_dir / "report.html", events=events, show_faces=show_faces,
+                 title=None if title is None else f"mien expression report: {title}")
     names.append("report")
     if write_thumbnail(combined.to_pandas(), out_dir / "thumbnail.jpg", blur=not show_faces):
         names.append("thumbnail.jpg")
@@ -576,7 +577,8 @@ class JobRunner:
         self.store.update_progress(job.id, progress.fraction, progress.frames, progress.fps, None)
         events = self.store.job_dir(job.id) / "events.csv" if job.events else None
         try:
-            outputs = write_outputs(results, out_dir, events=events, show_faces=self.show_faces)
+            outputs = write_outputs(results, out_dir, events=events, show_faces=self.show_faces,
+                                    title=", ".join(i.name for i in job.inputs))
         except MienError as exc:
             self.store.finish(job.id, FAILED, error=str(exc), warnings=warnings)
             return

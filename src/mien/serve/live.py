@@ -194,7 +194,7 @@ class LiveManager:
                                        None)
             try:
                 outputs = write_outputs([result], self.store.outputs_dir(job.id), events=None,
-                                        show_faces=self.show_faces)
+                                        show_faces=self.show_faces, title=job.inputs[0].name)
             except MienError as exc:
                 self.store.finish(job.id, FAILED, error=str(exc))
                 return
