@@ -120,7 +120,7 @@ def test_results_round_trip_and_sidecars(tmp_path, suffix):
     out = write_results(df, {"status": "complete"}, tmp_path / f"r{suffix}")
     back = read_results(out)
     assert list(back.columns) == COLUMNS and len(back) == len(df)
-    assert (tmp_path / "r.manifest.json").is_file() and (tmp_path / "r.tracks.csv").is_file()
+    assert (tmp_path / f"r{suffix}.manifest.json").is_file() and (tmp_path / f"r{suffix}.tracks.csv").is_file()
     assert not list(tmp_path.glob("*.part"))
 
 

@@ -20,15 +20,17 @@ import cv2
 import numpy as np
 
 from mien.alignment import align_faces
+from mien.checkpoint import Checkpointer
 from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, Detections, FaceDetector
 from mien.errors import InputError, MienError
 from mien.expression import ExpressionModel
 from mien.labels import EXPRESSIONS
 from mien.manifest import build_manifest, now_iso
+from mien.outputs import display
 from mien.quality import QualityThresholds, assess
 from mien.results import AnalysisResult, RowBuffer, concat, empty_frame
 from mien.smoothing import ExpressionSmoother
-from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
+from mien.sources import DEFAULT_MAX_PIXELS, Frame, FrameSelector, expand_inputs, is_stream, open_source
 from mien.tracking import FaceTracker, TrackerConfig
 
 _ROI_SIDE = 128  # input side of the local re-detection window
@@ -57,6 +59,10 @@ class AnalysisOptions:
     max_frames: int | None = None
     max_seconds: float | None = None
     open_timeout_s: float = 10.0
+    input_kind: str = "auto"  # http(s) URLs: "auto" probes file vs live stream; "file" / "live" force it
+    # safety
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse frames/images larger than this before decoding
+    checkpoint_s: float = 30.0  # CLI runs: flush finished rows to X.checkpoint/ at most this often
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -136,12 +142,17 @@ class Analyzer:
         frames: Iterable[Frame],
         source: str,
         on_frame: Callable[[Frame, dict[str, Any]], None] | None = None,
+        checkpoint: Checkpointer | None = None,
     ) -> tuple[Any, dict[str, Any]]:
-        """Analyse a frame stream; returns (DataFrame, stats). Stops cleanly on Ctrl-C, keeping rows."""
+        """Analyse a frame stream; returns (DataFrame, stats). Stops cleanly on Ctrl-C (or SIGTERM
+        under :func:`mien.signals.graceful_stop`), keeping rows; with ``checkpoint``, finished rows
+        are also flushed to disk as the run goes."""
         o = self.options
         tracker = FaceTracker(o.tracker)
         smoother = ExpressionSmoother(o.smoothing_tau_s)
         rows = RowBuffer()
+        flushed: list[Any] = []  # row chunks already checkpointed
+        last_index = -1
         S = self.model.input_size
         n_frames = n_faces = n_abstained = n_full_detect = 0
         latencies: list[float] = []
@@ -218,14 +229,22 @@ class Analyzer:
                     n_faces += n
                     n_abstained += int(q.abstain.sum())
                 latencies.append(time.perf_counter() - fr.arrival)
+                last_index = fr.index
                 if on_frame is not None:
                     on_frame(fr, cols or {})
+                if checkpoint is not None and checkpoint.due():
+                    chunk = rows.to_frame()
+                    flushed.append(chunk)  # kept in memory first: an interrupted flush loses nothing
+                    rows = RowBuffer()
+                    checkpoint.flush(chunk, frames_analysed=n_frames, last_frame_index=last_index,
+                                     last_time_s=last_time)
         except KeyboardInterrupt:
             interrupted = True
         lat = np.asarray(latencies) * 1000
         stats = {
             "analysed": n_frames,
             "duration_s": last_time,
+            "last_frame_index": last_index,
             "faces": n_faces,
             "abstained": n_abstained,
             "full_frame_detections": n_full_detect,
@@ -236,7 +255,7 @@ class Analyzer:
             # ahead in the decode thread)
             "stage_ms_per_frame": {k: round(v * 1000 / max(n_frames, 1), 3) for k, v in timing.items()},
         }
-        return rows.to_frame(), stats
+        return concat([*flushed, rows.to_frame()]), stats
 
     def classify_image(self, image_bgr: np.ndarray) -> ImageClassification:
         """Expression of the largest face in ``image_bgr`` (None when no face is found)."""
@@ -295,18 +314,21 @@ class Analyzer:
         progress: bool = False,
         annotate: str | Path | None = None,
         blur_faces: bool = False,
+        checkpoint: str | Path | None = None,
     ) -> AnalysisResult:
+        """Analyse one source. ``checkpoint``: the output path whose ``.checkpoint/`` folder gets
+        the finished rows every ``checkpoint_s`` seconds (see :mod:`mien.checkpoint`)."""
         o = self.options
         started = now_iso()
         selector = FrameSelector(o.stride, o.fps)
         if is_stream(spec):
             # build both ONNX sessions before the stream starts, so the first frames do not queue
             self.detector.session, self.model.session  # noqa: B018
-            src = open_source(spec, selector, open_timeout=o.open_timeout_s, max_frames=o.max_frames,
-                              max_seconds=o.max_seconds)
-        else:
-            src = open_source(spec, selector, prepare=self._scheduled_detection())
-        source = str(spec)
+        src = open_source(spec, selector, prepare=self._scheduled_detection(), max_pixels=o.max_pixels,
+                          input_kind=o.input_kind, open_timeout=o.open_timeout_s, max_frames=o.max_frames,
+                          max_seconds=o.max_seconds)
+        live = not hasattr(src, "_packets_decoded") and is_stream(spec)
+        source = display(str(spec))
         bar = None
         writer = None
         on_frame = None
@@ -334,28 +356,50 @@ class Analyzer:
                     img = fr.image
                 writer.write(img, fr.time_s)
 
+        ckpt = Checkpointer(checkpoint, source, o.checkpoint_s) if checkpoint is not None and o.checkpoint_s > 0 else None
+        ok = False
         try:
-            df, stats = self.analyze_frames(iter(src), source, on_frame)
+            df, stats = self.analyze_frames(iter(src), source, on_frame, checkpoint=ckpt)
+            ok = True
         finally:
             if bar is not None:
                 bar.close()
             if writer is not None:
-                writer.close()
+                if ok:
+                    writer.close()
+                else:
+                    writer.abort()
         s = src.stats
         stats = {
             "decoded": s.decoded, "analysed": stats.pop("analysed"), **stats,
-            "dropped": s.dropped, "expected": s.expected_frames, "fps": s.fps,
+            "dropped": s.dropped, "lost": s.lost, "damaged_packets": s.damaged_packets,
+            "expected": s.expected_frames, "fps": s.fps,
             "width": s.width, "height": s.height, "rotation": s.rotation, "codec": s.codec,
+            "read_as": "live" if live else "file",
         }
+        if ckpt is not None:
+            stats["checkpoint"] = {"interval_s": ckpt.interval_s, "parts": ckpt.parts}
+        if s.decoded == 0 and not stats["interrupted"]:
+            if ckpt is not None:
+                ckpt.finish()
+            what = "no frame arrived" if live else "the video stream holds no decodable frame"
+            extra = f" ({'; '.join(s.warnings)})" if s.warnings else ""
+            raise InputError(f"{source}: {what}{extra}; nothing to analyse")
         warnings = list(s.warnings)
+        if s.dropped:
+            warnings.append(f"{source}: {s.dropped} of {s.decoded} decoded frames dropped to keep up with the "
+                            "live stream (use --input-kind file for a file served over HTTP)")
         if stats["interrupted"]:
             warnings.append(f"{source}: interrupted; results cover the frames analysed before the stop")
+        incomplete = bool(warnings) or s.lost > 0 or s.dropped > 0
         manifest = build_manifest(
-            source=source, parameters=o.to_dict(), models=self.model_records(), stats=stats,
+            source=str(spec), parameters=o.to_dict(), models=self.model_records(), stats=stats,
             started=started, warnings=warnings,
-            status="interrupted" if stats["interrupted"] else ("partial" if s.warnings else "complete"),
+            status="interrupted" if stats["interrupted"] else ("partial" if incomplete else "complete"),
         )
-        return AnalysisResult(df, manifest)
+        result = AnalysisResult(df, manifest)
+        result.checkpoint = ckpt
+        return result
 
 
 def analyze(

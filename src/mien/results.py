@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ import pandas as pd
 
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS
+from mien.manifest import file_sha256
+from mien.outputs import TABLE_SUFFIXES, display, keep_mode, sidecar_path
 
 SCHEMA_VERSION = 1
 PROB_COLUMNS = [f"prob_{label}" for label in EXPRESSIONS]
@@ -30,7 +32,7 @@ COLUMNS = (
     + SMOOTH_COLUMNS
     + ["top_label", "top_prob"]
 )
-OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
+OUTPUT_SUFFIXES = TABLE_SUFFIXES
 
 
 class RowBuffer:
@@ -119,6 +121,7 @@ class AnalysisResult:
     frames: pd.DataFrame
     manifest: dict[str, Any] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
+    checkpoint: Any = None  # the run's mien.checkpoint.Checkpointer, when it checkpointed
 
     def to_pandas(self) -> pd.DataFrame:
         """The long-format table (a row per face per analysed frame; see docs/schema.md)."""
@@ -148,21 +151,29 @@ class AnalysisResult:
 
 
 def sidecar(path: Path, kind: str) -> Path:
-    """``out.parquet`` → ``out.manifest.json`` / ``out.tracks.csv``."""
-    base = path.with_suffix("")
-    return base.with_name(base.name + {"manifest": ".manifest.json", "tracks": ".tracks.csv"}[kind])
+    """``out.parquet`` → ``out.parquet.manifest.json`` / ``out.parquet.tracks.csv`` (see :mod:`mien.outputs`)."""
+    return sidecar_path(path, kind)
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write via a temp file in the same folder and rename: a crash never leaves a half file."""
+def table_fingerprint(path: Path, rows: int) -> dict[str, Any]:
+    """What the manifest records about its table, so a reader can check they belong together."""
+    return {"file": display(path.name), "rows": int(rows), "sha256": file_sha256(path)}
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write via a temp file in the same folder and rename: a crash never leaves a half file.
+    A file that already exists keeps its permission bits (a private 0600 table stays private)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = keep_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask  # mkstemp creates 0600; new results are ordinary files
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -192,8 +203,10 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
 
 
 def write_results(df: pd.DataFrame, manifest: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write the table, then its tracks and its manifest (which records the table's fingerprint)."""
     path = Path(path)
     write_table(df, path)
+    manifest = {**manifest, "table": table_fingerprint(path, len(df))}
     atomic_write(sidecar(path, "tracks"), lambda p: track_summary(df).to_csv(p, index=False))
     atomic_write(sidecar(path, "manifest"), lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
     return path

@@ -21,6 +21,8 @@ import pandas as pd
 
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS
+from mien.manifest import file_sha256
+from mien.outputs import legacy_sidecar_path, sidecar_path
 
 #: Table suffixes ``mien analyze`` writes.
 RESULT_SUFFIXES: tuple[str, ...] = (".parquet", ".csv", ".jsonl")
@@ -92,9 +94,26 @@ class Results:
 
 
 def sidecar_paths(table: Path) -> tuple[Path, Path]:
-    """Return ``(X.manifest.json, X.tracks.csv)`` for the table ``X.<ext>``."""
-    stem = table.with_suffix("")
-    return stem.with_name(stem.name + ".manifest.json"), stem.with_name(stem.name + ".tracks.csv")
+    """Return ``(X.manifest.json, X.tracks.csv)`` for the table ``X`` (``talk.parquet`` →
+    ``talk.parquet.manifest.json``); files written by older mien (``talk.manifest.json``) are used
+    when the new names are absent."""
+    found = []
+    for kind in ("manifest", "tracks"):
+        new, old = sidecar_path(table, kind), legacy_sidecar_path(table, kind)
+        found.append(old if not new.is_file() and old.is_file() else new)
+    return found[0], found[1]
+
+
+def check_manifest_matches(table: Path, manifest: dict[str, Any]) -> str | None:
+    """Why ``manifest`` does not describe ``table`` (its recorded fingerprint differs), or None."""
+    recorded = manifest.get("table")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("sha256"), str):
+        return (f"the manifest beside {table.name} records no table fingerprint (older mien); "
+                "it cannot be checked against the table")
+    if recorded["sha256"] != file_sha256(table):
+        return (f"the manifest beside {table.name} describes another table ({recorded.get('file')}, "
+                f"{recorded.get('rows')} rows), not this one; manifest not used — re-run `mien analyze`")
+    return None
 
 
 def manifest_input(manifest: dict[str, Any] | None) -> str | None:
@@ -237,7 +256,8 @@ def load_results(path: str | Path) -> Results:
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"cannot read results file {path}: {exc}; is it a complete file written by "
+        why = " ".join(str(exc).split())  # one line, whatever the parser's message holds
+        raise InputError(f"cannot read results file {path}: {why}; is it a complete file written by "
                          "`mien analyze`?") from exc
     frame, warnings = normalise_frame(raw, what=f"results file {path}")
     manifest_path, tracks_path = sidecar_paths(path)
@@ -246,7 +266,11 @@ def load_results(path: str | Path) -> Results:
         try:
             loaded = json.loads(manifest_path.read_text(encoding="utf-8"))
             if isinstance(loaded, dict):
-                manifest = loaded
+                mismatch = check_manifest_matches(path, loaded)
+                if mismatch is None or "no table fingerprint" in mismatch:
+                    manifest = loaded
+                if mismatch:
+                    warnings.append(mismatch)
             else:
                 warnings.append(f"{manifest_path.name} is not a JSON object; manifest not shown")
         except (OSError, ValueError) as exc:
