@@ -23,6 +23,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's note about httpx2
     from fastapi.testclient import TestClient
 
+from mien.checkpoint import read_partial
 from mien.cli import main as mien_main
 from mien.errors import MienError
 from mien.serve.app import ServeConfig, create_app
@@ -66,7 +67,7 @@ def test_upload_gives_the_cli_rows_and_every_output(client: TestClient, tmp_path
     r = upload(client, clip, name="my clip; rm -rf ~.mp4", stride="2")
     assert r.status_code == 201, r.text
     job = wait_done(client, r.json()["id"])
-    assert job["status"] == "done", job
+    assert job["status"] == "done", job["error"]
     assert job["progress"] == 1.0 and job["frames_analysed"] == 8 and job["runs"] == 1
     assert job["inputs"][0]["name"] == "my clip; rm -rf ~.mp4" and job["inputs"][0]["kind"] == "video"
     assert set(job["outputs"]) >= {"results.parquet", "results.csv", "manifest.json", "report", "thumbnail.jpg"}
@@ -175,6 +176,71 @@ def test_restart_keeps_finished_jobs_and_fails_the_running_one(tmp_path: Path) -
         assert {j["status"] for j in c.get("/api/jobs").json()["jobs"]} == {"done", "failed"}
     with sqlite3.connect(data / "jobs.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'running'").fetchone()[0] == 0
+
+
+def test_a_job_killed_mid_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    """What a SIGKILL leaves: the job marked running, and the engine's checkpoint of its first
+    frames. The next start resumes it there; the table covers every frame exactly once."""
+    from mien.pipeline import AnalysisOptions
+    from mien.serve import resume
+    from mien.serve.jobs import ObservedAnalyzer
+
+    clip = shared_video("single_face.mp4")  # 72 frames: 36 analysed at stride 2
+    data = tmp_path / "data"
+    store = JobStore(data)
+    job = Job(id=new_job_id(), kind="files", status=RUNNING, created=time.time(), started=time.time(),
+              inputs=[JobInput(name="single_face.mp4", path=str(clip), kind="video", duration_s=2.4)],
+              options=JobOptions(stride=2))
+    store.add(job)
+    out_dir = store.outputs_dir(job.id)
+    out_dir.mkdir(parents=True)
+    cut = ObservedAnalyzer(AnalysisOptions(stride=2, checkpoint_s=1e-9))  # a part after every frame
+    seen: list[int] = []
+    cut.observer = lambda fr, cols: seen.append(fr.index)
+    cut.should_stop = lambda: len(seen) >= 10
+    cut.analyze_source(str(clip), checkpoint=resume.table_path(out_dir, 0))  # "killed" after 10 frames
+    assert read_partial(resume.table_path(out_dir, 0)).last_frame_index == 18
+    store.close()
+
+    with make_client(data) as c:
+        done = wait_done(c, job.id)
+        assert done["status"] == "done", done["error"]
+        table = pd.read_parquet(pd.io.common.BytesIO(c.get(done["outputs"]["results.parquet"]).content))
+        manifest = c.get(done["outputs"]["manifest.json"]).json()
+    assert manifest["resumed"]["from_frame_index"] == 19 and manifest["resumed"]["earlier_segments"] == 1
+    assert sorted(table["frame_index"]) == list(range(0, 72, 2))  # every analysed frame, once
+    cut.observer = cut.should_stop = None
+    full = cut.analyze_source(str(clip)).to_pandas()  # the same options, uncut
+    before = table[table["frame_index"] <= 18].reset_index(drop=True)
+    pd.testing.assert_frame_equal(before.drop(columns="source"),
+                                  full[full["frame_index"] <= 18].reset_index(drop=True).drop(columns="source"))
+    # tracks restart at the resume point, under new ids
+    assert set(table[table["frame_index"] > 18]["track_id"]).isdisjoint(set(before["track_id"]))
+    assert not list(out_dir.glob("input*"))  # per-input leftovers are cleared once the job is done
+
+
+@pytest.mark.slow  # two server starts and a 4-second analysis
+def test_a_server_stopped_mid_job_saves_its_rows_and_resumes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    clip = shared_video("WolfgangLanger_Pexels.mp4")  # 472 frames: 118 analysed at stride 4
+    with make_client(data) as c:
+        job_id = upload(c, clip, stride="4").json()["id"]
+        deadline = time.monotonic() + 60
+        while c.get(f"/api/jobs/{job_id}").json()["frames_analysed"] < 20:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    # the server has stopped: the job waits in the queue with the rows it had
+    with sqlite3.connect(data / "jobs.sqlite") as db:
+        assert db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] == "queued"
+    with make_client(data) as c:
+        done = wait_done(c, job_id)
+        assert done["status"] == "done", done["error"]
+        table = pd.read_parquet(pd.io.common.BytesIO(c.get(done["outputs"]["results.parquet"]).content))
+        manifest = c.get(done["outputs"]["manifest.json"]).json()
+    assert manifest["resumed"]["from_frame_index"] >= 80  # at least the 20 frames seen were kept
+    assert not table.duplicated(["frame_index", "x1", "y1"]).any()  # no face-frame twice
+    frames = set(table["frame_index"])
+    assert frames <= set(range(0, 472, 4)) and len(frames) >= 110
 
 
 def test_delete_removes_the_job_and_its_files(client: TestClient, tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ class ServeConfig:
     max_pixels: int = MAX_PIXELS
     allow_paths: list[Path] = field(default_factory=list)  # folders whose files jobs may name
     show_faces: bool = False  # sharp (not blurred) faces in thumbnails and reports
+    checkpoint_s: float = 10.0  # running jobs checkpoint their rows this often (resume after a crash)
     live_sessions: int = 1
     live_max_seconds: float = 1800.0
 
@@ -94,7 +95,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     config.check()
     store = JobStore(config.data_dir)
     runner = JobRunner(store, workers=config.workers, max_queued=config.max_queued,
-                       show_faces=config.show_faces)
+                       show_faces=config.show_faces, checkpoint_s=config.checkpoint_s)
     live = LiveManager(store, max_sessions=config.live_sessions, max_seconds=config.live_max_seconds,
                        show_faces=config.show_faces)
     allowed_roots = [p.resolve() for p in config.allow_paths]

@@ -30,6 +30,9 @@ def register(subparsers: Any) -> None:
                    help="let jobs name files on the server under DIR instead of uploading them (repeatable)")
     p.add_argument("--show-faces", action="store_true",
                    help="sharp faces in thumbnails and reports (default: blurred)")
+    p.add_argument("--checkpoint-s", type=float, default=10.0, metavar="S",
+                   help="running jobs save their rows every S seconds, so a job cut off by a crash resumes "
+                   "from there at the next start (default 10; 0 = off)")
     p.add_argument("--live-max-seconds", type=float, default=1800.0,
                    help="longest live analysis, seconds (default 1800)")
     p.set_defaults(func=run_serve)
@@ -52,6 +55,8 @@ def run_serve(args: argparse.Namespace) -> int:
         raise MienError(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
     if not args.live_max_seconds > 0:
         raise MienError(f"--live-max-seconds must be > 0, got {args.live_max_seconds}")
+    if not args.checkpoint_s >= 0:
+        raise MienError(f"--checkpoint-s must be ≥ 0, got {args.checkpoint_s}")
     for folder in args.allow_path:
         if not Path(folder).is_dir():
             raise MienError(f"--allow-path {folder}: no such folder")
@@ -59,6 +64,6 @@ def run_serve(args: argparse.Namespace) -> int:
                          workers=args.workers, max_queued=args.max_queued,
                          max_upload_bytes=int(args.max_upload_mb * 1_000_000),
                          allow_paths=[Path(p) for p in args.allow_path], show_faces=args.show_faces,
-                         live_max_seconds=args.live_max_seconds)
+                         checkpoint_s=args.checkpoint_s, live_max_seconds=args.live_max_seconds)
     serve(config.check())
     return 0

@@ -7,13 +7,16 @@ their names reduced to letters, digits and ``._-``; the name as given is only di
 ``annotated.mp4`` when asked for) and nothing else. The SQLite row says where it stands.
 
 States: ``queued`` → ``running`` → ``done`` | ``failed`` | ``cancelled``. A job is claimed by a
-worker with one conditional UPDATE, so it runs at most once; ``runs`` counts the claims. When the
-server starts, jobs still marked ``running`` were cut off by a crash or a kill: mien has no
-checkpoint to resume them from yet, so they are marked ``failed`` with that reason (never left
-``running``); queued jobs are queued again.
+worker with one conditional UPDATE, so it runs at most once at a time; ``runs`` counts the claims.
+While it runs, the engine checkpoints its rows (:mod:`mien.serve.resume`). When the server
+starts, a job still marked ``running`` was cut off by a crash or a kill: it is queued again and
+resumes from what it left when it left anything, and is marked ``failed`` with the reason when
+it did not (never left ``running``). A server that stops normally saves the running jobs' rows
+and queues them again. Queued jobs are queued again.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import shutil
@@ -26,14 +29,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mien.checkpoint import Checkpointer
 from mien.errors import MienError
 from mien.pipeline import AnalysisOptions, Analyzer
 from mien.results import AnalysisResult, concat
+from mien.serve import resume
+from mien.sources import Frame
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
-INTERRUPTED_REASON = ("the server stopped while this job was running, and mien keeps no checkpoint "
-                      "to resume it from; submit it again")
+INTERRUPTED_REASON = ("the server stopped while this job was running, before it had checkpointed any "
+                      "rows to resume from; submit it again")
+LIVE_INTERRUPTED_REASON = "the server stopped during this live analysis; its rows were not saved"
 
 #: Files a job may offer for download, by the name used in its URL.
 OUTPUT_FILES = {
@@ -285,10 +292,20 @@ class JobStore:
         shutil.rmtree(job_dir, ignore_errors=True)
 
     def recover(self) -> list[str]:
-        """After a restart: running jobs become failed (with the reason); return queued ids, oldest first."""
+        """After a restart: a job still marked running was cut off by a crash or a kill. Files jobs
+        that left a checkpoint or saved rows are queued again (and resume from them); the others,
+        and live sessions, are marked failed with the reason. Returns the queued ids, oldest first."""
         with self._lock:
-            self._db.execute("UPDATE jobs SET status = ?, finished = ?, error = ?, eta_s = NULL "
-                             "WHERE status = ?", (FAILED, time.time(), INTERRUPTED_REASON, RUNNING))
+            cut_off = self._db.execute("SELECT id, kind FROM jobs WHERE status = ?", (RUNNING,)).fetchall()
+        for job_id, kind in cut_off:
+            if kind == "files" and resume.has_progress(self.outputs_dir(job_id)):
+                self.requeue(job_id)
+            else:
+                reason = LIVE_INTERRUPTED_REASON if kind == "stream" else INTERRUPTED_REASON
+                with self._lock:
+                    self._db.execute("UPDATE jobs SET status = ?, finished = ?, error = ?, eta_s = NULL "
+                                     "WHERE id = ?", (FAILED, time.time(), reason, job_id))
+        with self._lock:
             rows = self._db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY created",
                                     (QUEUED,)).fetchall()
         return [r[0] for r in rows]
@@ -305,22 +322,26 @@ FrameObserver = Callable[[Any, dict[str, Any]], None]
 
 
 class ObservedAnalyzer(Analyzer):
-    """An :class:`Analyzer` that reports every analysed frame to ``observer`` and stops early
-    when ``should_stop`` says so (the rows analysed until then are kept)."""
+    """An :class:`Analyzer` that reports every analysed frame to ``observer``, stops early when
+    ``should_stop`` says so (the rows analysed until then are kept), and skips (does not
+    analyse) the frames up to ``skip_through`` when a job resumes."""
 
     observer: FrameObserver | None = None
     should_stop: Callable[[], bool] | None = None
+    skip_through: int = -1
 
-    def analyze_frames(self, frames: Iterable[Any], source: str,
-                       on_frame: FrameObserver | None = None) -> tuple[Any, dict[str, Any]]:
-        observer, should_stop = self.observer, self.should_stop
+    def analyze_frames(self, frames: Iterable[Frame], source: str, on_frame: FrameObserver | None = None,
+                       checkpoint: Checkpointer | None = None) -> tuple[Any, dict[str, Any]]:
+        observer, should_stop, skip_through = self.observer, self.should_stop, self.skip_through
 
-        def gated() -> Iterator[Any]:
+        def gated() -> Iterator[Frame]:
             it = iter(frames)
             try:
                 for fr in it:
                     if should_stop is not None and should_stop():
                         break
+                    if fr.index <= skip_through:
+                        continue
                     yield fr
             finally:
                 close = getattr(it, "close", None)
@@ -333,7 +354,7 @@ class ObservedAnalyzer(Analyzer):
             if observer is not None:
                 observer(fr, cols)
 
-        return super().analyze_frames(gated(), source, both)
+        return super().analyze_frames(gated(), source, both, checkpoint=checkpoint)
 
 
 class Progress:
@@ -425,8 +446,9 @@ class JobRunner:
     """A fixed number of worker threads taking queued jobs in order; the queue itself is bounded."""
 
     def __init__(self, store: JobStore, workers: int = 2, max_queued: int = 100,
-                 show_faces: bool = False) -> None:
+                 show_faces: bool = False, checkpoint_s: float = 10.0) -> None:
         self.store = store
+        self.checkpoint_s = checkpoint_s
         self.workers = max(1, int(workers))
         self.max_queued = max_queued
         self.show_faces = show_faces
@@ -497,7 +519,8 @@ class JobRunner:
         if key not in cache:
             if len(cache) >= 2:
                 cache.pop(next(iter(cache)))
-            cache[key] = ObservedAnalyzer(options.analysis_options())
+            cache[key] = ObservedAnalyzer(dataclasses.replace(options.analysis_options(),
+                                                              checkpoint_s=self.checkpoint_s))
         return cache[key]
 
     def _work(self) -> None:
@@ -542,6 +565,8 @@ class JobRunner:
 
         analyzer.observer, analyzer.should_stop = observe, stopping
         out_dir = self.store.outputs_dir(job.id)
+        if job.options.annotate and resume.has_progress(out_dir):
+            resume.start_over(out_dir)  # an annotated video cannot be continued: analyse it all again
         out_dir.mkdir(parents=True, exist_ok=True)
         results: list[AnalysisResult] = []
         errors: list[str] = []
@@ -549,25 +574,38 @@ class JobRunner:
         try:
             for index, item in enumerate(job.inputs):
                 progress.next_input(index)
+                done = resume.finished(out_dir, index)
+                if done is not None:
+                    results.append(done)
+                    continue
+                segments, skip_through = resume.earlier(out_dir, index)
+                analyzer.skip_through = skip_through
                 annotate = out_dir / "annotated.mp4" if job.options.annotate and item.kind == "video" else None
                 try:
-                    result = analyzer.analyze_source(item.path, annotate=annotate,
-                                                     blur_faces=job.options.blur_faces)
+                    result = analyzer.analyze_source(item.path, annotate=annotate, blur_faces=job.options.blur_faces,
+                                                     checkpoint=resume.table_path(out_dir, index))
                 except MienError as exc:
                     errors.append(f"{item.name}: {_public(str(exc), item)}")
                     continue
                 if stopping():
+                    with self._lock:
+                        keep = self._shutting_down and not job.options.annotate
+                    if keep:  # the server is stopping: keep what was analysed, for the next start
+                        last = int(result.manifest.get("frames", {}).get("last_frame_index", -1))
+                        resume.save_segment(out_dir, index, resume.shifted(result, segments), last)
                     break
+                result = resume.joined(result, segments, skip_through)
+                resume.keep_finished(out_dir, index, result)
                 warnings += [_public(w, item) for w in result.manifest.get("warnings", [])]
                 results.append(result)
         finally:
             analyzer.observer = analyzer.should_stop = None
+            analyzer.skip_through = -1
         if stopping():
             with self._lock:
                 shutting_down = self._shutting_down
             if shutting_down:
-                shutil.rmtree(out_dir, ignore_errors=True)
-                self.store.requeue(job.id)
+                self.store.requeue(job.id)  # runs again (resuming) at the next start
             else:
                 self.store.finish(job.id, CANCELLED, error="cancelled")
             return
@@ -582,6 +620,7 @@ class JobRunner:
         except MienError as exc:
             self.store.finish(job.id, FAILED, error=str(exc), warnings=warnings)
             return
+        resume.clear(out_dir)
         self.store.finish(job.id, DONE, error="; ".join(errors) or None, warnings=warnings, outputs=outputs)
 
 
