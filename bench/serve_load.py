@@ -6,7 +6,8 @@ The server runs in this process (uvicorn on a loopback port, in a thread); N cli
 upload the clip at once over HTTP, then the jobs are followed until all have ended (bounded by
 ``--timeout``). Checks: every upload got an id, every job ended ``done`` exactly once (``runs``
 == 1), no job was lost, all tables are identical in length, never more than W jobs ran at the same
-time (from the jobs' start/finish times), and the process's resident memory, sampled every 0.2 s.
+time (from the jobs' start/finish times), and the process's resident memory, sampled every 0.2 s
+(its peak until half the jobs had finished against its peak over the run: flat means bounded).
 The reference, in the same process: the same clip analysed N times in a row by one ``Analyzer``
 with the same options, so the ratio says what the server costs (HTTP, probing, SQLite, reports)
 against analysing alone.
@@ -85,12 +86,12 @@ def run_load(clip: Path, n_jobs: int = 20, workers: int = 2, stride: int = 2, ti
 
 
 def _load(base: str, clip: Path, n_jobs: int, workers: int, stride: int, timeout_s: float) -> dict[str, Any]:
-    samples: list[float] = []
+    samples: list[tuple[float, float]] = []  # (time.time(), RSS MB)
     sampling = threading.Event()
 
     def sample() -> None:
         while not sampling.is_set():
-            samples.append(rss_mb())
+            samples.append((time.time(), rss_mb()))
             time.sleep(0.2)
 
     rss_before = rss_mb()
@@ -138,9 +139,19 @@ def _load(base: str, clip: Path, n_jobs: int, workers: int, stride: int, timeout
         "timed_out": not jobs or not all(j["status"] in ("done", "failed", "cancelled") for j in jobs),
         "table_rows": rows, "max_running": max_overlap(done) if done else 0,
         "uploads_s": round(uploaded_s, 2), "wall_s": round(wall_s, 2),
-        "rss_mb_before": round(rss_before, 1), "rss_mb_peak": round(max(samples or [rss_before]), 1),
-        "rss_mb_end": round(samples[-1] if samples else rss_before, 1),
+        "rss_mb_before": round(rss_before, 1), "rss_mb_peak": round(max([m for _, m in samples] or [rss_before]), 1),
+        "rss_mb_peak_first_half": round(_peak_until_half_done(samples, done, rss_before), 1),
+        "rss_mb_end": round(samples[-1][1] if samples else rss_before, 1),
     }
+
+
+def _peak_until_half_done(samples: list[tuple[float, float]], done: list[dict[str, Any]], rss_before: float) -> float:
+    """Peak RSS until half the jobs had finished: against the whole run's peak, it shows whether
+    memory grows with the number of jobs served."""
+    if not done:
+        return rss_before
+    half = sorted(j["finished"] for j in done)[(len(done) - 1) // 2]
+    return max([m for t, m in samples if t <= half] or [rss_before])
 
 
 def _rows(url: str) -> Any:
