@@ -100,7 +100,23 @@ def _chunks(data: bytes) -> Iterator[bytes]:
         yield data[i : i + 65536]
 
 
-@pytest.mark.parametrize("case", ["empty", "text", "text_named_mp4", "audio_only", "oversized",
+def _undecodable_copy(clip: Path, dest: Path) -> Path:
+    """The clip with its media data zeroed: the container opens and announces a video stream, but
+    no frame decodes (what a download cut to the right length but never filled looks like)."""
+    import struct
+
+    data = bytearray(clip.read_bytes())
+    i = 0
+    while i + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[i : i + 8])
+        if kind == b"mdat":
+            data[i + 8 : i + size] = bytes(size - 8)
+        i += max(size, 8)
+    dest.write_bytes(bytes(data))
+    return dest
+
+
+@pytest.mark.parametrize("case", ["empty", "text", "text_named_mp4", "no_frame_decodes", "audio_only", "oversized",
                                   "oversized_chunked", "no_files", "bad_option"])
 def test_bad_uploads_are_refused_and_nothing_is_queued(client: TestClient, tmp_path: Path, case: str) -> None:
     import av
@@ -114,6 +130,9 @@ def test_bad_uploads_are_refused_and_nothing_is_queued(client: TestClient, tmp_p
         expect, words = 415, "not a video or image"
     elif case == "text_named_mp4":
         r = client.post("/api/jobs", files=[("files", ("clip.mp4", b"hello\n" * 50, "video/mp4"))])
+        expect, words = 415, "FFmpeg can decode"
+    elif case == "no_frame_decodes":
+        r = upload(client, _undecodable_copy(shared_video(CLIP), tmp_path / "zeroed.mp4"))
         expect, words = 415, "FFmpeg can decode"
     elif case == "audio_only":
         wav = tmp_path / "tone.mp4"
