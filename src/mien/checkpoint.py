@@ -77,13 +77,13 @@ class Checkpointer:
 
     def flush(self, rows: pd.DataFrame, *, frames_analysed: int, last_frame_index: int, last_time_s: float) -> None:
         """Write ``rows`` (those since the last flush) as the next part, then the progress record."""
-        from mien.results import atomic_write  # results imports outputs; keep the import one-way
+        from mien.results import atomic_write, write_parquet  # results imports outputs; keep it one-way
 
         self._last = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         if len(rows):
             part = self.dir / f"part-{self.parts:05d}.parquet"
-            atomic_write(part, lambda p: rows.to_parquet(p, index=False))
+            atomic_write(part, lambda p: write_parquet(rows, p))
             self.parts += 1
             self.rows += len(rows)
         progress = {
@@ -113,7 +113,10 @@ def read_partial(output: str | os.PathLike[str]) -> PartialRun:
     if progress.get("format") != FORMAT or progress.get("version") != VERSION:
         raise InputError(f"{display(progress_path)}: not a version-{VERSION} mien checkpoint")
     parts = [d / f"part-{i:05d}.parquet" for i in range(int(progress.get("parts", 0)))]
-    frames = [pd.read_parquet(p) for p in parts]
+    frames = []
+    for p in parts:
+        with open(p, "rb") as f:
+            frames.append(pd.read_parquet(f))
     from mien.results import concat
 
     return PartialRun(concat(frames), progress)

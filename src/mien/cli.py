@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import mien
+from mien._version import __version__
 from mien.argtypes import (
     non_negative_float,
     number,
@@ -100,16 +100,8 @@ def _analysis_options(args: argparse.Namespace) -> Any:
 def _plan_outputs(args: argparse.Namespace, specs: list[str | int]) -> tuple[bool, list[Path]]:
     """(folder run?, one table path per input), checked before any work (see :mod:`mien.outputs`)."""
     from mien.checkpoint import checkpoint_dir
-    from mien.outputs import (
-        REPORT_SUFFIXES,
-        TABLE_SUFFIXES,
-        VIDEO_SUFFIXES,
-        Output,
-        check_outputs,
-        default_output,
-        display,
-        mirrored_output,
-    )
+    from mien.outputs import ANNOTATE_SUFFIXES, REPORT_SUFFIXES, Output, check_outputs, display
+    from mien.schema import TABLE_SUFFIXES, default_output, mirrored_output
 
     folder = len(specs) > 1 or Path(str(args.input)).is_dir()
     if folder:
@@ -126,7 +118,7 @@ def _plan_outputs(args: argparse.Namespace, specs: list[str | int]) -> tuple[boo
         outputs = [Path(args.output) if args.output else default_output(str(specs[0]))]
     planned = [Output(o, "-o", TABLE_SUFFIXES, sidecars=True) for o in outputs]
     if args.annotate:
-        planned.append(Output(Path(args.annotate), "--annotate", VIDEO_SUFFIXES))
+        planned.append(Output(Path(args.annotate), "--annotate", ANNOTATE_SUFFIXES))
     if args.report:
         planned.append(Output(Path(args.report), "--report", REPORT_SUFFIXES))
     inputs: list[str] = [str(s) for s in specs]
@@ -143,10 +135,10 @@ def _plan_outputs(args: argparse.Namespace, specs: list[str | int]) -> tuple[boo
     return folder, outputs
 
 
-def _summary(spec: str, manifest: dict[str, Any], n_tracks: int, out: Path) -> str:
+def _summary(spec: str, manifest: Any, n_tracks: int, out: Path) -> str:
     from mien.outputs import display
 
-    f = manifest["frames"]
+    f = manifest.frames
     lost = []
     if f.get("dropped"):
         lost.append(f"{f['dropped']} dropped")
@@ -154,7 +146,7 @@ def _summary(spec: str, manifest: dict[str, Any], n_tracks: int, out: Path) -> s
         lost.append(f"{f['lost']} lost")
     missing = f" ({', '.join(lost)})" if lost else ""
     return (f"{display(spec)}: {f['analysed']} frames analysed{missing}, {f['faces']} faces "
-            f"({f['abstained']} abstained), {n_tracks} tracks, {manifest['status']} -> {display(out)}")
+            f"({f['abstained']} abstained), {n_tracks} tracks, {manifest.status} -> {display(out)}")
 
 
 def _error_line(spec: str, err: str) -> str:
@@ -167,7 +159,7 @@ def _error_line(spec: str, err: str) -> str:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from mien.outputs import display
-    from mien.pipeline import Analyzer
+    from mien.pipeline import Analyzer, analyze_each
     from mien.signals import protected_save, stop_requested
     from mien.sources import expand_inputs
 
@@ -179,32 +171,32 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     failures: list[tuple[str, str]] = []
     written: list[Path] = []
     interrupted = False
-    for spec, out in zip(specs, outputs):
-        try:
-            result = analyzer.analyze_source(spec, progress=show, annotate=args.annotate,
-                                             blur_faces=args.blur_faces, checkpoint=out)
-        except MienError as exc:
-            if not folder:
-                raise
-            failures.append((str(spec), str(exc)))
-            print(f"mien: error: {_error_line(str(spec), str(exc))}", file=sys.stderr)
-            continue
-        except KeyboardInterrupt:  # stopped before the first frame: nothing to keep
-            interrupted = True
-            break
-        with protected_save():
-            result.save(out)
-            if result.checkpoint is not None:
-                result.checkpoint.finish()
-        written.append(out)
-        for w in result.manifest.get("warnings", []):
-            print(f"mien: warning: {w}", file=sys.stderr)
-        if not args.quiet:
-            n_tracks = result.frames["track_id"].nunique() if len(result) else 0
-            print(_summary(str(spec), result.manifest, n_tracks, out))
-        if result.manifest["frames"].get("interrupted") or stop_requested():
-            interrupted = True
-            break
+    out_for = dict(zip(map(str, specs), outputs))
+    try:
+        for spec, outcome in analyze_each(analyzer, specs, progress=show, annotate=args.annotate,
+                                          blur_faces=args.blur_faces, checkpoints=outputs):
+            if isinstance(outcome, MienError):
+                if not folder:
+                    raise outcome
+                failures.append((str(spec), str(outcome)))
+                print(f"mien: error: {_error_line(str(spec), str(outcome))}", file=sys.stderr)
+                continue
+            out = out_for[str(spec)]
+            with protected_save():
+                outcome.save(out)
+                if outcome.checkpoint is not None:
+                    outcome.checkpoint.finish()
+            written.append(out)
+            for w in outcome.manifest.warnings:
+                print(f"mien: warning: {w}", file=sys.stderr)
+            if not args.quiet:
+                n_tracks = outcome.table["track_id"].nunique() if len(outcome) else 0
+                print(_summary(str(spec), outcome.manifest, n_tracks, out))
+            if outcome.manifest.status == "interrupted" or stop_requested():
+                interrupted = True
+                break
+    except KeyboardInterrupt:  # stopped before a source's first frame: nothing of it to keep
+        interrupted = True
     if args.report and written:
         from mien.reporting import write_report
 
@@ -235,7 +227,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     detector_weights()
     model = ExpressionModel.load()
     print(json.dumps({
-        "mien": mien.__version__,
+        "mien": __version__,
         "face_detector": DETECTOR_NAME + " (SHA-256 verified)",
         "expression_model": model.name + " (SHA-256 verified)",
         "labels": list(model.labels),
@@ -252,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure facial expressions in video, offline. mien identifies no one and infers "
         "no emotion, intent, deception, risk or demographic trait.",
     )
-    parser.add_argument("--version", action="version", version=f"mien {mien.__version__}")
+    parser.add_argument("--version", action="version", version=f"mien {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_analyze(sub)
     _add_info(sub)

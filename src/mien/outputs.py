@@ -1,5 +1,5 @@
-"""Where results go: output names, sidecar names, and the checks every output path passes before
-any frame is decoded.
+"""Where results go: the checks every output path passes before any frame is decoded (the names
+themselves are :mod:`mien.schema`'s).
 
 Rules (docs/schema.md, "Files"):
 
@@ -24,55 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mien.errors import InputError
+from mien.schema import TABLE_SUFFIXES, default_output, legacy_sidecar_path, mirrored_output, sidecar_path
 
-TABLE_SUFFIXES: tuple[str, ...] = (".parquet", ".csv", ".jsonl")
-VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mkv", ".mov")
+__all__ = ["TABLE_SUFFIXES", "ANNOTATE_SUFFIXES", "REPORT_SUFFIXES", "CSV_SUFFIXES", "Output", "check_outputs",
+           "check_writable", "default_output", "display", "keep_mode", "legacy_sidecar_path",
+           "mirrored_output", "sidecar_path"]
+
+ANNOTATE_SUFFIXES: tuple[str, ...] = (".mp4", ".mkv", ".mov")
 REPORT_SUFFIXES: tuple[str, ...] = (".html", ".htm")
 CSV_SUFFIXES: tuple[str, ...] = (".csv",)
-
-_SIDECARS = {
-    "manifest": ".manifest.json",
-    "tracks": ".tracks.csv",
-    "checkpoint": ".checkpoint",
-    "report": ".report.html",
-}
-
-
-def sidecar_path(output: str | os.PathLike[str], kind: str) -> Path:
-    """The sidecar of ``kind`` (manifest, tracks, checkpoint, report) beside a results table,
-    named after the table's whole name: ``talk.parquet`` → ``talk.parquet.manifest.json``."""
-    out = Path(output)
-    try:
-        return out.with_name(out.name + _SIDECARS[kind])
-    except KeyError:
-        raise ValueError(f"unknown sidecar kind {kind!r}; one of {', '.join(_SIDECARS)}") from None
-
-
-def legacy_sidecar_path(output: str | os.PathLike[str], kind: str) -> Path:
-    """Sidecar name used before schema files were named after the whole output (``talk.manifest.json``)."""
-    out = Path(output)
-    return out.with_name(out.stem + _SIDECARS[kind])
-
-
-def mirrored_output(root: str | os.PathLike[str], path: str | os.PathLike[str],
-                    out_dir: str | os.PathLike[str], suffix: str) -> Path:
-    """``ROOT/sub/clip.mp4`` → ``OUT/sub/clip.mp4<suffix>`` (the input's path relative to ``root``,
-    its own suffix kept, plus ``suffix``). ``path`` outside ``root`` keeps only its name."""
-    p, r = Path(os.path.abspath(path)), Path(os.path.abspath(root))
-    try:
-        rel = p.relative_to(r)
-    except ValueError:
-        rel = Path(p.name)
-    return Path(out_dir) / rel.parent / (rel.name + suffix)
-
-
-def default_output(spec: str, suffix: str = ".parquet") -> Path:
-    """Default table for one input: ``clip.mp4`` → ``clip.mp4.parquet`` in the current folder;
-    ``stream.parquet`` for webcams and URLs."""
-    if spec.isdigit() or "://" in spec:
-        return Path("stream" + suffix)
-    return Path(Path(spec).name + suffix)
-
 
 def display(text: str | os.PathLike[str]) -> str:
     """A path as printable text: bytes that are not UTF-8 (kept by Python as lone surrogates)
@@ -140,6 +100,8 @@ def check_outputs(inputs: Iterable[str | os.PathLike[str]], outputs: Sequence[Ou
                 raise InputError(f"{out.role} {display(p)} is also written as {what}; give each output its own path")
             taken[real] = f"{out.role} {display(out.path)}"
     for out in outputs:
+        if out.path.is_dir():
+            raise InputError(f"{out.role} {display(out.path)}: is a folder; name a file")
         suffix = out.path.suffix.lower()
         if out.suffixes and suffix not in out.suffixes:
             raise InputError(f"{out.role} {display(out.path)}: must end in {', '.join(out.suffixes)}")

@@ -20,13 +20,10 @@ import cv2
 import numpy as np
 
 from mien.errors import InputError
+from mien.faces import Faces
 from mien.outputs import display
+from mien.schema import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = {
-    ".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
-    ".wmv", ".flv", ".3gp", ".ogv", ".mxf", ".y4m",
-}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "http://", "https://", "srt://")
 
 
@@ -38,7 +35,7 @@ class Frame:
     time_s: float  # presentation time in seconds
     image: np.ndarray
     arrival: float = field(default_factory=time.perf_counter)  # when it left the decoder
-    detections: object | None = None  # faces found ahead of time in the decode thread, if any
+    detections: Faces | None = None  # faces found ahead of time in the decode thread, if any
 
 
 @dataclass
@@ -144,7 +141,8 @@ def _open_container(spec: str, options: dict | None = None,
 
 
 def _explain_open_error(spec: str, exc: Exception, timeout: float | None = None) -> str:
-    msg = str(exc).strip().rstrip(".")
+    # FFmpeg's message without the file name PyAV appends (the message names the input already)
+    msg = (getattr(exc, "strerror", None) or str(exc)).strip().rstrip(".")
     if is_stream(spec):
         if "Immediate exit requested" in msg or "timed out" in msg.lower():
             limit = f"within the {timeout:g} s open timeout " if timeout else ""
@@ -352,6 +350,11 @@ class VideoFileSource:
         exp = self.stats.expected_frames
         missing = max(0, exp - packets) if exp else 0
         self.stats.lost = self.stats.damaged_packets + missing
+        if self.stats.lost and exp:
+            # once damage is certain, every announced frame that did not decode is lost (a decoder
+            # also swallows the frames around a bad packet); without damage a small shortfall is
+            # the container's edit list at work, not a loss
+            self.stats.lost = max(self.stats.lost, exp - self.stats.decoded)
         if self.stats.damaged_packets:
             self.stats.warnings.append(
                 f"{display(self.spec)}: {self.stats.damaged_packets} damaged packet(s) skipped; "
@@ -632,7 +635,8 @@ def served_file(container: Any) -> bool:
     multipart/MJPEG stream): such a source is read frame by frame, none dropped."""
     duration = getattr(container, "duration", None)
     fmt = getattr(getattr(container, "format", None), "name", "") or ""
-    return bool(duration and duration > 0) and "mjpeg" not in fmt and "rtsp" not in fmt
+    live_formats = {"mpjpeg", "mjpeg", "rtsp", "rtp", "sdp"}
+    return bool(duration and duration > 0) and not live_formats & set(fmt.split(","))
 
 
 def open_source(
