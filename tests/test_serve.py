@@ -83,7 +83,7 @@ def test_upload_gives_the_cli_rows_and_every_output(client: TestClient, tmp_path
     assert csv.headers["content-disposition"].startswith("attachment") and "rm -rf" not in csv.headers["content-disposition"]
     assert len(pd.read_csv(pd.io.common.BytesIO(csv.content))) == 8
     manifest = client.get(job["outputs"]["manifest.json"]).json()
-    assert manifest["parameters"]["stride"] == 2 and manifest["frames"]["analysed"] == 8
+    assert manifest["parameters"]["stride"] == 2 and manifest["sources"][0]["frames"]["analysed"] == 8
     report = client.get(job["outputs"]["report"])
     assert report.headers["content-type"].startswith("text/html") and 'class="timeline' in report.text
     assert "<title>mien expression report: my clip; rm -rf ~.mp4</title>" in report.text
@@ -215,7 +215,7 @@ def test_a_job_killed_mid_run_resumes_from_its_checkpoint(tmp_path: Path) -> Non
     out_dir.mkdir(parents=True)
     cut = ObservedAnalyzer(AnalysisOptions(stride=2, checkpoint_s=1e-9))  # a part after every frame
     seen: list[int] = []
-    cut.observer = lambda fr, cols: seen.append(fr.index)
+    cut.observer = lambda res: seen.append(res.index)
     cut.should_stop = lambda: len(seen) >= 10
     cut.analyze_source(str(clip), checkpoint=resume.table_path(out_dir, 0))  # "killed" after 10 frames
     assert read_partial(resume.table_path(out_dir, 0)).last_frame_index == 18
@@ -226,10 +226,11 @@ def test_a_job_killed_mid_run_resumes_from_its_checkpoint(tmp_path: Path) -> Non
         assert done["status"] == "done", done["error"]
         table = pd.read_parquet(pd.io.common.BytesIO(c.get(done["outputs"]["results.parquet"]).content))
         manifest = c.get(done["outputs"]["manifest.json"]).json()
-    assert manifest["resumed"]["from_frame_index"] == 19 and manifest["resumed"]["earlier_segments"] == 1
+    frames = manifest["sources"][0]["frames"]
+    assert frames["resumed_from_frame_index"] == 19 and frames["resumed_segments"] == 1
     assert sorted(table["frame_index"]) == list(range(0, 72, 2))  # every analysed frame, once
     cut.observer = cut.should_stop = None
-    full = cut.analyze_source(str(clip)).to_pandas()  # the same options, uncut
+    full = pd.read_parquet(cut.analyze_source(str(clip)).save(tmp_path / "full.parquet"))  # same options, uncut
     before = table[table["frame_index"] <= 18].reset_index(drop=True)
     pd.testing.assert_frame_equal(before.drop(columns="source"),
                                   full[full["frame_index"] <= 18].reset_index(drop=True).drop(columns="source"))
@@ -256,7 +257,7 @@ def test_a_server_stopped_mid_job_saves_its_rows_and_resumes(tmp_path: Path) -> 
         assert done["status"] == "done", done["error"]
         table = pd.read_parquet(pd.io.common.BytesIO(c.get(done["outputs"]["results.parquet"]).content))
         manifest = c.get(done["outputs"]["manifest.json"]).json()
-    assert manifest["resumed"]["from_frame_index"] >= 80  # at least the 20 frames seen were kept
+    assert manifest["sources"][0]["frames"]["resumed_from_frame_index"] >= 80  # the 20 frames seen were kept
     assert not table.duplicated(["frame_index", "x1", "y1"]).any()  # no face-frame twice
     frames = set(table["frame_index"])
     assert frames <= set(range(0, 472, 4)) and len(frames) >= 110

@@ -31,8 +31,8 @@ from typing import Any
 
 from mien.checkpoint import Checkpointer
 from mien.errors import MienError
-from mien.pipeline import AnalysisOptions, Analyzer
-from mien.results import AnalysisResult, concat
+from mien.pipeline import AnalysisOptions, Analyzer, FrameResult
+from mien.results import AnalysisResult
 from mien.serve import resume
 from mien.sources import Frame
 
@@ -318,13 +318,13 @@ class StopRequested(Exception):
     """Raised inside a run when its job was cancelled or deleted."""
 
 
-FrameObserver = Callable[[Any, dict[str, Any]], None]
+FrameObserver = Callable[[FrameResult], None]
 
 
 class ObservedAnalyzer(Analyzer):
-    """An :class:`Analyzer` that reports every analysed frame to ``observer``, stops early when
-    ``should_stop`` says so (the rows analysed until then are kept), and skips (does not
-    analyse) the frames up to ``skip_through`` when a job resumes."""
+    """An :class:`Analyzer` that reports every analysed frame (:class:`FrameResult`) to
+    ``observer``, stops early when ``should_stop`` says so (the rows analysed until then are
+    kept), and skips (does not analyse) the frames up to ``skip_through`` when a job resumes."""
 
     observer: FrameObserver | None = None
     should_stop: Callable[[], bool] | None = None
@@ -348,11 +348,11 @@ class ObservedAnalyzer(Analyzer):
                 if close is not None:
                     close()  # stops the decoder thread behind the frames
 
-        def both(fr: Any, cols: dict[str, Any]) -> None:
+        def both(res: FrameResult) -> None:
             if on_frame is not None:
-                on_frame(fr, cols)
+                on_frame(res)
             if observer is not None:
-                observer(fr, cols)
+                observer(res)
 
         return super().analyze_frames(gated(), source, both, checkpoint=checkpoint)
 
@@ -404,14 +404,10 @@ def write_outputs(results: list[AnalysisResult], out_dir: Path, *, events: Path 
     from mien.reporting import write_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    if len(results) == 1:
-        combined = results[0]
-    else:
-        combined = AnalysisResult(concat([r.to_pandas() for r in results]),
-                                  {"sources": [r.manifest for r in results]})
+    combined = results[0] if len(results) == 1 else AnalysisResult.combine(results)
     combined.save(out_dir / "results.parquet")
     combined.save(out_dir / "results.csv")
-    (out_dir / "manifest.json").write_text(json.dumps(combined.manifest, indent=2, default=str))
+    (out_dir / "manifest.json").write_text(combined.manifest.to_json())
     names = ["results.parquet", "results.csv", "manifest.json"]
     write_report(results, out_dir / "report.html", events=events, show_faces=show_faces,
                  title=None if title is None else f"mien expression report: {title}")
@@ -551,8 +547,8 @@ class JobRunner:
         analyzer = self._analyzer(job.options)
         last_write = [0.0]
 
-        def observe(fr: Any, cols: dict[str, Any]) -> None:
-            progress.frame(float(fr.time_s))
+        def observe(res: FrameResult) -> None:
+            progress.frame(float(res.time_s))
             now = time.monotonic()
             if now - last_write[0] >= 1.0:
                 last_write[0] = now
@@ -591,12 +587,12 @@ class JobRunner:
                     with self._lock:
                         keep = self._shutting_down and not job.options.annotate
                     if keep:  # the server is stopping: keep what was analysed, for the next start
-                        last = int(result.manifest.get("frames", {}).get("last_frame_index", -1))
+                        last = int(result.manifest.frames.get("last_frame_index", -1))
                         resume.save_segment(out_dir, index, resume.shifted(result, segments), last)
                     break
                 result = resume.joined(result, segments, skip_through)
                 resume.keep_finished(out_dir, index, result)
-                warnings += [_public(w, item) for w in result.manifest.get("warnings", [])]
+                warnings += [_public(w, item) for w in result.manifest.warnings]
                 results.append(result)
         finally:
             analyzer.observer = analyzer.should_stop = None

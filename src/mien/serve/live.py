@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from mien.errors import MienError
+from mien.faces import Faces
 from mien.labels import EXPRESSIONS
+from mien.pipeline import FrameResult
 from mien.serve.jobs import (
     DONE,
     FAILED,
@@ -80,24 +80,18 @@ class Snapshot:
                 "faces": self.faces, "labels": list(EXPRESSIONS)}
 
 
-def faces_of(cols: dict[str, Any]) -> list[dict[str, Any]]:
+def faces_of(faces: Faces) -> list[dict[str, Any]]:
     """The faces of one analysed frame as the page draws them (no pixels)."""
-    if not cols:
-        return []
-    faces = []
-    for i in range(len(cols["track_id"])):
-        abstain = bool(cols["abstain"][i])
-        smooth = None if abstain else [round(float(cols[f"smooth_{lab}"][i]), 4) for lab in EXPRESSIONS]
-        faces.append({
-            "track_id": int(cols["track_id"][i]),
-            "box": [round(float(cols[k][i]), 1) for k in ("x1", "y1", "x2", "y2")],
-            "abstain": abstain,
-            "abstain_reason": str(cols["abstain_reason"][i] or ""),
-            "top_label": str(cols["top_label"][i] or ""),
-            "top_prob": None if abstain or not np.isfinite(cols["top_prob"][i]) else round(float(cols["top_prob"][i]), 4),
-            "smooth": smooth,
-        })
-    return faces
+    labels, probs, ok = faces.top_label, faces.top_prob, faces.classified
+    return [{
+        "track_id": int(faces.track_id[i]),
+        "box": [round(float(v), 1) for v in faces.xyxy[i]],
+        "abstain": bool(faces.abstain[i]),
+        "abstain_reason": str(faces.abstain_reason[i] or ""),
+        "top_label": labels[i],
+        "top_prob": round(float(probs[i]), 4) if ok[i] else None,
+        "smooth": [round(float(p), 4) for p in faces.smoothed[i]] if ok[i] else None,
+    } for i in range(len(faces))]
 
 
 class LiveSession:
@@ -172,13 +166,13 @@ class LiveManager:
         started = time.perf_counter()
         frames = [0]
 
-        def observe(fr: Any, cols: dict[str, Any]) -> None:
+        def observe(res: FrameResult) -> None:
             frames[0] += 1
-            snap = Snapshot(seq=session.snapshot.seq + 1, time_s=float(fr.time_s), frame_index=int(fr.index),
-                            width=int(fr.image.shape[1]), height=int(fr.image.shape[0]),
-                            latency_ms=(time.perf_counter() - fr.arrival) * 1000,
+            snap = Snapshot(seq=session.snapshot.seq + 1, time_s=float(res.time_s), frame_index=int(res.index),
+                            width=int(res.image.shape[1]), height=int(res.image.shape[0]),
+                            latency_ms=(time.perf_counter() - res.arrival) * 1000,
                             frames_per_s=frames[0] / max(time.perf_counter() - started, 1e-9),
-                            faces=faces_of(cols))
+                            faces=faces_of(res.faces))
             with session.lock:
                 session.snapshot = snap
 
@@ -198,7 +192,7 @@ class LiveManager:
             except MienError as exc:
                 self.store.finish(job.id, FAILED, error=str(exc))
                 return
-            self.store.finish(job.id, DONE, warnings=list(result.manifest.get("warnings", [])), outputs=outputs)
+            self.store.finish(job.id, DONE, warnings=list(result.manifest.warnings), outputs=outputs)
         except Exception as exc:  # noqa: BLE001 - the session must end as failed, never stay running
             self.store.finish(job.id, FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
         finally:

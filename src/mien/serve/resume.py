@@ -12,21 +12,21 @@ input, in ``outputs/``:
 
 A resumed run skips the frames up to ``skip_through`` and analyses the rest; its track ids are
 shifted past the earlier segments' (tracks and smoothing restart at the resume point — the
-engine keeps no tracker state), and the manifest says where and how often it resumed.
+engine keeps no tracker state), and the manifest's source says where it resumed.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from mien.checkpoint import PROGRESS, checkpoint_dir, read_partial
-from mien.outputs import sidecar_path
 from mien.results import AnalysisResult, concat
+from mien.schema import RunManifest, sidecar_path
 
 
 def table_path(out_dir: Path, index: int) -> Path:
@@ -95,7 +95,7 @@ def finished(out_dir: Path, index: int) -> AnalysisResult | None:
     manifest = sidecar_path(table, "manifest")
     if not (table.is_file() and manifest.is_file()):
         return None
-    return AnalysisResult(pd.read_parquet(table), json.loads(manifest.read_text()))
+    return AnalysisResult(pd.read_parquet(table), RunManifest.from_dict(json.loads(manifest.read_text())))
 
 
 def shifted(result: AnalysisResult, segments: list[pd.DataFrame]) -> pd.DataFrame:
@@ -110,15 +110,20 @@ def shifted(result: AnalysisResult, segments: list[pd.DataFrame]) -> pd.DataFram
 
 
 def joined(result: AnalysisResult, segments: list[pd.DataFrame], skip_through: int) -> AnalysisResult:
-    """The earlier segments and a resumed run's rows as one result (track ids made distinct)."""
+    """The earlier segments and a resumed run's rows as one result (track ids made distinct).
+
+    The manifest's source gets ``frames.resumed_from_frame_index`` and ``frames.resumed_segments``
+    and a warning that says what a resume changes."""
     if skip_through < 0:
         return result
     rows = shifted(result, segments)
-    manifest: dict[str, Any] = {**result.manifest, "resumed": {
-        "from_frame_index": skip_through + 1, "earlier_segments": len(segments),
-        "note": "the job was cut off and resumed here: tracks and smoothing restart at this frame "
-                "(track ids after it are new), and 'frames' counts only the frames analysed after it",
-    }}
+    manifest = copy.deepcopy(result.manifest)
+    for src in manifest.sources:
+        src.frames["resumed_from_frame_index"] = skip_through + 1
+        src.frames["resumed_segments"] = len(segments)
+        src.warnings.append(
+            f"the job was cut off and resumed at frame {skip_through + 1}: tracks and smoothing restart "
+            "there (track ids after it are new), and the frame counts cover only the frames after it")
     return AnalysisResult(concat([*segments, rows]), manifest)
 
 
