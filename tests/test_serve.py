@@ -197,6 +197,7 @@ def test_restart_keeps_finished_jobs_and_fails_the_running_one(tmp_path: Path) -
         assert db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'running'").fetchone()[0] == 0
 
 
+@pytest.mark.slow  # three analyses of a 2.4 s clip (cut, resumed, reference): ~6-10 s
 def test_a_job_killed_mid_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     """What a SIGKILL leaves: the job marked running, and the engine's checkpoint of its first
     frames. The next start resumes it there; the table covers every frame exactly once."""

@@ -119,3 +119,50 @@ def test_upload_in_the_page_then_open_the_report(browser: Any, tmp_path: Path) -
         assert errors == [], errors
         assert foreign == [], foreign
         context.close()
+
+
+@pytest.mark.slow  # a real-time MJPEG stream for a few seconds
+def test_live_view_draws_faces_latency_and_timeline(browser: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    video = shared_video("WolfgangLanger_Pexels.mp4")
+    cam_port = _free_port()
+    sender = subprocess.Popen([sys.executable, str(REPO / "tests" / "mjpeg_server.py"), str(video), str(cam_port), "40"])
+    try:
+        config = ServeConfig(data_dir=tmp_path / "data", port=_free_port())
+        with running_server(config) as base:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(base + "/", wait_until="load")
+            page.fill("#source", f"http://127.0.0.1:{cam_port}/cam.mjpg")
+            page.fill("#live-seconds", "30")
+            page.click("#live-start")
+            page.wait_for_function("() => /ms/.test(document.getElementById('live-latency').textContent)",
+                                   timeout=60_000)
+            page.wait_for_function("() => [...document.querySelectorAll('#live-list li')]"
+                                   ".some(li => /face #\\d+: \\w+ \\d+%/.test(li.textContent))", timeout=60_000)
+            page.wait_for_timeout(1500)  # a second and a half of timeline
+            drawn = page.evaluate("""() => {
+              const c = document.getElementById('live-timeline'), ctx = c.getContext('2d');
+              const px = ctx.getImageData(30, 4, c.width - 34, c.height - 30).data;
+              let coloured = 0;
+              for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 0 && Math.abs(px[i] - px[i + 2]) > 40) coloured++;
+              return coloured; }""")
+            latency = page.inner_text("#live-latency")
+            page.screenshot(path=str(tmp_path / "serve_live.png"), full_page=True)
+            _keep(tmp_path / "serve_live.png")
+            page.click("#live-stop")
+            page.locator("#live-status").filter(has_text="results are in the jobs table").wait_for(timeout=60_000)
+            assert drawn > 50, drawn  # coloured timeline lines, not just the grey frame
+            assert int(latency.split()[0]) < 5000, latency
+            row = page.locator("#jobs tbody tr").first
+            row.locator("a.report-link").wait_for(timeout=30_000)
+            assert "(live)" in row.inner_text()
+            assert errors == [], errors
+            page.close()
+    finally:
+        sender.kill()
+        sender.wait()
