@@ -369,9 +369,6 @@ class VideoFileSource:
             self.stats.decoded += 1
             if vf.time is not None:  # type: ignore[attr-defined]
                 t = float(vf.time)  # type: ignore[attr-defined]
-                if t != t and vf.pts is not None:  # type: ignore[attr-defined]
-                    # frames flushed from the decoder at the end carry no time base in PyAV (time nan)
-                    t = float(vf.pts * self._stream.time_base)  # type: ignore[attr-defined]
             elif self.stats.fps:
                 t = index / self.stats.fps
             else:
