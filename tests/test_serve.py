@@ -27,7 +27,7 @@ from mien.checkpoint import read_partial
 from mien.cli import main as mien_main
 from mien.errors import MienError
 from mien.serve.app import ServeConfig, create_app
-from mien.serve.jobs import INTERRUPTED_REASON, RUNNING, Job, JobInput, JobOptions, JobStore, new_job_id
+from mien.serve.store import INTERRUPTED_REASON, RUNNING, Job, JobInput, JobOptions, JobStore, new_job_id
 
 CLIP = "talking_d1.mp4"  # 16 frames, 0.5 s, one face
 BASE = "http://127.0.0.1:8765"

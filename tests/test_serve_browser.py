@@ -130,6 +130,9 @@ def test_live_view_draws_faces_latency_and_timeline(browser: Any, tmp_path: Path
     cam_port = _free_port()
     sender = subprocess.Popen([sys.executable, str(REPO / "tests" / "mjpeg_server.py"), str(video), str(cam_port), "40"])
     try:
+        from test_serve_live import wait_for_port
+
+        wait_for_port(cam_port)
         config = ServeConfig(data_dir=tmp_path / "data", port=_free_port())
         with running_server(config) as base:
             page = browser.new_page(viewport={"width": 1280, "height": 900})

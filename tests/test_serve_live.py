@@ -29,13 +29,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    """Wait until something listens on 127.0.0.1:port (a subprocess starting under load is slow)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 @pytest.mark.slow  # a few seconds of real-time stream
 def test_live_stream_events_then_a_job(tmp_path):
     video = shared_video("WolfgangLanger_Pexels.mp4")
     port = _free_port()
     sender = subprocess.Popen([sys.executable, str(REPO / "tests" / "mjpeg_server.py"), str(video), str(port), "30"])
     try:
-        time.sleep(1.0)
+        wait_for_port(port)
         with TestClient(create_app(ServeConfig(data_dir=tmp_path / "data")), base_url="http://127.0.0.1:8765") as c:
             r = c.post("/api/streams", json={"source": f"http://127.0.0.1:{port}/cam.mjpg", "max_frames": 15})
             assert r.status_code == 201, r.text

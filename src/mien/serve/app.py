@@ -27,7 +27,10 @@ from starlette.concurrency import run_in_threadpool
 import mien
 from mien.errors import MienError
 from mien.serve.guard import Guard, is_loopback
-from mien.serve.jobs import (
+from mien.serve.jobs import JobRunner
+from mien.serve.live import LiveManager
+from mien.serve.probe import MAX_PIXELS, UploadRejected, probe, stored_suffix
+from mien.serve.store import (
     FINISHED,
     OUTPUT_FILES,
     QUEUED,
@@ -36,12 +39,9 @@ from mien.serve.jobs import (
     JobError,
     JobInput,
     JobOptions,
-    JobRunner,
     JobStore,
     new_job_id,
 )
-from mien.serve.live import LiveManager
-from mien.serve.probe import MAX_PIXELS, UploadRejected, probe, stored_suffix
 
 STATIC = Path(__file__).parent / "static"
 

@@ -21,19 +21,8 @@ from mien.errors import MienError
 from mien.faces import Faces
 from mien.labels import EXPRESSIONS
 from mien.pipeline import FrameResult
-from mien.serve.jobs import (
-    DONE,
-    FAILED,
-    RUNNING,
-    Job,
-    JobError,
-    JobInput,
-    JobOptions,
-    JobStore,
-    ObservedAnalyzer,
-    new_job_id,
-    write_outputs,
-)
+from mien.serve.jobs import ObservedAnalyzer, write_outputs
+from mien.serve.store import DONE, FAILED, RUNNING, Job, JobError, JobInput, JobOptions, JobStore, new_job_id
 from mien.sources import STREAM_SCHEMES
 
 MAX_CAMERA_INDEX = 63
