@@ -95,6 +95,46 @@ def test_upload_gives_the_cli_rows_and_every_output(client: TestClient, tmp_path
     assert [j["id"] for j in client.get("/api/jobs").json()["jobs"]] == [job["id"]]
 
 
+@pytest.mark.slow  # two jobs with reports and an annotated video: ~10-16 s under load
+def test_annotated_video_events_and_several_inputs(client: TestClient, tmp_path: Path) -> None:
+    import av
+    import cv2
+
+    clip = shared_video("single_face.mp4")
+    events = b"time_s,end_s,label\n0.5,1.0,question\n1.5,,answer\n"
+    r = client.post("/api/jobs", files=[("files", (clip.name, clip.read_bytes(), "video/mp4")),
+                                        ("events", ("stimuli.csv", events, "text/csv"))],
+                    data={"stride": "3", "annotate": "true", "blur_faces": "true"})
+    assert r.status_code == 201, r.text
+    job = wait_done(client, r.json()["id"])
+    assert job["status"] == "done" and job["events"] and "annotated.mp4" in job["outputs"], job
+    video = tmp_path / "annotated.mp4"
+    video.write_bytes(client.get(job["outputs"]["annotated.mp4"]).content)
+    with av.open(str(video)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 24  # 72 frames at stride 3
+    assert client.get(job["outputs"]["report"]).text.count('<g class="event">') >= 2
+
+    # a video and a still image in one job: one table, two sources, a manifest for each
+    with av.open(str(clip)) as c:
+        still = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    ok, jpg = cv2.imencode(".jpg", still)
+    r = client.post("/api/jobs", files=[("files", (clip.name, clip.read_bytes(), "video/mp4")),
+                                        ("files", ("still.jpg", jpg.tobytes(), "image/jpeg"))], data={"stride": "3"})
+    job = wait_done(client, r.json()["id"])
+    assert job["status"] == "done" and [i["kind"] for i in job["inputs"]] == ["video", "image"]
+    table = pd.read_parquet(pd.io.common.BytesIO(client.get(job["outputs"]["results.parquet"]).content))
+    assert table["source"].nunique() == 2 and len(table) == 24 + 1
+    assert len(client.get(job["outputs"]["manifest.json"]).json()["sources"]) == 2
+
+    # refused before queueing: annotate with two inputs, and an events file that is not one
+    two = [("files", (clip.name, clip.read_bytes(), "video/mp4"))] * 2
+    assert client.post("/api/jobs", files=two, data={"annotate": "true"}).status_code == 400
+    bad = client.post("/api/jobs", files=[("files", (clip.name, clip.read_bytes(), "video/mp4")),
+                                          ("events", ("e.csv", b"when,what\nsoon,thing\n", "text/csv"))])
+    assert bad.status_code == 400 and bad.json()["detail"].startswith("events:"), bad.text
+    assert len(client.get("/api/jobs").json()["jobs"]) == 2
+
+
 def _chunks(data: bytes) -> Iterator[bytes]:
     for i in range(0, len(data), 65536):
         yield data[i : i + 65536]
