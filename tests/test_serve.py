@@ -157,7 +157,7 @@ def _undecodable_copy(clip: Path, dest: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", ["empty", "text", "text_named_mp4", "no_frame_decodes", "audio_only", "oversized",
-                                  "oversized_chunked", "no_files", "bad_option"])
+                                  "oversized_chunked", "no_files", "bad_option", "not_a_number"])
 def test_bad_uploads_are_refused_and_nothing_is_queued(client: TestClient, tmp_path: Path, case: str) -> None:
     import av
     import numpy as np
@@ -199,9 +199,12 @@ def test_bad_uploads_are_refused_and_nothing_is_queued(client: TestClient, tmp_p
     elif case == "no_files":
         r = client.post("/api/jobs", data={"stride": "2"})
         expect, words = 400, "no files"
-    else:
+    elif case == "bad_option":
         r = upload(client, shared_video(CLIP), stride="0")
         expect, words = 400, "stride"
+    else:
+        r = upload(client, shared_video(CLIP), stride="every other")
+        expect, words = 422, "stride: Input should be a valid integer"
     assert r.status_code == expect, r.text
     detail = r.json()["detail"]
     assert isinstance(detail, str) and words in detail, detail

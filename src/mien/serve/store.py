@@ -217,8 +217,9 @@ class JobStore:
 
     def get(self, job_id: str) -> Job:
         with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            cols = [d[0] for d in self._db.execute("SELECT * FROM jobs LIMIT 0").description]
+            cur = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))
+            row = cur.fetchone()
+            cols = [d[0] for d in cur.description]
         if row is None:
             raise JobError(f"no job {job_id!r}", 404)
         return self._job(dict(zip(cols, row)))
