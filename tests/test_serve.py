@@ -86,6 +86,7 @@ def test_upload_gives_the_cli_rows_and_every_output(client: TestClient, tmp_path
     assert manifest["parameters"]["stride"] == 2 and manifest["sources"][0]["frames"]["analysed"] == 8
     report = client.get(job["outputs"]["report"])
     assert report.headers["content-type"].startswith("text/html") and 'class="timeline' in report.text
+    assert report.headers["content-security-policy"].startswith("sandbox allow-scripts")
     assert "<title>mien expression report: my clip; rm -rf ~.mp4</title>" in report.text
     thumb = client.get(job["outputs"]["thumbnail.jpg"])
     assert thumb.content[:2] == b"\xff\xd8"
@@ -391,6 +392,18 @@ def test_serve_without_the_extra_says_how_to_install(monkeypatch: pytest.MonkeyP
     assert mien_main(["serve"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'mien[serve]'" in err[0]
+
+
+def test_serve_refuses_a_port_in_use(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert mien_main(["serve", "--port", str(port), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"127.0.0.1:{port}" in err[0] and "--port" in err[0]
 
 
 def test_serve_refuses_an_open_host_without_a_token(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

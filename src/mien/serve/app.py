@@ -45,6 +45,8 @@ from mien.serve.store import (
 )
 
 STATIC = Path(__file__).parent / "static"
+REPORT_CSP = ("sandbox allow-scripts allow-popups; default-src 'none'; img-src data:; "
+              "style-src 'unsafe-inline'; script-src 'unsafe-inline'")
 
 
 @dataclass
@@ -290,9 +292,13 @@ def create_app(config: ServeConfig) -> FastAPI:
             stem = _safe_name(job.inputs[0].name) if job.inputs else "mien"
             inline = name in ("report", "thumbnail.jpg", "annotated.mp4")
             filename = f"{stem}.report.html" if name == "report" else f"{stem}.{name}"
+            headers = {"Cache-Control": "no-store"}
+            if name == "report":
+                # The report runs in a sandbox (an opaque origin): its scripts draw and toggle charts
+                # but can reach neither this server's API nor its cookie.
+                headers["Content-Security-Policy"] = REPORT_CSP
             return FileResponse(store.output_path(job_id, name), media_type=media_type, filename=filename,
-                                content_disposition_type="inline" if inline else "attachment",
-                                headers={"Cache-Control": "no-store"})
+                                content_disposition_type="inline" if inline else "attachment", headers=headers)
 
         app.add_api_route(f"/api/jobs/{{job_id}}/{name}", download, methods=["GET"],
                           summary={"report": "The HTML report", "thumbnail.jpg": "A face of the job, blurred",
@@ -378,12 +384,26 @@ def running_server(config: ServeConfig) -> Iterator[str]:
         thread.join(60)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe_socket:
+        try:
+            probe_socket.bind((host, port))
+        except OSError as exc:
+            raise MienError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another server "
+                            "running there? choose another --port") from None
+
+
 def serve(config: ServeConfig) -> None:
     """Run the app with uvicorn until Ctrl-C."""
     import uvicorn
 
+    _check_port_free(config.host, config.port)
     app = create_app(config)
     shown = f"[{config.host}]" if ":" in config.host else config.host
     print(f"mien serve: http://{shown}:{config.port}/  (API docs at /docs; jobs in {config.data_dir}; "
           "Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=30)
+    # open event streams (a page following a job) get 10 s to close before the jobs are stopped
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=10)
