@@ -458,14 +458,14 @@ def test_evaluate_survives_an_image_bomb_in_its_dataset(tmp_path, mien):
 # -------------------------------------------------------------------- 13. numeric flags
 @pytest.mark.parametrize("command, flag", [
     ("analyze", "--smoothing"), ("analyze", "--stride"), ("analyze", "--fps"), ("analyze", "--detect-every"),
-    ("analyze", "--score-threshold"), ("analyze", "--min-face"), ("analyze", "--min-score"),
+    ("analyze", "--detect-threshold"), ("analyze", "--min-face"), ("analyze", "--min-det-score"),
     ("analyze", "--min-sharpness"), ("analyze", "--max-yaw"), ("analyze", "--prior-strength"),
     ("analyze", "--threads"), ("analyze", "--max-frames"), ("analyze", "--max-seconds"),
     ("analyze", "--checkpoint-s"), ("analyze", "--max-pixels"),
-    ("report", "--threshold"), ("report", "--min-duration"), ("report", "--max-gap"), ("report", "--n-boot"),
-    ("report", "--max-tracks"), ("report", "--min-track"), ("episodes", "--threshold"),
+    ("report", "--min-prob"), ("report", "--min-duration"), ("report", "--max-gap"), ("report", "--bootstrap"),
+    ("report", "--max-tracks"), ("report", "--min-track"), ("episodes", "--min-prob"),
     ("evaluate", "--bootstrap"), ("evaluate", "--min-group-n"), ("evaluate", "--limit"),
-    ("evaluate-detector", "--iou"), ("evaluate-detector", "--threshold"),
+    ("evaluate-detector", "--iou"), ("evaluate-detector", "--detect-threshold"),
 ])
 @pytest.mark.parametrize("value", ["nan", "-1", "inf"])
 def test_numeric_flags_reject_nan_negative_and_infinite_values(command, flag, value):
