@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mien.argtypes import non_negative_float, number, positive_float, positive_int
 from mien.errors import MienError
 
 INSTALL_HINT = "mien serve needs the [serve] extra: pip install 'mien[serve]' (or pip install '.[serve]' in a checkout)"
@@ -18,22 +19,22 @@ def register(subparsers: Any) -> None:
         "non-loopback --host needs --token or --token-file, and every request must then carry it.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--port", type=number(1, 65535, integer=True), default=8765, help="port (default 8765)")
     p.add_argument("--data", default="mien-serve-data",
                    help="folder for the job database, inputs and outputs (default ./mien-serve-data)")
     p.add_argument("--token", default=None, help="require this token on every request")
     p.add_argument("--token-file", default=None, help="read the token from this file (first line)")
-    p.add_argument("--workers", type=int, default=2, help="jobs analysed at once; the rest queue (default 2)")
-    p.add_argument("--max-queued", type=int, default=100, help="jobs that may wait in the queue (default 100)")
-    p.add_argument("--max-upload-mb", type=float, default=2000.0, help="largest upload request, MB (default 2000)")
+    p.add_argument("--workers", type=number(1, 64, integer=True), default=2, help="jobs analysed at once; the rest queue (default 2)")
+    p.add_argument("--max-queued", type=positive_int, default=100, help="jobs that may wait in the queue (default 100)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=2000.0, help="largest upload request, MB (default 2000)")
     p.add_argument("--allow-path", action="append", default=[], metavar="DIR",
                    help="let jobs name files on the server under DIR instead of uploading them (repeatable)")
     p.add_argument("--show-faces", action="store_true",
                    help="sharp faces in thumbnails and reports (default: blurred)")
-    p.add_argument("--checkpoint-s", type=float, default=10.0, metavar="S",
+    p.add_argument("--checkpoint-s", type=non_negative_float, default=10.0, metavar="S",
                    help="running jobs save their rows every S seconds, so a job cut off by a crash resumes "
                    "from there at the next start (default 10; 0 = off)")
-    p.add_argument("--live-max-seconds", type=float, default=1800.0,
+    p.add_argument("--live-max-seconds", type=positive_float, default=1800.0,
                    help="longest live analysis, seconds (default 1800)")
     p.set_defaults(func=run_serve)
 
@@ -49,14 +50,6 @@ def run_serve(args: argparse.Namespace) -> int:
             token = Path(args.token_file).read_text(encoding="utf-8").splitlines()[0].strip()
         except (OSError, IndexError, UnicodeDecodeError) as exc:
             raise MienError(f"--token-file {args.token_file}: cannot read a token from it ({exc})") from None
-    if not 0 < args.port < 65536:
-        raise MienError(f"--port must be 1-65535, got {args.port}")
-    if not args.max_upload_mb > 0:
-        raise MienError(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
-    if not args.live_max_seconds > 0:
-        raise MienError(f"--live-max-seconds must be > 0, got {args.live_max_seconds}")
-    if not args.checkpoint_s >= 0:
-        raise MienError(f"--checkpoint-s must be ≥ 0, got {args.checkpoint_s}")
     for folder in args.allow_path:
         if not Path(folder).is_dir():
             raise MienError(f"--allow-path {folder}: no such folder")
