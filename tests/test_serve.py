@@ -410,3 +410,57 @@ def test_serve_refuses_an_open_host_without_a_token(capsys: pytest.CaptureFixtur
     assert mien_main(["serve", "--host", "0.0.0.0", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--token" in err[0]
+
+
+@pytest.mark.slow  # a real `mien serve` process: start, one upload over HTTP, stop
+def test_the_readme_serve_command_runs(tmp_path: Path) -> None:
+    """README's one-command serve line, as a process: it serves the page and takes an upload;
+    Ctrl-C stops it with exit 0."""
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from conftest import REPO
+
+    blocks = re.findall(r"```console\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    line = next(b.strip() for b in blocks if "mien serve" in b)
+    assert line.endswith("pip install '.[serve]' && mien serve"), line
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "mien", "serve", "--port", str(port), "--data", str(tmp_path / "d")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/", timeout=2) as r:
+                    assert "Analyse videos or images" in r.read().decode()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.2)
+        clip = shared_video(CLIP).read_bytes()
+        body = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"clip.mp4\"\r\n\r\n" + clip
+                + b"\r\n--b\r\nContent-Disposition: form-data; name=\"stride\"\r\n\r\n4\r\n--b--\r\n")
+        req = urllib.request.Request(base + "/api/jobs", data=body, method="POST",
+                                     headers={"Content-Type": "multipart/form-data; boundary=b"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            job_id = json.loads(r.read())["id"]
+        while True:
+            with urllib.request.urlopen(f"{base}/api/jobs/{job_id}", timeout=10) as r:
+                job = json.loads(r.read())
+            if job["status"] in ("done", "failed"):
+                break
+            assert time.monotonic() < deadline + 60, job
+            time.sleep(0.2)
+        assert job["status"] == "done" and "report" in job["outputs"], job
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/" in out and "Traceback" not in err
