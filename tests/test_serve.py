@@ -213,6 +213,7 @@ def test_bad_uploads_are_refused_and_nothing_is_queued(client: TestClient, tmp_p
     assert list((tmp_path / "data" / "jobs").iterdir()) == []
 
 
+@pytest.mark.slow  # two server starts and two analyses
 def test_restart_keeps_finished_jobs_and_fails_the_running_one(tmp_path: Path) -> None:
     data = tmp_path / "data"
     clip = shared_video(CLIP)
@@ -308,6 +309,7 @@ def test_a_server_stopped_mid_job_saves_its_rows_and_resumes(tmp_path: Path) -> 
     assert frames <= set(range(0, 472, 4)) and len(frames) >= 110
 
 
+@pytest.mark.slow  # an analysis
 def test_delete_removes_the_job_and_its_files(client: TestClient, tmp_path: Path) -> None:
     job = wait_done(client, upload(client, shared_video(CLIP), stride="4").json()["id"])
     folder = tmp_path / "data" / "jobs" / job["id"]
@@ -319,6 +321,7 @@ def test_delete_removes_the_job_and_its_files(client: TestClient, tmp_path: Path
     assert client.get("/api/jobs/..%2F..%2Fetc/report").status_code == 404
 
 
+@pytest.mark.slow  # two servers and an analysis
 def test_server_side_paths_only_inside_allowed_folders(tmp_path: Path) -> None:
     allowed = tmp_path / "videos"
     allowed.mkdir()
