@@ -81,6 +81,7 @@ def test_upload_in_the_page_then_open_the_report(browser: Any, tmp_path: Path) -
         context.on("request", lambda req: None if req.url.startswith((base, "data:")) else foreign.append(req.url))
         context.on("response", lambda r: errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
         page.goto(base + "/", wait_until="load")
+        page.locator("#limits").filter(has_text="2000 MB and 50 files per job").wait_for()
         assert page.evaluate(_UNLABELLED) == []  # every control has an accessible name
         assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
         page.focus("#files")  # the file chooser is a real, focusable input

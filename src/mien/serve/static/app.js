@@ -133,6 +133,17 @@ async function deleteJob(job, names) {
   } catch (e) { say("upload-status", `Delete failed: ${e.message}`, true); }
 }
 
+let server = null;  // what /api/server says this server accepts
+
+async function loadLimits() {
+  try {
+    server = await api("/api/server");
+    document.getElementById("limits").textContent =
+      `Up to ${Math.round(server.max_upload_bytes / 1e6)} MB and ${server.max_files} files per job; ` +
+      `${server.workers} job(s) analysed at a time, the others wait in the queue.`;
+  } catch (e) { /* the page still works without it */ }
+}
+
 function setupUpload() {
   const form = document.getElementById("upload");
   const input = document.getElementById("files");
@@ -155,6 +166,12 @@ function setupUpload() {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     if (!input.files.length) { say("upload-status", "Choose at least one video or image first.", true); return; }
+    const total = [...input.files].reduce((n, f) => n + f.size, 0);
+    if (server && total > server.max_upload_bytes) {
+      say("upload-status", `Not queued: ${Math.round(total / 1e6)} MB is more than this server takes ` +
+        `(${Math.round(server.max_upload_bytes / 1e6)} MB); send fewer or smaller files.`, true);
+      return;
+    }
     const data = new FormData();
     for (const f of input.files) data.append("files", f, f.name);
     data.append("stride", document.getElementById("stride").value || "1");
@@ -281,4 +298,4 @@ function setupLive() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { setupUpload(); setupLive(); loadJobs(); drawTimeline(); });
+document.addEventListener("DOMContentLoaded", () => { setupUpload(); setupLive(); loadLimits(); loadJobs(); drawTimeline(); });
