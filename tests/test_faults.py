@@ -450,7 +450,7 @@ def test_evaluate_survives_an_image_bomb_in_its_dataset(tmp_path, mien):
     (root / "bomb.png").write_bytes(_png_header_only(100000, 100000))
     with av.open(str(shared_video("single_face.mp4"))) as c:
         cv2.imwrite(str(root / "face.jpg"), next(c.decode(video=0)).to_ndarray(format="bgr24"))
-    proc = mien("evaluate", str(tmp_path / "data"), "--json", str(tmp_path / "e.json"), "--bootstrap", "10")
+    proc = mien("evaluate", str(tmp_path / "data"), "-o", str(tmp_path / "e.json"), "--bootstrap", "10")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "2 items, 1 scored" in proc.stdout and "1 unreadable" in proc.stdout
 
@@ -489,7 +489,7 @@ def test_a_bad_number_is_a_usage_error_naming_the_flag(mien):
 def test_evaluate_csv_with_a_huge_field_is_a_one_line_error(tmp_path, mien):
     csv = tmp_path / "d.csv"
     csv.write_text('path,label\n"' + "x" * 200_000 + '",happiness\n')
-    one_line_error(mien("evaluate", str(csv), "--json", str(tmp_path / "e.json")), 2, "d.csv", "field")
+    one_line_error(mien("evaluate", str(csv), "-o", str(tmp_path / "e.json")), 2, "d.csv", "field")
 
 
 def test_a_model_card_without_file_is_a_one_line_error(tmp_path, mien):
