@@ -78,7 +78,7 @@ def sidecar_paths(table: Path) -> tuple[Path, Path]:
     when the new ones are absent."""
     found = []
     for kind in ("manifest", "tracks"):
-        new, old = sidecar_path(table, kind), legacy_sidecar_path(table, kind)  # type: ignore[arg-type]
+        new, old = sidecar_path(table, kind), legacy_sidecar_path(table, kind)
         found.append(old if not new.is_file() and old.is_file() else new)
     return found[0], found[1]
 
