@@ -136,6 +136,17 @@ def test_annotated_video_events_and_several_inputs(client: TestClient, tmp_path:
     assert len(client.get("/api/jobs").json()["jobs"]) == 2
 
 
+@pytest.mark.parametrize("name", ["../../etc/passwd.mp4", "a/b\\c.mp4", "..mp4", "ça été filmé.mp4", "-rf.mp4",
+                                  "x\x00y.mp4", "$(reboot).mp4", ".mp4"])
+def test_stored_names_are_plain(name: str) -> None:
+    import re
+
+    from mien.serve.app import _safe_name
+
+    safe = _safe_name(name)
+    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", safe) and ".." not in safe, safe
+
+
 def _chunks(data: bytes) -> Iterator[bytes]:
     for i in range(0, len(data), 65536):
         yield data[i : i + 65536]

@@ -90,7 +90,8 @@ class StreamRequest(BaseModel):
 
 def _safe_name(text: str) -> str:
     """A file-name-safe version of a user's name, for Content-Disposition only."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(text).stem)[:60].strip("._") or "mien"
+    stem = Path(text.replace("\\", "/")).stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:60].strip("._-") or "mien"
 
 
 def create_app(config: ServeConfig) -> FastAPI:
