@@ -270,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "mien.audit.cli": ("evaluate", "calibrate", "evaluate-detector"),
     "mien.reporting.cli": ("report", "episodes"),
+    "mien.serve.cli": ("serve",),
 }
 
 
