@@ -25,7 +25,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-import mien
+from mien._version import __version__
 from mien.errors import MienError
 from mien.serve.guard import Guard, is_loopback
 from mien.serve.jobs import JobRunner
@@ -114,7 +114,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             await run_in_threadpool(runner.stop)
 
     app = FastAPIOffline(
-        title="mien serve", version=mien.__version__, lifespan=lifespan, redoc_url=None,
+        title="mien serve", version=__version__, lifespan=lifespan, redoc_url=None,
         description="Measure facial expressions in videos and images: upload files, follow the jobs, "
                     "download the per-face-per-frame table and the HTML report, or analyse a live "
                     "stream. mien identifies no one and infers no emotion, intent or trait.",
@@ -145,7 +145,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.get("/api/server", summary="What this server accepts")
     async def server_info() -> dict[str, Any]:
-        return {"mien": mien.__version__, "workers": config.workers, "max_queued": config.max_queued,
+        return {"mien": __version__, "workers": config.workers, "max_queued": config.max_queued,
                 "max_upload_bytes": config.max_upload_bytes, "max_files": config.max_files,
                 "server_paths": bool(allowed_roots), "live_sessions": config.live_sessions,
                 "live_max_seconds": config.live_max_seconds, "faces_blurred": not config.show_faces,
