@@ -1,0 +1,152 @@
+"""What users feel: the whole ``mien analyze`` command, start-up included.
+
+    python bench/cli_speed.py [--repeats 3] [--no-loop] [--importtime] [--json out.json]
+
+Every run is a fresh ``python -m mien analyze VIDEO -o OUT.parquet --quiet`` process, timed by wall
+clock from launch to exit (interpreter, imports, model checks, ONNX sessions, decoding, analysis,
+writing the table and its sidecars). Inputs:
+
+- a 1-frame video (the first frame of WolfgangLanger, built with PyAV into bench/.cache): its wall
+  time is the start-up cost a user pays on every command;
+- WolfgangLanger_Pexels.mp4 (472 frames, 640x360, one face), every frame;
+- a 10-minute loop of it (remuxed, bench/.cache; skip with ``--no-loop``).
+
+References in the same run, also fresh processes: ``python -c pass`` (the interpreter alone) and
+PyAV decode-only of each video (the floor). Whole-command frames/s = decoded frames / wall time.
+The per-stage main-thread ms/frame come from each run's manifest. ``--importtime`` also prints the
+slowest imports of the 1-frame command (``python -X importtime``), cumulative.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import CACHE, DECODE_ONLY, REPO, looped, run_child, shared
+
+CLIP = "WolfgangLanger_Pexels.mp4"
+
+
+def one_frame_video(name: str = CLIP) -> Path:
+    """The first frame of a shared clip as a 1-frame H.264 video, cached in bench/.cache."""
+    import av
+
+    out = CACHE / f"{Path(name).stem}_1frame.mp4"
+    if out.is_file():
+        return out
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with av.open(str(shared(name))) as inp:
+        frame = next(inp.decode(video=0))
+        img = frame.to_ndarray(format="bgr24")
+    tmp = out.with_suffix(".part.mp4")
+    with av.open(str(tmp), mode="w") as dst:
+        st = dst.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+        for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+            dst.mux(pkt)
+        for pkt in st.encode():
+            dst.mux(pkt)
+    tmp.replace(out)
+    return out
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    src = str(REPO / "src")
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def wall_of(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    dt = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return dt
+
+
+def mien_command(video: Path, repeats: int) -> dict:
+    """Fresh ``mien analyze`` processes on ``video``: wall times and the manifest of the last."""
+    walls = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "r.parquet"
+        for _ in range(repeats):
+            walls.append(wall_of([sys.executable, "-m", "mien", "analyze", str(video), "-o", str(out), "--quiet"]))
+        manifest = json.loads(out.with_name("r.manifest.json").read_text())
+    f = manifest["frames"]
+    return {"walls": walls, "wall": min(walls), "median_wall": statistics.median(walls),
+            "decoded": f["decoded"], "faces": f["faces"], "stage_ms_per_frame": f["stage_ms_per_frame"]}
+
+
+def import_profile(video: Path, top: int = 15) -> list[tuple[str, float]]:
+    """The slowest imports (cumulative ms) of ``mien analyze`` on ``video``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "mien", "analyze", str(video), "-o",
+             str(Path(tmp) / "r.parquet"), "--quiet"],
+            capture_output=True, text=True, env=_env(),
+        )
+    rows = []
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cum_us, name = line.split(":", 1)[1].split("|")
+        depth = (len(name) - len(name.lstrip()) - 1) // 2
+        if depth <= 1:
+            rows.append((name.strip(), int(cum_us) / 1000))
+    return sorted(rows, key=lambda r: -r[1])[:top]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each short command (the fastest is kept)")
+    ap.add_argument("--no-loop", action="store_true", help="skip the 10-minute loop")
+    ap.add_argument("--loop-minutes", type=float, default=10.0)
+    ap.add_argument("--importtime", action="store_true", help="also list the slowest imports at start-up")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    interp = min(wall_of([sys.executable, "-c", "pass"]) for _ in range(args.repeats))
+    print(f"python -c pass (interpreter alone): {interp * 1000:.0f} ms")
+    report: dict = {"interpreter_s": interp, "runs": []}
+
+    videos = [("1-frame video", one_frame_video(), args.repeats), (CLIP, shared(CLIP), args.repeats)]
+    if not args.no_loop:
+        videos.append((f"{CLIP}, {args.loop_minutes:g}-minute loop", looped(CLIP, args.loop_minutes), 1))
+    for label, video, repeats in videos:
+        base = run_child(DECODE_ONLY, str(video))
+        r = mien_command(video, repeats)
+        fps = r["decoded"] / r["wall"]
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stage_ms_per_frame"].items())
+        print(f"\n{label}: {r['decoded']} frames, {r['faces']} faces")
+        print(f"  mien analyze wall {r['wall']:.3f} s (of {', '.join(f'{w:.3f}' for w in r['walls'])}); "
+              f"{fps:.1f} frames/s whole command; decode-only {base['fps']:.0f} frames/s in process")
+        print(f"  wall minus interpreter: {r['wall'] - interp:.3f} s;  stage ms/frame: {stages}")
+        report["runs"].append({"video": label, "path": str(video), **r, "fps": fps, "decode_fps": base["fps"]})
+    one = report["runs"][0]["wall"]
+    clip = report["runs"][1]
+    print(f"\nstart-up (1-frame command) {one:.3f} s = {one / clip['wall']:.2f} of the {CLIP} command's wall; "
+          f"{CLIP} with the start-up taken out: {clip['decoded'] / max(clip['wall'] - one, 1e-9):.1f} frames/s")
+
+    if args.importtime:
+        print("\nslowest imports of the 1-frame command (cumulative ms, top-level and their direct children):")
+        prof = import_profile(report["runs"][0]["path"])
+        for name, ms in prof:
+            print(f"  {ms:8.1f}  {name}")
+        report["imports_ms"] = prof
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
