@@ -155,7 +155,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: commands of this module; the audit and report commands live in their own packages, which
+#: import pandas and more at load: they are registered only when a command other than these runs
+_ENGINE_COMMANDS = ("analyze", "info")
+_EXTRA_COMMAND_MODULES = ("mien.audit.cli", "mien.reporting.cli")
+
+
+def _command_of(argv: list[str] | None) -> str | None:
+    """The command word of ``argv`` (None for a bare ``mien``, ``--help`` or ``--version``)."""
+    args = sys.argv[1:] if argv is None else argv
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``mien`` parser. Given the ``argv`` about to be parsed, an engine command (analyze,
+    info) gets a parser without the audit and report commands, so that start-up does not import
+    them (about a second of pandas and more); otherwise every command is registered."""
     parser = argparse.ArgumentParser(
         prog="mien",
         description="Measure facial expressions in video, offline. mien identifies no one and infers "
@@ -165,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_analyze(sub)
     _add_info(sub)
-    for module in ("mien.audit.cli", "mien.reporting.cli"):
+    if _command_of(argv) in _ENGINE_COMMANDS:
+        return parser
+    for module in _EXTRA_COMMAND_MODULES:
         try:
             mod = __import__(module, fromlist=["register"])
         except ImportError:
@@ -175,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
