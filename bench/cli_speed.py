@@ -81,7 +81,7 @@ def mien_command(video: Path, repeats: int) -> dict:
         for _ in range(repeats):
             walls.append(wall_of([sys.executable, "-m", "mien", "analyze", str(video), "-o", str(out), "--quiet"]))
         manifest = json.loads(out.with_name("r.manifest.json").read_text())
-    f = manifest["frames"]
+    f = manifest["sources"][0]["frames"]
     return {"walls": walls, "wall": min(walls), "median_wall": statistics.median(walls),
             "decoded": f["decoded"], "faces": f["faces"], "stage_ms_per_frame": f["stage_ms_per_frame"]}
 

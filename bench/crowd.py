@@ -128,7 +128,7 @@ an.detector.session; an.model.session
 t = time.perf_counter()
 r = an.analyze_source(path)
 dt = time.perf_counter() - t
-m = r.manifest["frames"]
+m = r.manifest.frames
 print(json.dumps({"frames": m["decoded"], "seconds": dt, "fps": m["decoded"] / dt,
                   "faces": m["faces"], "abstained": m["abstained"],
                   "faces_per_frame": m["faces"] / max(m["analysed"], 1),

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from mien.alignment import align_faces
@@ -165,8 +164,8 @@ class Analyzer:
             faces = faces[faces.track_id >= 0]
             counts.frames += 1
             if len(faces):
-                gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
-                crops = align_faces(gray, faces.landmarks, self.model.input_size, self.model.template)
+                # from the BGR frame: only the pixels each crop samples are converted to gray
+                crops = align_faces(img, faces.landmarks, self.model.input_size, self.model.template)
                 faces = assess(faces, crops, o.quality)
                 t2 = time.perf_counter()
                 timing["track_align_quality"] += t2 - t1
@@ -209,8 +208,7 @@ class Analyzer:
             return ImageClassification(False, None, None, None, 0)
         areas = (faces.xyxy[:, 2:] - faces.xyxy[:, :2]).prod(1)
         j = int(areas.argmax())
-        gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
-        crop = align_faces(gray, faces.landmarks[j : j + 1], self.model.input_size, self.model.template)
+        crop = align_faces(image_bgr, faces.landmarks[j : j + 1], self.model.input_size, self.model.template)
         logits = self.model.predict_logits(crop)[0]
         x1, y1, x2, y2 = (float(v) for v in faces.xyxy[j])
         return ImageClassification(True, softmax(logits, self.model.temperature), logits,
