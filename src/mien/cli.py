@@ -46,6 +46,11 @@ def _add_analyze(sub: Any) -> None:
                    "happy) to 1 (all 8 equally likely a priori, e.g. posed or balanced designs); "
                    "default: the model card's")
     p.add_argument("--threads", type=int, default=1, help="threads per model (default 1)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="run the networks on the CPU (default) or an NVIDIA GPU (needs mien[gpu])")
+    p.add_argument("--precision", choices=("auto", "int8", "float"), default="auto",
+                   help="expression network: its int8 quantisation (faster on a CPU; audited on its own "
+                   "card) or the float model; auto: int8 on the CPU where it ships, float on a GPU")
     p.add_argument("--annotate", default=None, help="write an annotated video (.mp4) here (single input only)")
     p.add_argument("--blur-faces", action="store_true", help="blur every face in the annotated video")
     p.add_argument("--report", default=None, help="also write a self-contained HTML report here")
@@ -76,6 +81,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         detect_every=max(1, args.detect_every), coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
         model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads,
+        device=args.device, precision=args.precision,
         max_frames=args.max_frames,
         max_seconds=args.max_seconds,
         quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_score,

@@ -129,12 +129,14 @@ class FaceDetector:
         nms_threshold: float = 0.4,
         max_side: int | None = 960,
         threads: int = 1,
+        device: str = "cpu",
     ) -> None:
         self.score_threshold = float(score_threshold)
         self.min_face_px = float(min_face_px)
         self.nms_threshold = float(nms_threshold)
         self.max_side = max_side
         self.threads = threads
+        self.device = device
         self._session: onnxruntime.InferenceSession | None = None
         self._lock = threading.Lock()
 
@@ -142,7 +144,7 @@ class FaceDetector:
     def session(self) -> onnxruntime.InferenceSession:
         with self._lock:
             if self._session is None:
-                self._session = make_session(detector_weights(), self.threads)
+                self._session = make_session(detector_weights(), self.threads, self.device)
             return self._session
 
     def _prepare(self, image_bgr: np.ndarray, max_side: int | None = None) -> tuple[np.ndarray, float]:

@@ -68,10 +68,11 @@ class ExpressionModel:
     over ``mien.labels.EXPRESSIONS``, temperature-scaled as the card says.
     """
 
-    def __init__(self, card: dict[str, Any], onnx_path: Path, threads: int = 1) -> None:
+    def __init__(self, card: dict[str, Any], onnx_path: Path, threads: int = 1, device: str = "cpu") -> None:
         self.card = card
         self.onnx_path = onnx_path
         self.threads = threads
+        self.device = device
         spec = card["input"]
         self.input_size = int(spec["size"])
         self.input_name = str(spec.get("name", "gray"))
@@ -114,7 +115,8 @@ class ExpressionModel:
 
     @classmethod
     def load(
-        cls, card_path: str | Path | None = None, threads: int = 1, precision: str = "float"
+        cls, card_path: str | Path | None = None, threads: int = 1, precision: str = "float",
+        device: str = "cpu",
     ) -> ExpressionModel:
         """Load a model from its card and verify the ONNX SHA-256. With no card: mien's shipped
         model, or with ``precision="int8"`` its int8 quantisation where one ships (its own card
@@ -139,13 +141,13 @@ class ExpressionModel:
                 f"model file {onnx_path} has SHA-256 {digest} but its card says {card['sha256']}; "
                 "the file is corrupt or was replaced: reinstall mien or regenerate the card"
             )
-        return cls(card, onnx_path, threads)
+        return cls(card, onnx_path, threads, device)
 
     @property
     def session(self) -> onnxruntime.InferenceSession:
         with self._lock:
             if self._session is None:
-                session = make_session(str(self.onnx_path), self.threads)
+                session = make_session(str(self.onnx_path), self.threads, self.device)
                 # ONNX Runtime's first runs allocate its buffers (tens of ms): pay that here,
                 # where it can overlap start-up, not on a video's first frame
                 x = np.zeros((1, 1, self.input_size, self.input_size), np.float32)
@@ -158,7 +160,7 @@ class ExpressionModel:
         card = dict(self.card, temperature=float(temperature))
         if card.get("prior_adjustment"):  # the offset stays what it was
             card["prior_adjustment"] = dict(card["prior_adjustment"], temperature=self.prior_temperature)
-        return ExpressionModel(card, self.onnx_path, self.threads)
+        return ExpressionModel(card, self.onnx_path, self.threads, self.device)
 
     def with_prior_strength(self, strength: float) -> ExpressionModel:
         """The same model with another class-prior strength (0: FER+ frequencies, 1: uniform)."""
@@ -167,7 +169,7 @@ class ExpressionModel:
             self.prior_offset(strength)  # raises the explanatory ModelError
         prior = dict(self.card.get("prior_adjustment") or {})
         prior.update(strength=float(strength), temperature=self.prior_temperature)
-        return ExpressionModel(dict(self.card, prior_adjustment=prior), self.onnx_path, self.threads)
+        return ExpressionModel(dict(self.card, prior_adjustment=prior), self.onnx_path, self.threads, self.device)
 
     def predict_logits(self, crops: np.ndarray) -> np.ndarray:
         """Logits (n, 8), before temperature, for aligned uint8 crops (n, S, S): the network's

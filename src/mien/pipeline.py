@@ -27,6 +27,7 @@ from mien.faces import Faces
 from mien.manifest import input_fingerprint, now_iso
 from mien.quality import QualityThresholds, assess
 from mien.results import AnalysisResult, RowBuffer
+from mien.runtime import providers_for
 from mien.schema import RunManifest, SourceRun, table_columns
 from mien.smoothing import ExpressionSmoother
 from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
@@ -53,6 +54,10 @@ class AnalysisOptions:
     model_card: str | None = None
     prior_strength: float | None = None  # class-prior strength; None: the model card's
     threads: int = 1
+    device: str = "cpu"  # "cuda": both networks on an NVIDIA GPU (onnxruntime-gpu, mien[gpu])
+    # expression network: "int8" (its shipped quantisation, with its own audited card) or "float";
+    # "auto": int8 on the CPU where it ships, float on a GPU. Ignored with model_card.
+    precision: str = "auto"
     # live sources
     max_frames: int | None = None
     max_seconds: float | None = None
@@ -121,12 +126,15 @@ class Analyzer:
                  detector: FaceDetector | None = None) -> None:
         self.options = options or AnalysisOptions()
         o = self.options
-        self.model = model or ExpressionModel.load(o.model_card, threads=o.threads)
+        providers_for(o.device)  # an unusable --device fails here, before any input is opened
+        precision = o.precision if o.precision != "auto" else ("int8" if o.device == "cpu" else "float")
+        self.model = model or ExpressionModel.load(o.model_card, threads=o.threads, precision=precision,
+                                                   device=o.device)
         if o.prior_strength is not None:
             self.model = self.model.with_prior_strength(o.prior_strength)
         self.detector = detector or FaceDetector(
             score_threshold=o.score_threshold, min_face_px=o.min_detect_px,
-            max_side=o.detector_max_side, threads=o.threads,
+            max_side=o.detector_max_side, threads=o.threads, device=o.device,
         )
 
     # ---------------------------------------------------------------- per frame
