@@ -44,3 +44,11 @@ def test_other_commands_are_still_registered():
         choices = build_parser(argv)._subparsers._group_actions[0].choices  # type: ignore[union-attr]
         assert {"analyze", "info", "evaluate", "report"} <= set(choices), argv
     assert set(build_parser(["analyze", "v.mp4"])._subparsers._group_actions[0].choices) == {"analyze", "info"}  # type: ignore[union-attr]
+
+
+def test_the_engine_imports_without_pandas():
+    """pandas (the slowest import at start-up) is loaded only when a table is built or read."""
+    code = "import sys, mien.pipeline, mien.cli; print('pandas' in sys.modules, 'pyarrow' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ def _default_output(spec: str) -> Path:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from mien.pipeline import AnalysisOptions, Analyzer, analyze_each
     from mien.quality import QualityThresholds
+    from mien.results import preload_table_writers
     from mien.schema import TABLE_SUFFIXES, check_table_suffix
     from mien.sources import expand_inputs
 
@@ -99,7 +101,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     else:
         outputs = [check_table_suffix(args.output) if args.output else _default_output(str(specs[0]))]
     show = not args.quiet and sys.stderr.isatty()
-    analyzer = Analyzer(options)
+    analyzer = Analyzer(options)  # builds the ONNX sessions in the background
+    # pandas and pyarrow (half a second and more) are needed only to write the table: import them
+    # in the background too, while the video is opened and analysed
+    threading.Thread(target=preload_table_writers, args=(outputs,), name="mien-import", daemon=True).start()
     failures: list[tuple[str, str]] = []
     written: list[Path] = []
     interrupted = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -136,6 +137,17 @@ class Analyzer:
             score_threshold=o.score_threshold, min_face_px=o.min_detect_px,
             max_side=o.detector_max_side, threads=o.threads, device=o.device,
         )
+        # Build both ONNX sessions in the background: ONNX Runtime releases the GIL while it
+        # loads and optimises a graph, so this overlaps what the caller does next (the CLI
+        # imports pandas meanwhile, a video is opened); a first use waits on the model's lock.
+        threading.Thread(target=self._build_sessions, name="mien-sessions", daemon=True).start()
+
+    def _build_sessions(self) -> None:
+        for net in (self.detector, self.model):
+            try:
+                net.session  # noqa: B018
+            except Exception:  # noqa: BLE001 - the first real use raises it where it belongs
+                pass
 
     # ---------------------------------------------------------------- per frame
     def process_frames(self, frames: Iterable[Frame], counts: _RunCounts | None = None) -> Iterator[FrameResult]:
