@@ -1,6 +1,9 @@
 """What users feel: the whole ``mien analyze`` command, start-up included.
 
-    python bench/cli_speed.py [--repeats 3] [--no-loop] [--importtime] [--json out.json]
+    python bench/cli_speed.py [--repeats 3] [--no-loop] [--importtime] [--baseline-src SRC] [--json out.json]
+
+Before/after in one run: ``git archive COMMIT src | tar -x -C /tmp/base`` then ``--baseline-src
+/tmp/base/src`` times that engine alternately with this checkout and prints the ratios.
 
 Every run is a fresh ``python -m mien analyze VIDEO -o OUT.parquet --quiet`` process, timed by wall
 clock from launch to exit (interpreter, imports, model checks, ONNX sessions, decoding, analysis,
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -57,32 +61,36 @@ def one_frame_video(name: str = CLIP) -> Path:
     return out
 
 
-def _env() -> dict[str, str]:
+def _env(src: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    src = str(REPO / "src")
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = src or str(REPO / "src")
     return env
 
 
-def wall_of(cmd: list[str]) -> float:
+def wall_of(cmd: list[str], src: str | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, all threads) of one fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(src))
     dt = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    return dt
+    return dt, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def mien_command(video: Path, repeats: int) -> dict:
-    """Fresh ``mien analyze`` processes on ``video``: wall times and the manifest of the last."""
-    walls = []
+def mien_command(video: Path, repeats: int, src: str | None = None) -> dict:
+    """Fresh ``mien analyze`` processes on ``video``: wall and CPU times, the manifest of the last."""
+    walls, cpus = [], []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.parquet"
         for _ in range(repeats):
-            walls.append(wall_of([sys.executable, "-m", "mien", "analyze", str(video), "-o", str(out), "--quiet"]))
+            w, c = wall_of([sys.executable, "-m", "mien", "analyze", str(video), "-o", str(out), "--quiet"], src)
+            walls.append(w)
+            cpus.append(c)
         manifest = json.loads(out.with_name("r.manifest.json").read_text())
-    f = manifest["sources"][0]["frames"]
-    return {"walls": walls, "wall": min(walls), "median_wall": statistics.median(walls),
+    f = manifest["sources"][0]["frames"] if "sources" in manifest else manifest["frames"]
+    return {"walls": walls, "wall": min(walls), "median_wall": statistics.median(walls), "cpu": min(cpus),
             "decoded": f["decoded"], "faces": f["faces"], "stage_ms_per_frame": f["stage_ms_per_frame"]}
 
 
@@ -111,36 +119,48 @@ def main() -> None:
     ap.add_argument("--no-loop", action="store_true", help="skip the 10-minute loop")
     ap.add_argument("--loop-minutes", type=float, default=10.0)
     ap.add_argument("--importtime", action="store_true", help="also list the slowest imports at start-up")
+    ap.add_argument("--baseline-src", default=None, metavar="SRC",
+                    help="also time the mien in this source folder (e.g. an export of an older commit's src), "
+                    "alternating with this checkout, and print the ratios")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"load average {os.getloadavg()[0]:.2f}")
-    interp = min(wall_of([sys.executable, "-c", "pass"]) for _ in range(args.repeats))
+    interp = min(wall_of([sys.executable, "-c", "pass"])[0] for _ in range(args.repeats))
     print(f"python -c pass (interpreter alone): {interp * 1000:.0f} ms")
+    print("cpu = user + system seconds of the command's process (all threads): steadier than wall time "
+          "when the machine is shared")
     report: dict = {"interpreter_s": interp, "runs": []}
+    engines = [("this", None)] + ([("baseline", args.baseline_src)] if args.baseline_src else [])
 
     videos = [("1-frame video", one_frame_video(), args.repeats), (CLIP, shared(CLIP), args.repeats)]
     if not args.no_loop:
         videos.append((f"{CLIP}, {args.loop_minutes:g}-minute loop", looped(CLIP, args.loop_minutes), 1))
     for label, video, repeats in videos:
         base = run_child(DECODE_ONLY, str(video))
-        r = mien_command(video, repeats)
-        fps = r["decoded"] / r["wall"]
-        stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stage_ms_per_frame"].items())
-        print(f"\n{label}: {r['decoded']} frames, {r['faces']} faces")
-        print(f"  mien analyze wall {r['wall']:.3f} s (of {', '.join(f'{w:.3f}' for w in r['walls'])}); "
-              f"{fps:.1f} frames/s whole command; decode-only {base['fps']:.0f} frames/s in process")
-        print(f"  wall minus interpreter: {r['wall'] - interp:.3f} s;  stage ms/frame: {stages}")
-        report["runs"].append({"video": label, "path": str(video), **r, "fps": fps, "decode_fps": base["fps"]})
-    one = report["runs"][0]["wall"]
-    clip = report["runs"][1]
-    print(f"\nstart-up (1-frame command) {one:.3f} s = {one / clip['wall']:.2f} of the {CLIP} command's wall; "
-          f"{CLIP} with the start-up taken out: {clip['decoded'] / max(clip['wall'] - one, 1e-9):.1f} frames/s")
+        print(f"\n{label}: decode-only {base['fps']:.0f} frames/s in process")
+        row: dict = {"video": label, "path": str(video), "decode_fps": base["fps"]}
+        for engine, src in engines:
+            r = mien_command(video, repeats, src)
+            r["fps"] = r["decoded"] / r["wall"]
+            stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stage_ms_per_frame"].items())
+            print(f"  {engine:<8} {r['decoded']} frames, {r['faces']} faces: wall {r['wall']:.3f} s "
+                  f"(of {', '.join(f'{w:.3f}' for w in r['walls'])}), cpu {r['cpu']:.3f} s; "
+                  f"{r['fps']:.1f} frames/s whole command;  stage ms/frame: {stages}")
+            row[engine] = r
+        if "baseline" in row:
+            print(f"  this / baseline: wall {row['this']['wall'] / row['baseline']['wall']:.2f}, "
+                  f"cpu {row['this']['cpu'] / row['baseline']['cpu']:.2f}")
+        report["runs"].append(row)
+    one, clip = report["runs"][0]["this"], report["runs"][1]["this"]
+    print(f"\nstart-up (1-frame command) {one['wall']:.3f} s wall, {one['cpu']:.3f} s cpu = "
+          f"{one['wall'] / clip['wall']:.2f} of the {CLIP} command's wall; {CLIP} with the start-up "
+          f"taken out: {clip['decoded'] / max(clip['wall'] - one['wall'], 1e-9):.1f} frames/s")
 
     if args.importtime:
         print("\nslowest imports of the 1-frame command (cumulative ms, top-level and their direct children):")
-        prof = import_profile(report["runs"][0]["path"])
+        prof = import_profile(Path(report["runs"][0]["path"]))
         for name, ms in prof:
             print(f"  {ms:8.1f}  {name}")
         report["imports_ms"] = prof

@@ -1,6 +1,10 @@
 """Cost per face and per pixel: face grids at 1280x720 and one face at 360p/720p/1080p.
 
-    python bench/crowd.py [--frames 150] [--grids 1,4,9,16] [--no-resolutions] [--json out.json]
+    python bench/crowd.py [--frames 150] [--grids 1,4,9,16] [--no-resolutions] [--precision P]
+        [--baseline-src SRC] [--json out.json]
+
+Before/after in one run: ``git archive COMMIT src | tar -x -C /tmp/base`` then ``--baseline-src
+/tmp/base/src`` times that engine alternately with this checkout and prints the ratios.
 
 Inputs are built here from the shared clips and cached in bench/.cache, so anyone can rerun them:
 
@@ -125,11 +129,12 @@ from mien.pipeline import Analyzer, AnalysisOptions
 path, opts = sys.argv[1], json.loads(sys.argv[2])
 an = Analyzer(AnalysisOptions(**opts))
 an.detector.session; an.model.session
-t = time.perf_counter()
+t = time.perf_counter(); c = time.process_time()
 r = an.analyze_source(path)
-dt = time.perf_counter() - t
-m = r.manifest.frames
+dt = time.perf_counter() - t; dc = time.process_time() - c
+m = r.manifest.frames if hasattr(r.manifest, "frames") else r.manifest["frames"]
 print(json.dumps({"frames": m["decoded"], "seconds": dt, "fps": m["decoded"] / dt,
+                  "cpu_ms_per_frame": dc * 1000 / m["decoded"],
                   "faces": m["faces"], "abstained": m["abstained"],
                   "faces_per_frame": m["faces"] / max(m["analysed"], 1),
                   "stage_ms_per_frame": m["stage_ms_per_frame"], "peak_rss_mb": peak_rss_mb()}))
@@ -141,7 +146,7 @@ import av
 from mien.pipeline import Analyzer, AnalysisOptions
 from mien.sources import Frame, _threaded
 path, limit = sys.argv[1], int(sys.argv[2])
-an = Analyzer(AnalysisOptions())
+an = Analyzer(AnalysisOptions(**json.loads(sys.argv[3])))
 an.detector.session; an.model.session
 images = []
 with av.open(path) as c:
@@ -170,6 +175,17 @@ def _stages(r: dict) -> str:
     return "  ".join(f"{k} {v:6.2f}" for k, v in r["stage_ms_per_frame"].items())
 
 
+def _runs(args: argparse.Namespace) -> list[tuple[str, str | None, str]]:
+    """(label, source folder or None for this checkout, options JSON) of each engine to time."""
+    opts: dict = {"threads": args.threads}
+    if args.precision:
+        opts["precision"] = args.precision
+    runs = [("this", None, json.dumps(opts))]
+    if args.baseline_src:
+        runs.append(("baseline", args.baseline_src, json.dumps({"threads": args.threads})))
+    return runs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=150, help="frames per grid video (25 fps)")
@@ -179,11 +195,17 @@ def main() -> None:
     ap.add_argument("--in-memory-frames", type=int, default=150,
                     help="frames held in memory for the decode-aside resolution runs")
     ap.add_argument("--threads", type=int, default=1, help="threads per ONNX model")
+    ap.add_argument("--precision", default=None, help="expression network for this checkout (auto|int8|float)")
+    ap.add_argument("--baseline-src", default=None, metavar="SRC",
+                    help="also time the mien in this source folder (e.g. an export of an older commit's src), "
+                    "alternating with this checkout, and print the ratios")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"load average {os.getloadavg()[0]:.2f}; threads/model {args.threads}")
-    opts = json.dumps({"threads": args.threads})
+    print("cpu ms/frame = the process's CPU time (all threads) per decoded frame: steadier than wall "
+          "time when the machine is shared")
+    runs = _runs(args)
     report: dict = {"grids": [], "resolutions": []}
 
     if not args.no_grids:
@@ -192,32 +214,47 @@ def main() -> None:
         for n in counts:
             path = grid_video(n, args.frames)
             base = run_child(DECODE_ONLY, str(path))
-            r = run_child(MIEN_STAGES, str(path), opts)
-            ms = 1000 / r["fps"]
-            print(f"  {n:2d} faces: {r['fps']:6.1f} frames/s ({ms:5.1f} ms/frame; decode-only {base['fps']:.0f}/s)  "
-                  f"faces/frame {r['faces_per_frame']:5.2f}  stage ms/frame: {_stages(r)}")
-            report["grids"].append({"n": n, "path": str(path), "decode_fps": base["fps"], "ms_per_frame": ms, **r})
+            row: dict = {"n": n, "path": str(path), "decode_fps": base["fps"]}
+            for label, src, opts in runs:
+                r = run_child(MIEN_STAGES, str(path), opts, src=src)
+                r["ms_per_frame"] = 1000 / r["fps"]
+                row[label] = r
+                print(f"  {n:2d} faces, {label:<8}: {r['fps']:6.1f} frames/s ({r['ms_per_frame']:6.1f} ms/frame, "
+                      f"cpu {r['cpu_ms_per_frame']:6.1f} ms/frame; decode-only {base['fps']:.0f}/s)  "
+                      f"faces/frame {r['faces_per_frame']:5.2f}  stage ms/frame: {_stages(r)}")
+            if "baseline" in row:
+                print(f"  {n:2d} faces: this / baseline frames/s {row['this']['fps'] / row['baseline']['fps']:.2f}, "
+                      f"cpu ms/frame {row['this']['cpu_ms_per_frame'] / row['baseline']['cpu_ms_per_frame']:.2f}")
+            report["grids"].append(row)
         if len(report["grids"]) >= 2:
             g = report["grids"]
-            x = [row["faces_per_frame"] for row in g]
-            print(f"  marginal cost per extra face (slope over {len(g)} grids): wall "
-                  f"{_slope(x, [row['ms_per_frame'] for row in g]):.2f} ms;  by stage: " + "  ".join(
-                      f"{k} {_slope(x, [row['stage_ms_per_frame'][k] for row in g]):.2f}"
-                      for k in g[0]["stage_ms_per_frame"]))
+            for label, _, _ in runs:
+                x = [row[label]["faces_per_frame"] for row in g]
+                print(f"  {label}: marginal cost per extra face (slope over {len(g)} grids): wall "
+                      f"{_slope(x, [row[label]['ms_per_frame'] for row in g]):.2f} ms, cpu "
+                      f"{_slope(x, [row[label]['cpu_ms_per_frame'] for row in g]):.2f} ms;  by stage: " + "  ".join(
+                          f"{k} {_slope(x, [row[label]['stage_ms_per_frame'][k] for row in g]):.2f}"
+                          for k in g[0][label]["stage_ms_per_frame"]))
 
     if not args.no_resolutions:
         print("\nWolfgangLanger at three resolutions (one face, 472 frames)")
-        for label in RESOLUTIONS:
-            path = resolution_video(label)
+        for res_label in RESOLUTIONS:
+            path = resolution_video(res_label)
             base = run_child(DECODE_ONLY, str(path))
-            r = run_child(MIEN_STAGES, str(path), opts)
-            mem = run_child(MIEN_IN_MEMORY, str(path), str(args.in_memory_frames))
-            print(f"  {label:>5}: {r['fps']:6.1f} frames/s (decode-only {base['fps']:.0f}/s); decode aside "
-                  f"{mem['fps']:6.1f} frames/s; stage ms/frame: {_stages(r)}")
-            report["resolutions"].append({"label": label, "decode_fps": base["fps"], "in_memory": mem, **r})
+            row = {"label": res_label, "decode_fps": base["fps"]}
+            for label, src, opts in runs:
+                r = run_child(MIEN_STAGES, str(path), opts, src=src)
+                r["in_memory"] = run_child(MIEN_IN_MEMORY, str(path), str(args.in_memory_frames), opts, src=src)
+                row[label] = r
+                print(f"  {res_label:>5}, {label:<8}: {r['fps']:6.1f} frames/s (cpu {r['cpu_ms_per_frame']:5.1f} ms/frame; "
+                      f"decode-only {base['fps']:.0f}/s); decode aside {r['in_memory']['fps']:6.1f} frames/s; "
+                      f"stage ms/frame: {_stages(r)}")
+            report["resolutions"].append(row)
         res = {row["label"]: row for row in report["resolutions"]}
-        print(f"  1080p / 360p frames/s: {res['1080p']['fps'] / res['360p']['fps']:.3f} with decoding, "
-              f"{res['1080p']['in_memory']['fps'] / res['360p']['in_memory']['fps']:.3f} decode aside")
+        for label, _, _ in runs:
+            print(f"  {label}: 1080p / 360p frames/s {res['1080p'][label]['fps'] / res['360p'][label]['fps']:.3f} with "
+                  f"decoding, {res['1080p'][label]['in_memory']['fps'] / res['360p'][label]['in_memory']['fps']:.3f} "
+                  "decode aside")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 
