@@ -94,13 +94,13 @@ def mien_command(video: Path, repeats: int, src: str | None = None) -> dict:
             "decoded": f["decoded"], "faces": f["faces"], "stage_ms_per_frame": f["stage_ms_per_frame"]}
 
 
-def import_profile(video: Path, top: int = 15) -> list[tuple[str, float]]:
+def import_profile(video: Path, src: str | None = None, top: int = 15) -> list[tuple[str, float]]:
     """The slowest imports (cumulative ms) of ``mien analyze`` on ``video``."""
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "mien", "analyze", str(video), "-o",
              str(Path(tmp) / "r.parquet"), "--quiet"],
-            capture_output=True, text=True, env=_env(),
+            capture_output=True, text=True, env=_env(src),
         )
     rows = []
     for line in proc.stderr.splitlines():
@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--no-loop", action="store_true", help="skip the 10-minute loop")
     ap.add_argument("--loop-minutes", type=float, default=10.0)
     ap.add_argument("--importtime", action="store_true", help="also list the slowest imports at start-up")
+    ap.add_argument("--src", default=None, metavar="SRC", help="time the mien in this source folder (default: this checkout's src)")
     ap.add_argument("--baseline-src", default=None, metavar="SRC",
                     help="also time the mien in this source folder (e.g. an export of an older commit's src), "
                     "alternating with this checkout, and print the ratios")
@@ -132,7 +133,7 @@ def main() -> None:
     print("cpu = user + system seconds of the command's process (all threads): steadier than wall time "
           "when the machine is shared")
     report: dict = {"interpreter_s": interp, "runs": []}
-    engines = [("this", None)] + ([("baseline", args.baseline_src)] if args.baseline_src else [])
+    engines = [("this", args.src)] + ([("baseline", args.baseline_src)] if args.baseline_src else [])
 
     videos = [("1-frame video", one_frame_video(), args.repeats), (CLIP, shared(CLIP), args.repeats)]
     if not args.no_loop:
@@ -160,7 +161,7 @@ def main() -> None:
 
     if args.importtime:
         print("\nslowest imports of the 1-frame command (cumulative ms, top-level and their direct children):")
-        prof = import_profile(Path(report["runs"][0]["path"]))
+        prof = import_profile(Path(report["runs"][0]["path"]), args.src)
         for name, ms in prof:
             print(f"  {ms:8.1f}  {name}")
         report["imports_ms"] = prof

@@ -180,7 +180,7 @@ def _runs(args: argparse.Namespace) -> list[tuple[str, str | None, str]]:
     opts: dict = {"threads": args.threads}
     if args.precision:
         opts["precision"] = args.precision
-    runs = [("this", None, json.dumps(opts))]
+    runs = [("this", args.src, json.dumps(opts))]
     if args.baseline_src:
         runs.append(("baseline", args.baseline_src, json.dumps({"threads": args.threads})))
     return runs
@@ -196,6 +196,7 @@ def main() -> None:
                     help="frames held in memory for the decode-aside resolution runs")
     ap.add_argument("--threads", type=int, default=1, help="threads per ONNX model")
     ap.add_argument("--precision", default=None, help="expression network for this checkout (auto|int8|float)")
+    ap.add_argument("--src", default=None, metavar="SRC", help="time the mien in this source folder (default: as imported here)")
     ap.add_argument("--baseline-src", default=None, metavar="SRC",
                     help="also time the mien in this source folder (e.g. an export of an older commit's src), "
                     "alternating with this checkout, and print the ratios")
