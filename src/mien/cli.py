@@ -6,6 +6,7 @@ do, and exits non-zero; tracebacks are for bugs only.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import threading
@@ -14,11 +15,13 @@ from typing import Any
 
 from mien._version import __version__
 from mien.errors import MienError
+from mien.options import AnalysisOptions, QualityThresholds
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _add_analyze(sub: Any) -> None:
+    d, q = AnalysisOptions(), QualityThresholds()
     p = sub.add_parser(
         "analyze",
         help="analyse video files, images, folders or live streams",
@@ -27,37 +30,43 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("input", help="video/image file, folder, webcam index (0) or stream URL (rtsp://, udp://, tcp://, http://)")
     p.add_argument("-o", "--output", help="output .parquet/.csv/.jsonl (a folder when INPUT is a folder); "
                    "default: <input name>.parquet in the current folder")
-    p.add_argument("--stride", type=int, default=1, help="analyse every N-th frame")
-    p.add_argument("--fps", type=float, default=None, help="analyse at most X frames per second")
-    p.add_argument("--detect-every", type=int, default=3,
+    p.add_argument("--stride", type=int, default=d.stride, help=f"analyse every N-th frame (default {d.stride})")
+    p.add_argument("--fps", type=float, default=d.fps, help="analyse at most X frames per second")
+    p.add_argument("--detect-every", type=int, default=d.detect_every,
                    help="full-frame face detection every K analysed frames; between them, tracked faces are "
-                   "re-detected locally (default 3; 1 = full detection on every frame)")
+                   f"re-detected locally (default {d.detect_every}; 1 = full detection on every frame)")
     p.add_argument("--no-coarse-scan", action="store_true",
                    help="always run full-frame detection at full size (by default, when all faces are large, "
                    "it runs at half size, with a full-size scan at least once a second)")
-    p.add_argument("--score-threshold", type=float, default=0.5, help="face detector score threshold")
-    p.add_argument("--min-face", type=float, default=20.0, help="faces smaller than this (px) abstain")
-    p.add_argument("--min-score", type=float, default=0.6, help="faces with a lower detector score abstain")
-    p.add_argument("--min-sharpness", type=float, default=0.08, help="blurrier faces abstain")
-    p.add_argument("--max-yaw", type=float, default=70.0, help="faces turned further than this (deg) abstain")
-    p.add_argument("--smoothing", type=float, default=0.3, help="temporal smoothing time constant, seconds (0 = off)")
-    p.add_argument("--model-card", default=None, help="expression model card JSON (default: mien's own model)")
-    p.add_argument("--prior-strength", type=float, default=None, metavar="S",
+    p.add_argument("--detect-threshold", type=float, default=d.score_threshold, metavar="SCORE",
+                   help=f"detector score a face needs to be found (default {d.score_threshold})")
+    p.add_argument("--min-face", type=float, default=q.min_face_px,
+                   help=f"faces smaller than this many pixels abstain (default {q.min_face_px:g})")
+    p.add_argument("--min-det-score", type=float, default=q.min_det_score, metavar="SCORE",
+                   help=f"found faces with a lower detector score abstain (default {q.min_det_score})")
+    p.add_argument("--min-sharpness", type=float, default=q.min_sharpness,
+                   help=f"blurrier faces abstain (default {q.min_sharpness})")
+    p.add_argument("--max-yaw", type=float, default=q.max_abs_yaw_deg, metavar="DEG",
+                   help=f"faces turned further than this abstain (default {q.max_abs_yaw_deg:g} degrees)")
+    p.add_argument("--smoothing", type=float, default=d.smoothing_tau_s, metavar="S",
+                   help=f"temporal smoothing time constant, seconds (default {d.smoothing_tau_s}; 0 = off)")
+    p.add_argument("--model-card", default=d.model_card, help="expression model card JSON (default: mien's own model)")
+    p.add_argument("--prior-strength", type=float, default=d.prior_strength, metavar="S",
                    help="class-prior strength, 0 (expressions as frequent as in FER+: mostly neutral and "
                    "happy) to 1 (all 8 equally likely a priori, e.g. posed or balanced designs); "
                    "default: the model card's")
-    p.add_argument("--threads", type=int, default=1, help="threads per model (default 1)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+    p.add_argument("--threads", type=int, default=d.threads, help=f"threads per model (default {d.threads})")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=d.device,
                    help="run the networks on the CPU (default) or an NVIDIA GPU (needs mien[gpu])")
-    p.add_argument("--precision", choices=("auto", "int8", "float"), default="auto",
+    p.add_argument("--precision", choices=("auto", "int8", "float"), default=d.precision,
                    help="expression network: its int8 quantisation (faster on a CPU; audited on its own "
-                   "card) or the float model; auto: int8 on the CPU where it ships, float on a GPU")
+                   "card) or the float model; auto (default): int8 on the CPU where it ships, float on a GPU")
     p.add_argument("--annotate", default=None, help="write an annotated video (.mp4) here (single input only)")
     p.add_argument("--blur-faces", action="store_true", help="blur every face in the annotated video")
     p.add_argument("--report", default=None, help="also write a self-contained HTML report here")
     p.add_argument("--events", default=None, help="events CSV (time_s[,end_s],label) for the report")
-    p.add_argument("--max-frames", type=int, default=None, help="live: stop after N analysed frames")
-    p.add_argument("--max-seconds", type=float, default=None, help="live: stop after N seconds")
+    p.add_argument("--max-frames", type=int, default=d.max_frames, help="live: stop after N analysed frames")
+    p.add_argument("--max-seconds", type=float, default=d.max_seconds, help="live: stop after N seconds")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_analyze)
 
@@ -68,8 +77,7 @@ def _default_output(spec: str) -> Path:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from mien.pipeline import AnalysisOptions, Analyzer, analyze_each
-    from mien.quality import QualityThresholds
+    from mien.pipeline import Analyzer, analyze_each
     from mien.results import preload_table_writers
     from mien.schema import TABLE_SUFFIXES, check_table_suffix
     from mien.sources import expand_inputs
@@ -79,14 +87,14 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
         check_prior_strength(args.prior_strength)
     options = AnalysisOptions(
-        stride=args.stride, fps=args.fps, score_threshold=args.score_threshold,
+        stride=args.stride, fps=args.fps, score_threshold=args.detect_threshold,
         detect_every=max(1, args.detect_every), coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
         model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads,
         device=args.device, precision=args.precision,
         max_frames=args.max_frames,
         max_seconds=args.max_seconds,
-        quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_score,
+        quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_det_score,
                                   min_sharpness=args.min_sharpness, max_abs_yaw_deg=args.max_yaw),
     )
     specs = expand_inputs(args.input)
@@ -166,7 +174,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
 #: commands of this module; the audit and report commands live in their own packages, which
 #: import pandas and more at load: they are registered only when a command other than these runs
 _ENGINE_COMMANDS = ("analyze", "info")
-_EXTRA_COMMAND_MODULES = ("mien.audit.cli", "mien.reporting.cli")
 
 
 def _command_of(argv: list[str] | None) -> str | None:
@@ -190,13 +197,34 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     _add_info(sub)
     if _command_of(argv) in _ENGINE_COMMANDS:
         return parser
-    for module in _EXTRA_COMMAND_MODULES:
+    for module, commands in SUBCOMMANDS.items():
         try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError:
+            register = importlib.import_module(module).register
+        except ImportError as exc:  # a broken install: say so when such a command is asked for
+            _register_unavailable(sub, commands, module, exc)
             continue
-        mod.register(sub)
+        register(sub)
     return parser
+
+
+#: The subcommands other packages of mien add, by the module that registers them.
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {
+    "mien.audit.cli": ("evaluate", "calibrate", "evaluate-detector"),
+    "mien.reporting.cli": ("report", "episodes"),
+}
+
+
+def _register_unavailable(sub: Any, commands: tuple[str, ...], module: str, exc: ImportError) -> None:
+    message = (f"this command is unavailable: {module} cannot be imported ({exc}); "
+               "reinstall mien (pip install .) and check its dependencies")
+
+    def fail(args: argparse.Namespace) -> int:
+        raise MienError(message)
+
+    for name in commands:
+        p = sub.add_parser(name, help=f"(unavailable: {module} cannot be imported)", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=fail)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ from mien.faces import Faces
 from mien.labels import EXPRESSIONS
 from mien.manifest import file_sha256
 from mien.runtime import make_session
+from mien.stats import softmax
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime
@@ -52,13 +53,6 @@ def int8_card_path() -> Path | None:
     """The shipped int8 model's card, or None when this installation ships none."""
     path = Path(str(resources.files("mien") / "models" / INT8_CARD))
     return path if path.is_file() else None
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, np.float64) / float(temperature)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 class ExpressionModel:

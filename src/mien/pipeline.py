@@ -9,63 +9,33 @@ frame's faces) unless it abstains, and smooth per track. Every stage takes and r
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
 from mien.alignment import align_faces
 from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, FaceDetector
 from mien.errors import InputError, MienError
-from mien.expression import ExpressionModel, softmax
+from mien.expression import ExpressionModel
 from mien.faces import Faces
 from mien.manifest import input_fingerprint, now_iso
-from mien.quality import QualityThresholds, assess
+from mien.options import AnalysisFields, AnalysisOptions
+from mien.quality import assess
 from mien.results import AnalysisResult, RowBuffer
 from mien.runtime import providers_for
 from mien.schema import RunManifest, SourceRun, table_columns
 from mien.smoothing import ExpressionSmoother
 from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
-from mien.tracking import FaceTracker, TrackerConfig
+from mien.stats import softmax
+from mien.tracking import FaceTracker
 
 _STAGES = ("detect", "track_align_quality", "expression", "smooth_rows")
-
-
-@dataclass
-class AnalysisOptions:
-    """Every parameter of a run (recorded in the manifest). The CLI's defaults come from here."""
-
-    stride: int = 1
-    fps: float | None = None
-    score_threshold: float = 0.5
-    min_detect_px: float = 8.0
-    detector_max_side: int = 960
-    detect_every: int = 3
-    coarse_scan: bool = True
-    fallback_detect: bool = True  # full-frame detection as soon as a tracked face is not re-found
-    quality: QualityThresholds = field(default_factory=QualityThresholds)
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    smoothing_tau_s: float = 0.3
-    model_card: str | None = None
-    prior_strength: float | None = None  # class-prior strength; None: the model card's
-    threads: int = 1
-    device: str = "cpu"  # "cuda": both networks on an NVIDIA GPU (onnxruntime-gpu, mien[gpu])
-    # expression network: "int8" (its shipped quantisation, with its own audited card) or "float";
-    # "auto": int8 on the CPU where it ships, float on a GPU. Ignored with model_card.
-    precision: str = "auto"
-    # live sources
-    max_frames: int | None = None
-    max_seconds: float | None = None
-    open_timeout_s: float = 10.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -370,7 +340,7 @@ def analyze(
     progress: bool = False,
     annotate: str | Path | None = None,
     blur_faces: bool = False,
-    **option_fields: Any,
+    **option_fields: Unpack[AnalysisFields],
 ) -> AnalysisResult:
     """Analyse a video file, an image, a folder of them, a webcam index or a stream URL.
 

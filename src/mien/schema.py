@@ -56,6 +56,11 @@ class ColumnGroup:
     columns: tuple[str, ...]
     type: Literal["str", "int", "float", "bool"]
     meaning: str
+    dtype: str = ""  # the pandas dtype, when not the type's usual one
+
+    @property
+    def pandas_dtype(self) -> str:
+        return self.dtype or _PANDAS_DTYPE[self.type]
 
 
 COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
@@ -67,11 +72,11 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
     ColumnGroup("`track_id`", ("track_id",), "int",
                 "anonymous per-source track number, stable while the face is followed; not an identity"),
     ColumnGroup("`x1`,`y1`,`x2`,`y2`", ("x1", "y1", "x2", "y2"), "float",
-                "face box in pixels of the (rotation-corrected) frame"),
+                "face box in pixels of the (rotation-corrected) frame", "float32"),
     ColumnGroup("`det_score`", ("det_score",), "float", "detector confidence, 0..1"),
     ColumnGroup("`lm0_x` … `lm4_y`", LANDMARK_COLUMNS, "float",
                 "5 landmarks in pixels: 0 left eye, 1 right eye (as seen in the image), 2 nose tip, "
-                "3 left mouth corner, 4 right mouth corner"),
+                "3 left mouth corner, 4 right mouth corner", "float32"),
     ColumnGroup("`face_px`", ("face_px",), "float", "face size: the shorter side of the box in pixels"),
     ColumnGroup("`sharpness`", ("sharpness",), "float",
                 "variance of the Laplacian of the aligned grayscale crop divided by the crop's variance "
@@ -95,7 +100,7 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
 #: Every column of the schema, in order.
 COLUMNS: tuple[str, ...] = tuple(c for g in COLUMN_GROUPS for c in g.columns)
 #: The pandas dtype of every column.
-DTYPES: dict[str, str] = {c: _PANDAS_DTYPE[g.type] for g in COLUMN_GROUPS for c in g.columns}
+DTYPES: dict[str, str] = {c: g.pandas_dtype for g in COLUMN_GROUPS for c in g.columns}
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c, t in DTYPES.items() if t == "object")
 
 
@@ -193,8 +198,8 @@ def coerce_table(frame: pd.DataFrame) -> pd.DataFrame:
             frame[col] = pd.to_numeric(frame[col]).astype("int64")
         elif kind == "bool":
             frame[col] = _to_bool(frame[col])
-        elif kind == "float64":
-            frame[col] = pd.to_numeric(frame[col]).astype("float64")
+        elif kind in ("float64", "float32"):
+            frame[col] = pd.to_numeric(frame[col]).astype(kind)
         else:
             try:
                 frame[col] = pd.to_numeric(frame[col])
