@@ -88,7 +88,9 @@ def mien_command(video: Path, repeats: int, src: str | None = None) -> dict:
             w, c = wall_of([sys.executable, "-m", "mien", "analyze", str(video), "-o", str(out), "--quiet"], src)
             walls.append(w)
             cpus.append(c)
-        manifest = json.loads(out.with_name("r.manifest.json").read_text())
+        sidecar = next(p for p in (out.with_name("r.parquet.manifest.json"), out.with_name("r.manifest.json"))
+                       if p.is_file())  # whole-name sidecars since faults (#16); the baseline's older name
+        manifest = json.loads(sidecar.read_text())
     f = manifest["sources"][0]["frames"] if "sources" in manifest else manifest["frames"]
     return {"walls": walls, "wall": min(walls), "median_wall": statistics.median(walls), "cpu": min(cpus),
             "decoded": f["decoded"], "faces": f["faces"], "stage_ms_per_frame": f["stage_ms_per_frame"]}
