@@ -201,7 +201,7 @@ def test_calibrate_can_fit_the_prior_strength_on_the_users_data(tmp_path):
     base_card = tmp_path / "base.json"
     base_card.write_text(json.dumps(dict(base.card, file=str(base.onnx_path))))
     assert main(["calibrate", str(FERPLUS), "--model-card", str(base_card), "--fit-prior-strength",
-                 "--out", str(out)]) == 0
+                 "-o", str(out)]) == 0
     card = json.loads(out.read_text())
     shipped = ExpressionModel.load()
     assert card["calibration"]["prior_strength"]["before"] == 0.0

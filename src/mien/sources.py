@@ -14,17 +14,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from mien.errors import InputError
+from mien.faces import Faces
+from mien.schema import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = {
-    ".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
-    ".wmv", ".flv", ".3gp", ".ogv", ".mxf", ".y4m",
-}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "http://", "https://", "srt://")
 
 
@@ -36,7 +34,7 @@ class Frame:
     time_s: float  # presentation time in seconds
     image: np.ndarray
     arrival: float = field(default_factory=time.perf_counter)  # when it left the decoder
-    detections: object | None = None  # faces found ahead of time in the decode thread, if any
+    detections: Faces | None = None  # faces found ahead of time in the decode thread, if any
 
 
 @dataclass
@@ -65,7 +63,7 @@ def is_stream(spec: str | int) -> bool:
 def expand_inputs(spec: str | os.PathLike | int) -> list[str | int]:
     """The sources named by ``spec``: a file, a stream, or every video/image in a folder (sorted)."""
     if isinstance(spec, int) or is_stream(str(spec)):
-        return [int(spec) if str(spec).isdigit() else str(spec)]
+        return [int(str(spec)) if str(spec).isdigit() else str(spec)]
     path = Path(spec)
     if path.is_dir():
         items = sorted(
@@ -106,7 +104,7 @@ class FrameSelector:
         return index % self.stride == 0
 
 
-def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
+def rotate_upright(img: np.ndarray, rotation: float) -> np.ndarray:
     """Apply display-matrix rotation (PyAV's ``frame.rotation``, counter-clockwise degrees)."""
     r = (-int(round(rotation))) % 360  # degrees clockwise to display upright, as ffmpeg autorotate
     if r == 90:
@@ -118,11 +116,12 @@ def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
     return img
 
 
-def _open_container(spec: str, options: dict | None = None, timeout: float | None = None, fmt=None):
+def _open_container(spec: str, options: dict[str, str] | None = None,
+                    timeout: float | tuple[float, float] | None = None, fmt: str | None = None) -> Any:
     import av
 
     try:
-        kwargs = {"options": options or {}}
+        kwargs: dict[str, Any] = {"options": options or {}}
         if timeout is not None:
             kwargs["timeout"] = timeout
         if fmt is not None:
@@ -216,7 +215,7 @@ class VideoFileSource:
                 rot = getattr(vf, "rotation", 0) or 0
                 if rot:
                     self.stats.rotation = int(rot)
-                    img = _rotate(img, rot)
+                    img = rotate_upright(img, rot)
                 self.stats.yielded += 1
                 fr = Frame(index, t, img)
                 if self.prepare is not None:
@@ -324,7 +323,7 @@ class StreamSource:
                     t = float(vf.time) if vf.time is not None else time.perf_counter() - start
                     if not self.selector.take(index, t):
                         continue
-                    fr = Frame(index, t, _rotate(vf.to_ndarray(format="bgr24"), vf.rotation or 0))
+                    fr = Frame(index, t, rotate_upright(vf.to_ndarray(format="bgr24"), vf.rotation or 0))
                     try:
                         latest.put_nowait(fr)
                     except queue.Full:
@@ -420,11 +419,11 @@ def open_source(
     spec: str | int,
     selector: FrameSelector | None = None,
     prepare: Callable[[Frame], None] | None = None,
-    **stream_options: float,
+    **stream_options: Any,
 ) -> VideoFileSource | ImageSource | StreamSource:
     """The right source for ``spec`` (video file, image file, webcam index or stream URL)."""
     if is_stream(spec):
-        return StreamSource(spec, selector, **stream_options)  # type: ignore[arg-type]
+        return StreamSource(spec, selector, **stream_options)
     if Path(str(spec)).suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(str(spec))
     return VideoFileSource(str(spec), selector, prepare=prepare)

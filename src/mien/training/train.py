@@ -359,7 +359,7 @@ def train(
     weight = (weight / (weight * torch.from_numpy(share)).sum()).to(dev)  # expected weight 1
 
     net = build_net(asdict(cfg), pretrained=True)
-    model = Deployable(net).to(dev).to(memory_format=torch.channels_last)  # faster on CPUs and GPUs
+    model = Deployable(net).to(dev).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # faster on CPUs and GPUs
     precision = resolve_precision(cfg.precision, dev, cfg.arch)
     ensemble = TeacherEnsemble(teachers).to(dev).eval() if teachers else None
     if ensemble is not None and cfg.distill_weight <= 0:
@@ -443,7 +443,7 @@ def train(
         opt, max_lr=cfg.lr, total_steps=epochs * steps_per_epoch, pct_start=0.15
     )
 
-    best = {"val_acc": -1.0, "epoch": 0}
+    best: dict[str, Any] = {"val_acc": -1.0, "epoch": 0}
     log = (out / "train_log.jsonl").open("w")
     t_start = time.time()
     for epoch in range(epochs):

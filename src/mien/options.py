@@ -1,0 +1,52 @@
+"""The parameters of an analysis run, as plain dataclasses (no heavy imports), so that the CLI
+takes its defaults from them and the manifest records them."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """A face abstains when any measure falls past its threshold."""
+
+    min_face_px: float = 20.0  # shorter box side; FER training crops are 48 px
+    min_det_score: float = 0.6
+    min_sharpness: float = 0.08  # contrast-normalised; sharp video faces score 0.2-0.9
+    max_abs_yaw_deg: float = 70.0
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    high_score: float = 0.6  # detections that may start tracks and are matched first
+    match_iou: float = 0.2  # minimum IoU with a track's predicted box to match
+    max_gap_s: float = 1.0  # a track survives this long without a detection
+    centre_gate: float = 0.6  # second chance: centre distance below this share of the face size
+
+
+@dataclass
+class AnalysisOptions:
+    """Every parameter of a run (recorded in the manifest). The CLI's defaults come from here."""
+
+    stride: int = 1
+    fps: float | None = None
+    score_threshold: float = 0.5
+    min_detect_px: float = 8.0
+    detector_max_side: int = 960
+    detect_every: int = 3
+    coarse_scan: bool = True
+    fallback_detect: bool = True  # full-frame detection as soon as a tracked face is not re-found
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    smoothing_tau_s: float = 0.3
+    model_card: str | None = None
+    prior_strength: float | None = None  # class-prior strength; None: the model card's
+    threads: int = 1
+    # live sources
+    max_frames: int | None = None
+    max_seconds: float | None = None
+    open_timeout_s: float = 10.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
