@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, shared_video
 
 from mien.labels import EXPRESSIONS
-from mien.schema import COLUMNS
+from mien.schema import ALL_COLUMNS
 
 
 def run_mien(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -40,7 +40,7 @@ def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
     proc = run_mien("analyze", str(video), "-o", str(out), "--annotate", str(ann), "--blur-faces", "--quiet")
     assert proc.returncode == 0, proc.stderr
     df = pd.read_parquet(out)
-    assert tuple(df.columns) == COLUMNS
+    assert tuple(df.columns) == ALL_COLUMNS  # geometry is on by default
     assert len(df) == 72 and df["track_id"].nunique() == 1
     ok = df[~df["abstain"]]
     assert len(ok) > 60

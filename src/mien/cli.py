@@ -46,7 +46,10 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--min-sharpness", type=float, default=q.min_sharpness,
                    help=f"blurrier faces abstain (default {q.min_sharpness})")
     p.add_argument("--max-yaw", type=float, default=q.max_abs_yaw_deg, metavar="DEG",
-                   help=f"faces turned further than this abstain (default {q.max_abs_yaw_deg:g} degrees)")
+                   help=f"faces whose head yaw (the face mesh's 3-D pose; the 5-point proxy with --no-geometry) "
+                   f"is further than this abstain (default {q.max_abs_yaw_deg:g} degrees)")
+    p.add_argument("--no-geometry", action="store_true",
+                   help="skip the face mesh, 3-D head pose and geo_* measures (faster)")
     p.add_argument("--smoothing", type=float, default=d.smoothing_tau_s, metavar="S",
                    help=f"temporal smoothing time constant, seconds (default {d.smoothing_tau_s}; 0 = off)")
     p.add_argument("--model-card", default=d.model_card, help="expression model card JSON (default: mien's own model)")
@@ -84,7 +87,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         detect_every=max(1, args.detect_every), coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
         model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads,
-        max_frames=args.max_frames,
+        geometry=not args.no_geometry, max_frames=args.max_frames,
         max_seconds=args.max_seconds,
         quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_det_score,
                                   min_sharpness=args.min_sharpness, max_abs_yaw_deg=args.max_yaw),

@@ -43,6 +43,7 @@ class AnalysisOptions:
     model_card: str | None = None
     prior_strength: float | None = None  # class-prior strength; None: the model card's
     threads: int = 1
+    geometry: bool = True  # face mesh, 3-D head pose and geo_* measures (mien.geometry)
     # live sources
     max_frames: int | None = None
     max_seconds: float | None = None

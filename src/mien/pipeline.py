@@ -24,6 +24,8 @@ from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, FaceDetector
 from mien.errors import InputError, MienError
 from mien.expression import ExpressionModel
 from mien.faces import Faces
+from mien.geometry.mesh import FaceMesh
+from mien.geometry.stage import add_track_deltas, measure_faces
 from mien.manifest import input_fingerprint, now_iso
 from mien.options import AnalysisOptions
 from mien.quality import assess
@@ -34,7 +36,7 @@ from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_so
 from mien.stats import softmax
 from mien.tracking import FaceTracker
 
-_STAGES = ("detect", "track_align_quality", "expression", "smooth_rows")
+_STAGES = ("detect", "geometry", "track_align_quality", "expression", "smooth_rows")
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Analyzer:
             score_threshold=o.score_threshold, min_face_px=o.min_detect_px,
             max_side=o.detector_max_side, threads=o.threads,
         )
+        self.mesh = FaceMesh.load(threads=o.threads) if o.geometry else None
 
     # ---------------------------------------------------------------- per frame
     def process_frames(self, frames: Iterable[Frame], counts: _RunCounts | None = None) -> Iterator[FrameResult]:
@@ -139,6 +142,11 @@ class Analyzer:
             faces = faces[faces.track_id >= 0]
             counts.frames += 1
             if len(faces):
+                if self.mesh is not None:
+                    faces, _ = measure_faces(self.mesh, img, faces)
+                    t1b = time.perf_counter()
+                    timing["geometry"] += t1b - t1
+                    t1 = t1b
                 gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
                 crops = align_faces(gray, faces.landmarks, self.model.input_size, self.model.template)
                 faces = assess(faces, crops, o.quality)
@@ -174,7 +182,10 @@ class Analyzer:
                     on_frame(res)
         except KeyboardInterrupt:
             interrupted = True
-        return rows.to_frame(), counts.stats(interrupted)
+        table = rows.to_frame()
+        if self.mesh is not None:
+            table = add_track_deltas(table)
+        return table, counts.stats(interrupted)
 
     def classify_image(self, image_bgr: np.ndarray) -> ImageClassification:
         """Expression of the largest face in ``image_bgr`` (None when no face is found)."""
@@ -217,11 +228,14 @@ class Analyzer:
 
     # ---------------------------------------------------------------- per source
     def model_records(self) -> list[dict[str, Any]]:
-        return [
+        records: list[dict[str, Any]] = [
             {"role": "face_detector", "name": DETECTOR_NAME, "sha256": DETECTOR_SHA256},
             {"role": "expression", "name": self.model.name, "sha256": self.model.sha256,
              "temperature": self.model.temperature, "prior_strength": self.model.prior_strength},
         ]
+        if self.mesh is not None:
+            records.append({"role": "face_mesh", "name": self.mesh.card["name"], "sha256": self.mesh.card["sha256"]})
+        return records
 
     def _open(self, spec: str | int) -> Any:
         o = self.options

@@ -1,0 +1,45 @@
+"""The geometry stage of the engine: mesh, pose and measures for one frame's tracked faces.
+
+It reuses each face's tracked box and RetinaFace landmarks (no extra detection) and runs the
+mesh network once per frame over all its faces. Its columns go into :attr:`mien.faces.Faces.data`;
+the per-track ``geo_*_delta`` columns are added to the finished table by :func:`add_track_deltas`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mien.faces import Faces
+from mien.geometry.measures import geometry_measures as _measures
+from mien.geometry.measures import measure_columns, track_deltas
+from mien.geometry.mesh import FaceMesh
+from mien.geometry.pose import head_pose
+
+POSE_COLUMNS = ("pose_yaw_deg", "pose_pitch_deg", "pose_roll_deg")
+
+
+def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces) -> tuple[Faces, np.ndarray]:
+    """``faces`` with pose, ``mesh_score`` and ``geo_*`` columns in ``data``; and the mesh points
+    (n, 468, 3) in frame pixels (for ``--landmarks`` and drawing)."""
+    res = mesh.run(image_bgr, faces.xyxy, faces.landmarks)
+    pose = head_pose(res.points)
+    data: dict[str, np.ndarray] = {
+        "pose_yaw_deg": pose.yaw_deg, "pose_pitch_deg": pose.pitch_deg, "pose_roll_deg": pose.roll_deg,
+        "mesh_score": res.score.astype(np.float64),
+    }
+    data.update(_measures(pose.to_face_frame(res.points)))
+    return faces.replace(data=data), res.points
+
+
+def add_track_deltas(table: pd.DataFrame) -> pd.DataFrame:
+    """``geo_X_delta`` for every ``geo_X`` column: relative to the track's baseline, the median over
+    its more neutral-looking half of frames (by ``prob_neutral``; abstaining rows have none and are
+    left out of the choice). Computed per source and track once the table is complete."""
+    cols = [c for c in measure_columns() if c in table.columns]
+    if not cols or table.empty:
+        return table
+    key = table["source"].astype(str) + "\x00" + table["track_id"].astype(str)
+    track = pd.factorize(key)[0]
+    neutral = table["prob_neutral"].to_numpy(np.float64) if "prob_neutral" in table.columns else None
+    deltas = track_deltas(track, {c: table[c].to_numpy(np.float64) for c in cols}, neutral)
+    return table.assign(**deltas)
