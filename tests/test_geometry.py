@@ -193,3 +193,15 @@ def test_roll_follows_in_plane_rotation_and_flips_negate_yaw_and_roll(models, na
         assert a is not None and b is not None
         assert abs(a.pose.roll_deg[0] + b.pose.roll_deg[0]) < 2.0
         assert abs(a.pose.yaw_deg[0] + b.pose.yaw_deg[0]) < 3.0
+
+
+def test_landmarks_need_the_mesh(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.run([sys.executable, "-m", "mien", "analyze", str(tmp_path / "x.mp4"), "--landmarks",
+                           "--no-geometry"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "--landmarks needs the face mesh" in proc.stderr

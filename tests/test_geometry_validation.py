@@ -130,3 +130,26 @@ def test_geometry_stage_in_the_engine() -> None:
     for _, g in on.groupby("track_id"):
         half = g[g["prob_neutral"] >= g["prob_neutral"].median()]
         assert abs(float(np.median(half["geo_mouth_open_delta"]))) < 1e-9
+
+
+def test_landmarks_sidecar_holds_every_mesh_point(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from mien.geometry.landmarks68 import MESH_TO_IBUG68
+    from mien.pipeline import AnalysisOptions, Analyzer
+    from mien.schema import sidecar_path
+
+    video = shared_video("single_face.mp4")
+    result = Analyzer(AnalysisOptions(landmarks=True, max_frames=10)).analyze_source(str(video))
+    out = result.save(tmp_path / "r.parquet")
+    lm = pd.read_parquet(sidecar_path(out, "landmarks"))
+    assert len(lm) == len(result.table)
+    assert list(lm[["frame_index", "track_id"]].itertuples(index=False)) == list(
+        result.table[["frame_index", "track_id"]].itertuples(index=False))
+    assert {f"mesh{i}_{a}" for i in range(468) for a in "xyz"} <= set(lm.columns)
+    np.testing.assert_array_equal(lm["ibug30_x"], lm[f"mesh{MESH_TO_IBUG68[30]}_x"])
+    # the mesh lies on the face: its points are inside the (widened) face box
+    row, box = lm.iloc[0], result.table.iloc[0]
+    xs = row[[f"mesh{i}_x" for i in range(468)]].to_numpy(float)
+    w = box["x2"] - box["x1"]
+    assert ((xs > box["x1"] - 0.2 * w) & (xs < box["x2"] + 0.2 * w)).mean() > 0.95

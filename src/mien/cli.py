@@ -50,6 +50,9 @@ def _add_analyze(sub: Any) -> None:
                    f"is further than this abstain (default {q.max_abs_yaw_deg:g} degrees)")
     p.add_argument("--no-geometry", action="store_true",
                    help="skip the face mesh, 3-D head pose and geo_* measures (faster)")
+    p.add_argument("--landmarks", action="store_true",
+                   help="also write X.landmarks.parquet beside the table: all 468 mesh points and the "
+                   "68-point dlib/iBUG subset per face per frame")
     p.add_argument("--smoothing", type=float, default=d.smoothing_tau_s, metavar="S",
                    help=f"temporal smoothing time constant, seconds (default {d.smoothing_tau_s}; 0 = off)")
     p.add_argument("--model-card", default=d.model_card, help="expression model card JSON (default: mien's own model)")
@@ -87,11 +90,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         detect_every=max(1, args.detect_every), coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
         model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads,
-        geometry=not args.no_geometry, max_frames=args.max_frames,
+        geometry=not args.no_geometry, landmarks=args.landmarks, max_frames=args.max_frames,
         max_seconds=args.max_seconds,
         quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_det_score,
                                   min_sharpness=args.min_sharpness, max_abs_yaw_deg=args.max_yaw),
     )
+    if args.landmarks and args.no_geometry:
+        raise MienError("--landmarks needs the face mesh: drop --no-geometry")
     specs = expand_inputs(args.input)
     folder = len(specs) > 1 or Path(str(args.input)).is_dir()
     if folder:

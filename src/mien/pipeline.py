@@ -25,7 +25,7 @@ from mien.errors import InputError, MienError
 from mien.expression import ExpressionModel
 from mien.faces import Faces
 from mien.geometry.mesh import FaceMesh
-from mien.geometry.stage import add_track_deltas, measure_faces
+from mien.geometry.stage import LandmarkRows, add_track_deltas, measure_faces
 from mien.manifest import input_fingerprint, now_iso
 from mien.options import AnalysisOptions
 from mien.quality import assess
@@ -49,6 +49,7 @@ class FrameResult:
     image: np.ndarray
     faces: Faces
     arrival: float  # time.perf_counter() when the frame left the decoder (latency = now - arrival)
+    mesh_points: np.ndarray | None = None  # (n, 468, 3) frame pixels, when geometry ran
 
 
 @dataclass
@@ -106,6 +107,7 @@ class Analyzer:
             max_side=o.detector_max_side, threads=o.threads,
         )
         self.mesh = FaceMesh.load(threads=o.threads) if o.geometry else None
+        self.last_landmarks: LandmarkRows | None = None  # the last source's mesh points (options.landmarks)
 
     # ---------------------------------------------------------------- per frame
     def process_frames(self, frames: Iterable[Frame], counts: _RunCounts | None = None) -> Iterator[FrameResult]:
@@ -117,6 +119,7 @@ class Analyzer:
         smoother = ExpressionSmoother(o.smoothing_tau_s)
         since_detect = o.detect_every
         for fr in frames:
+            points: np.ndarray | None = None
             img, t = fr.image, fr.time_s
             counts.last_time = t
             t0 = time.perf_counter()
@@ -143,7 +146,7 @@ class Analyzer:
             counts.frames += 1
             if len(faces):
                 if self.mesh is not None:
-                    faces, _ = measure_faces(self.mesh, img, faces)
+                    faces, points = measure_faces(self.mesh, img, faces)
                     t1b = time.perf_counter()
                     timing["geometry"] += t1b - t1
                     t1 = t1b
@@ -160,7 +163,7 @@ class Analyzer:
                 counts.faces += len(faces)
                 counts.abstained += int(faces.abstain.sum())
             counts.latencies.append(time.perf_counter() - fr.arrival)
-            yield FrameResult(fr.index, t, img, faces, fr.arrival)
+            yield FrameResult(fr.index, t, img, faces, fr.arrival, points)
 
     def analyze_frames(
         self,
@@ -171,12 +174,15 @@ class Analyzer:
         """Analyse a frame stream; returns (table, stats). Stops cleanly on Ctrl-C, keeping rows."""
         counts = _RunCounts()
         rows = RowBuffer()
+        self.last_landmarks = LandmarkRows() if self.options.landmarks and self.mesh is not None else None
         interrupted = False
         try:
             for res in self.process_frames(frames, counts):
                 if len(res.faces):
                     t0 = time.perf_counter()
                     rows.add(table_columns(res.faces, source=source, frame_index=res.index, time_s=res.time_s))
+                    if self.last_landmarks is not None and res.mesh_points is not None:
+                        self.last_landmarks.add(source, res.index, res.time_s, res.faces.track_id, res.mesh_points)
                     counts.timing["smooth_rows"] += time.perf_counter() - t0
                 if on_frame is not None:
                     on_frame(res)
@@ -309,7 +315,10 @@ class Analyzer:
         run = SourceRun(input=input_fingerprint(source), frames=stats, status=status, warnings=warnings)
         manifest = RunManifest(parameters=o.to_dict(), models=self.model_records(), sources=[run],
                                started=started, finished=now_iso(), status=status)
-        return AnalysisResult(df, manifest)
+        result = AnalysisResult(df, manifest)
+        if self.last_landmarks is not None:
+            result.landmarks = self.last_landmarks.to_frame()
+        return result
 
 
 def analyze_each(

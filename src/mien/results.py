@@ -99,6 +99,7 @@ class AnalysisResult:
 
     table: pd.DataFrame  # one row per face per analysed frame (docs/schema.md)
     manifest: RunManifest = field(default_factory=RunManifest)
+    landmarks: pd.DataFrame | None = None  # 468 mesh points + iBUG-68 per face per frame (landmarks=True)
 
     @classmethod
     def combine(cls, results: list[AnalysisResult], failures: list[dict[str, str]] | None = None) -> AnalysisResult:
@@ -135,8 +136,13 @@ class AnalysisResult:
         return len(self.table)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the table (.parquet/.csv/.jsonl), its manifest and tracks sidecars atomically."""
-        return write_results(self.table, self.manifest, path)
+        """Write the table (.parquet/.csv/.jsonl), its manifest and tracks sidecars atomically, and
+        ``X.landmarks.parquet`` beside it when the result holds mesh points."""
+        out = write_results(self.table, self.manifest, path)
+        if self.landmarks is not None:
+            lm = self.landmarks
+            atomic_write(sidecar_path(out, "landmarks"), lambda p: lm.to_parquet(p, index=False))
+        return out
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:

@@ -37,8 +37,9 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({
     ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm",
 })
 
-SidecarKind = Literal["manifest", "tracks"]
-_SIDECAR_ENDINGS: dict[str, str] = {"manifest": ".manifest.json", "tracks": ".tracks.csv"}
+SidecarKind = Literal["manifest", "tracks", "landmarks"]
+_SIDECAR_ENDINGS: dict[str, str] = {"manifest": ".manifest.json", "tracks": ".tracks.csv",
+                                    "landmarks": ".landmarks.parquet"}
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"prob_{label}" for label in EXPRESSIONS)
 SMOOTH_COLUMNS: tuple[str, ...] = tuple(f"smooth_{label}" for label in EXPRESSIONS)

@@ -43,3 +43,36 @@ def add_track_deltas(table: pd.DataFrame) -> pd.DataFrame:
     neutral = table["prob_neutral"].to_numpy(np.float64) if "prob_neutral" in table.columns else None
     deltas = track_deltas(track, {c: table[c].to_numpy(np.float64) for c in cols}, neutral)
     return table.assign(**deltas)
+
+
+class LandmarkRows:
+    """Collects every face's 468 mesh points (and the iBUG-68 subset) for ``X.landmarks.parquet``:
+    one row per face per frame, keyed like the results table (source, frame_index, time_s,
+    track_id), then ``mesh{i}_x|y|z`` (frame pixels; z relative depth, scaled like x) and
+    ``ibug{j}_x|y`` (the dlib/iBUG 68-point order)."""
+
+    def __init__(self) -> None:
+        self._keys: list[dict[str, np.ndarray]] = []
+        self._points: list[np.ndarray] = []
+
+    def add(self, source: str, frame_index: int, time_s: float, track_ids: np.ndarray, points: np.ndarray) -> None:
+        n = len(track_ids)
+        self._keys.append({"source": np.full(n, source, dtype=object), "frame_index": np.full(n, frame_index),
+                           "time_s": np.full(n, time_s), "track_id": np.asarray(track_ids)})
+        self._points.append(np.asarray(points, np.float32))
+
+    def to_frame(self) -> pd.DataFrame:
+        from mien.geometry.landmarks68 import to_ibug68
+
+        if not self._points:
+            return pd.DataFrame({"source": [], "frame_index": [], "time_s": [], "track_id": []})
+        keys = {k: np.concatenate([d[k] for d in self._keys]) for k in self._keys[0]}
+        pts = np.concatenate(self._points)
+        cols: dict[str, np.ndarray] = dict(keys)
+        for i in range(pts.shape[1]):
+            for a, axis in enumerate("xyz"):
+                cols[f"mesh{i}_{axis}"] = pts[:, i, a]
+        sub = to_ibug68(pts)
+        for j in range(sub.shape[1]):
+            cols[f"ibug{j}_x"], cols[f"ibug{j}_y"] = sub[:, j, 0], sub[:, j, 1]
+        return pd.DataFrame(cols)
