@@ -119,13 +119,16 @@ def test_geometry_stage_in_the_engine() -> None:
     import mien
 
     video = shared_video("single_face.mp4")
-    on = mien.analyze(str(video), max_frames=40).table
-    off = mien.analyze(str(video), max_frames=40, geometry=False).table
+    on = mien.analyze(str(video)).table
+    off = mien.analyze(str(video), max_frames=10, geometry=False).table
     for col in ("pose_yaw_deg", "pose_pitch_deg", "pose_roll_deg", "mesh_score", "geo_mouth_open",
                 "geo_lip_corner_pull_left", "geo_mouth_open_delta"):
         assert col in on.columns and on[col].notna().all(), col
         assert col not in off.columns
     assert (on["mesh_score"] > 0.5).mean() > 0.9
+    # the one blink in these frames (26-28: eyes shut when looked at) and no other
+    assert on.loc[on["geo_blink"] == 1, "frame_index"].tolist() == [26, 27, 28]
+    assert "geo_blink" not in off.columns
     # the delta is relative to the track's own baseline: about zero in the neutral half
     for _, g in on.groupby("track_id"):
         half = g[g["prob_neutral"] >= g["prob_neutral"].median()]

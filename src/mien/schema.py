@@ -109,6 +109,10 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
     ColumnGroup("`geo_<measure>_delta`", GEO_DELTA_COLUMNS, "float",
                 "the measure minus its track's baseline: the median over the track's more neutral-looking "
                 "half of frames (by `prob_neutral`), computed once the run is complete", optional=True),
+    ColumnGroup("`geo_blink`", ("geo_blink",), "int",
+                "1 when the row falls inside a blink: `geo_eye_open` below 0.75 of its track's median for at most "
+                "0.5 s (`mien.geometry.stage.blink_table` lists the events); absent with `--no-geometry`",
+                optional=True),
     ColumnGroup("`abstain`", ("abstain",), "bool",
                 "True when the face is below a quality threshold: no expression is given for it"),
     ColumnGroup("`abstain_reason`", ("abstain_reason",), "str",

@@ -11,7 +11,7 @@ import pandas as pd
 
 from mien.faces import Faces
 from mien.geometry.measures import geometry_measures as _measures
-from mien.geometry.measures import measure_columns, track_deltas
+from mien.geometry.measures import blink_events, measure_columns, track_deltas
 from mien.geometry.mesh import FaceMesh
 from mien.geometry.pose import head_pose
 
@@ -42,7 +42,31 @@ def add_track_deltas(table: pd.DataFrame) -> pd.DataFrame:
     track = pd.factorize(key)[0]
     neutral = table["prob_neutral"].to_numpy(np.float64) if "prob_neutral" in table.columns else None
     deltas = track_deltas(track, {c: table[c].to_numpy(np.float64) for c in cols}, neutral)
-    return table.assign(**deltas)
+    return table.assign(**deltas, geo_blink=_blink_rows(table, track))
+
+
+def _blink_rows(table: pd.DataFrame, track: np.ndarray) -> np.ndarray:
+    """1 on the rows that fall inside a blink (:func:`mien.geometry.blink_events`), else 0."""
+    out = np.zeros(len(table), np.int64)
+    if "geo_eye_open" not in table.columns:
+        return out
+    times = table["time_s"].to_numpy(np.float64)
+    for ev in blink_events(track, times, table["geo_eye_open"].to_numpy(np.float64)):
+        if ev["kind"] == "blink":
+            out[(track == ev["track_id"]) & (times >= ev["start_s"]) & (times <= ev["end_s"])] = 1
+    return out
+
+
+def blink_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The eye closures of a results table as events: source, track_id, start_s, end_s, frames, kind
+    (``blink`` up to 0.5 s, else ``eyes_closed``), min_ratio (deepest closure / the track's median)."""
+    rows = []
+    for (source, track_id), g in table.groupby(["source", "track_id"], sort=False):
+        for ev in blink_events(np.zeros(len(g), np.int64), g["time_s"].to_numpy(np.float64),
+                               g["geo_eye_open"].to_numpy(np.float64)):
+            rows.append({"source": source, **ev, "track_id": track_id})
+    cols = ["source", "track_id", "start_s", "end_s", "frames", "kind", "min_ratio"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 class LandmarkRows:
