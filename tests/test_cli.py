@@ -52,7 +52,7 @@ def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
     (run,) = manifest["sources"]
     assert run["frames"]["decoded"] == 72 and run["frames"]["analysed"] == 72
     assert len(run["input"]["sha256_first_mib"]) == 64
-    assert {m["role"] for m in manifest["models"]} == {"face_detector", "expression"}
+    assert {m["role"] for m in manifest["models"]} == {"face_detector", "expression", "face_mesh"}
     assert manifest["parameters"]["stride"] == 1
     tracks = pd.read_csv(tmp_path / "single.tracks.csv")
     assert len(tracks) == 1 and tracks["n_frames"].iloc[0] == 72

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mien.faces import Faces
+from mien.schema import order_columns
 from mien.geometry.measures import geometry_measures as _measures
 from mien.geometry.measures import blink_events, measure_columns, track_deltas
 from mien.geometry.mesh import FaceMesh
@@ -42,7 +43,7 @@ def add_track_deltas(table: pd.DataFrame) -> pd.DataFrame:
     track = pd.factorize(key)[0]
     neutral = table["prob_neutral"].to_numpy(np.float64) if "prob_neutral" in table.columns else None
     deltas = track_deltas(track, {c: table[c].to_numpy(np.float64) for c in cols}, neutral)
-    return table.assign(**deltas, geo_blink=_blink_rows(table, track))
+    return order_columns(table.assign(**deltas, geo_blink=_blink_rows(table, track)))
 
 
 def _blink_rows(table: pd.DataFrame, track: np.ndarray) -> np.ndarray:
