@@ -204,4 +204,36 @@ def test_landmarks_need_the_mesh(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "mien", "analyze", str(tmp_path / "x.mp4"), "--landmarks",
                            "--no-geometry"], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "--landmarks needs the face mesh" in proc.stderr
+    assert "need the face mesh" in proc.stderr
+
+
+def test_annotated_frame_draws_the_mesh() -> None:
+    from mien.annotate import draw
+    from mien.faces import Faces
+
+    img = np.full((480, 640, 3), 40, np.uint8)
+    pts = _frame_points(10, 0, 0, scale=12.0)
+    x1, y1 = pts[0, :, :2].min(0)
+    x2, y2 = pts[0, :, :2].max(0)
+    faces = Faces(np.array([[x1, y1, x2, y2]]), np.array([0.9]), np.zeros((1, 5, 2)), track_id=[0])
+    plain, meshed = draw(img, faces), draw(img, faces, mesh=pts)
+    inner = (slice(int(y1) + 5, int(y2) - 5), slice(int(x1) + 5, int(x2) - 5))
+    assert (plain[inner] != 40).sum() == 0 and (meshed[inner] != 40).any(axis=-1).mean() > 0.2
+
+
+def test_profile_gate_uses_the_mesh_yaw_where_the_mesh_found_a_face() -> None:
+    from mien.faces import Faces
+    from mien.options import QualityThresholds
+    from mien.quality import assess
+
+    # 5 points whose nose sits on the eye line's end: the proxy reads about -90 degrees
+    lm = np.array([[[100, 100], [140, 100], [100, 120], [105, 140], [135, 140]]] * 3, np.float32)
+    faces = Faces(np.array([[80, 70, 160, 170]] * 3, np.float32), np.full(3, 0.9, np.float32), lm,
+                  track_id=[0, 1, 2], data={"pose_yaw_deg": np.array([-30.0, -30.0, -80.0]),
+                                            "mesh_score": np.array([0.9, 0.1, 0.9])})
+    crops = np.random.default_rng(0).integers(0, 255, (3, 48, 48)).astype(np.uint8)
+    out = assess(faces, crops, QualityThresholds())
+    assert out.yaw_deg[0] < -70  # the proxy column is kept as it was
+    assert ["profile" in r for r in out.abstain_reason] == [False, True, True]
+    no_mesh = assess(Faces(faces.xyxy, faces.score, lm, track_id=[0, 1, 2]), crops, QualityThresholds())
+    assert all("profile" in r for r in no_mesh.abstain_reason)

@@ -63,6 +63,7 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=d.threads, help=f"threads per model (default {d.threads})")
     p.add_argument("--annotate", default=None, help="write an annotated video (.mp4) here (single input only)")
     p.add_argument("--blur-faces", action="store_true", help="blur every face in the annotated video")
+    p.add_argument("--annotate-mesh", action="store_true", help="draw each face's mesh in the annotated video")
     p.add_argument("--report", default=None, help="also write a self-contained HTML report here")
     p.add_argument("--events", default=None, help="events CSV (time_s[,end_s],label) for the report")
     p.add_argument("--max-frames", type=int, default=d.max_frames, help="live: stop after N analysed frames")
@@ -90,13 +91,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         detect_every=max(1, args.detect_every), coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
         model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads,
-        geometry=not args.no_geometry, landmarks=args.landmarks, max_frames=args.max_frames,
+        geometry=not args.no_geometry, landmarks=args.landmarks, annotate_mesh=args.annotate_mesh, max_frames=args.max_frames,
         max_seconds=args.max_seconds,
         quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_det_score,
                                   min_sharpness=args.min_sharpness, max_abs_yaw_deg=args.max_yaw),
     )
-    if args.landmarks and args.no_geometry:
-        raise MienError("--landmarks needs the face mesh: drop --no-geometry")
+    if (args.landmarks or args.annotate_mesh) and args.no_geometry:
+        raise MienError("--landmarks and --annotate-mesh need the face mesh: drop --no-geometry")
     specs = expand_inputs(args.input)
     folder = len(specs) > 1 or Path(str(args.input)).is_dir()
     if folder:

@@ -44,6 +44,7 @@ class AnalysisOptions:
     prior_strength: float | None = None  # class-prior strength; None: the model card's
     threads: int = 1
     geometry: bool = True  # face mesh, 3-D head pose and geo_* measures (mien.geometry)
+    annotate_mesh: bool = False  # draw each face's mesh in the annotated video
     landmarks: bool = False  # keep all 468 mesh points per face (AnalysisResult.landmarks, --landmarks)
     # live sources
     max_frames: int | None = None

@@ -292,7 +292,8 @@ class Analyzer:
             if bar is not None:
                 bar.update(1)
             if writer is not None:
-                writer.write(draw(res.image, res.faces, blur_faces), res.time_s)
+                mesh = res.mesh_points if o.annotate_mesh else None
+                writer.write(draw(res.image, res.faces, blur_faces, mesh), res.time_s)
 
         try:
             df, stats = self.analyze_frames(iter(src), source,

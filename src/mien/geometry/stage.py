@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 
 from mien.faces import Faces
-from mien.schema import order_columns
-from mien.geometry.measures import geometry_measures as _measures
 from mien.geometry.measures import blink_events, measure_columns, track_deltas
+from mien.geometry.measures import geometry_measures as _measures
 from mien.geometry.mesh import FaceMesh
 from mien.geometry.pose import head_pose
+from mien.schema import order_columns
 
 POSE_COLUMNS = ("pose_yaw_deg", "pose_pitch_deg", "pose_roll_deg")
 
