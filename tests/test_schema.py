@@ -55,7 +55,7 @@ def test_round_trip_keeps_dtypes_and_extra_columns(tmp_path, suffix):
     assert list(back["top_label"]) == ["neutral"] * 3 and list(back["abstain_reason"]) == [""] * 3
     np.testing.assert_allclose(back["mouth_open"], [0.0, 0.1, 0.2])
     manifest = read_manifest(sidecar_path(out, "manifest"))
-    assert manifest == res.manifest and manifest.frames["decoded"] == 3
+    assert manifest == res.manifest and manifest.frames["decoded"] == 3 and manifest.source.output == str(out)
 
 
 def test_manifest_has_one_shape_for_one_source_and_many():

@@ -104,6 +104,7 @@ def test_rotated_phone_video_is_decoded_upright(tmp_path):
     assert frame.image[:32].mean() > 200 and frame.image[32:].mean() < 50
 
 
+@pytest.mark.slow
 def test_hevc_mov_decodes():
     frames = list(VideoFileSource(str(shared_video("noface_face.mov")), FrameSelector(stride=20)))
     assert len(frames) == 9 and frames[0].image.shape == (540, 960, 3)

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here trains or exports a network
+
 torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
 
 from mien.labels import EXPRESSIONS  # noqa: E402

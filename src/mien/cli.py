@@ -39,8 +39,8 @@ def _add_analyze(sub: Any) -> None:
                    "it runs at half size, with a full-size scan at least once a second)")
     p.add_argument("--detect-threshold", type=float, default=d.score_threshold, metavar="SCORE",
                    help=f"detector score a face needs to be found (default {d.score_threshold})")
-    p.add_argument("--min-face", type=float, default=q.min_face_px, metavar="PX",
-                   help=f"faces smaller than this abstain (default {q.min_face_px:g} px)")
+    p.add_argument("--min-face", type=float, default=q.min_face_px,
+                   help=f"faces smaller than this many pixels abstain (default {q.min_face_px:g})")
     p.add_argument("--min-det-score", type=float, default=q.min_det_score, metavar="SCORE",
                    help=f"found faces with a lower detector score abstain (default {q.min_det_score})")
     p.add_argument("--min-sharpness", type=float, default=q.min_sharpness,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 
 @dataclass(frozen=True)
@@ -53,3 +53,28 @@ class AnalysisOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+class AnalysisFields(TypedDict, total=False):
+    """The fields of :class:`AnalysisOptions` as keywords, so ``mien.analyze(path, stride=2)`` is typed."""
+
+    stride: int
+    fps: float | None
+    score_threshold: float
+    min_detect_px: float
+    detector_max_side: int
+    detect_every: int
+    coarse_scan: bool
+    fallback_detect: bool
+    quality: QualityThresholds
+    tracker: TrackerConfig
+    smoothing_tau_s: float
+    model_card: str | None
+    prior_strength: float | None
+    threads: int
+    geometry: bool
+    annotate_mesh: bool
+    landmarks: bool
+    max_frames: int | None
+    max_seconds: float | None
+    open_timeout_s: float

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import cv2
 import numpy as np
@@ -27,7 +27,7 @@ from mien.faces import Faces
 from mien.geometry.mesh import FaceMesh
 from mien.geometry.stage import LandmarkRows, add_track_deltas, measure_faces
 from mien.manifest import input_fingerprint, now_iso
-from mien.options import AnalysisOptions
+from mien.options import AnalysisFields, AnalysisOptions
 from mien.quality import assess
 from mien.results import AnalysisResult, RowBuffer
 from mien.schema import RunManifest, SourceRun, table_columns
@@ -350,7 +350,7 @@ def analyze(
     progress: bool = False,
     annotate: str | Path | None = None,
     blur_faces: bool = False,
-    **option_fields: Any,
+    **option_fields: Unpack[AnalysisFields],
 ) -> AnalysisResult:
     """Analyse a video file, an image, a folder of them, a webcam index or a stream URL.
 

@@ -136,8 +136,11 @@ class AnalysisResult:
         return len(self.table)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the table (.parquet/.csv/.jsonl), its manifest and tracks sidecars atomically, and
-        ``X.landmarks.parquet`` beside it when the result holds mesh points."""
+        """Write the table (.parquet/.csv/.jsonl), its manifest and tracks sidecars atomically;
+        a single source's manifest entry records where it was written. ``X.landmarks.parquet`` is
+        written beside it when the result holds mesh points."""
+        if len(self.manifest.sources) == 1:
+            self.manifest.sources[0].output = str(path)
         out = write_results(self.table, self.manifest, path)
         if self.landmarks is not None:
             lm = self.landmarks

@@ -28,9 +28,9 @@ from mien.audit.groups import normalise_group_values
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS, canonical_label
 from mien.manifest import file_sha256
+from mien.schema import IMAGE_SUFFIXES
 from mien.stats import ferplus_majority
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 FERPLUS_SPLITS = ("Training", "PublicTest", "PrivateTest")
 _FER_KEYS = ("pixels", "usage", "ferplus_votes", "ferplus_vote_names")
 #: ``--full-pipeline`` on 48 px FER crops: upscale so the detector sees a face of ~190 px, then pad
