@@ -72,6 +72,19 @@ def main() -> int:
         print(f"| {row['set']} | {row['expression']} | {row['measure']} | {row['n_expression']}/{row['n_neutral']} "
               f"| {row['auc']:.3f} |")
 
+    print("\n## short_hamilton_clip.mp4: faces abstaining as `profile`\n")
+    import mien
+
+    clip = SHARED / "videos" / "short_hamilton_clip.mp4"
+    counts = {}
+    for geometry in (False, True):
+        t = mien.analyze(str(clip), geometry=geometry).table
+        counts[geometry] = int(t["abstain_reason"].str.contains("profile").sum())
+        if geometry:
+            low = float((t["mesh_score"] < 0.5).mean())
+    print(f"- {len(t)} face rows: {counts[False]} with the 5-point yaw proxy (--no-geometry), {counts[True]} with "
+          f"the mesh's yaw where mesh_score >= 0.5 ({low:.0%} of rows below, where the proxy still gates)")
+
     print("\n## Cost per face (one thread, same process)\n")
     img = cv2.imread(str(root / paths[0]))
     d = det.detect(img)
