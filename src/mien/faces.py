@@ -59,24 +59,9 @@ class Faces:
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, np.float32)
         n = 0 if xyxy.size == 0 else len(xyxy)
-        for name, (shape, dtype, missing) in _columns().items():
-            value = np.asarray(getattr(self, name), dtype=dtype)
-            if value.size == 0:
-                if n and missing is None:
-                    raise ValueError(f"Faces: {name} is required for {n} faces")
-                value = np.full((n, *shape), missing, dtype=dtype)
-            if value.shape != (n, *shape):
-                raise ValueError(f"Faces: {name} has shape {value.shape}, expected {(n, *shape)}")
-            setattr(self, name, value)
-        data = {}
-        for key, column in self.data.items():
-            column = np.asarray(column)
-            if column.ndim == 0 or len(column) != n:
-                raise ValueError(f"Faces: data column {key!r} has shape {column.shape}, expected {n} rows")
-            if key in _columns():
-                raise ValueError(f"Faces: data column {key!r} would shadow the built-in column")
-            data[key] = column
-        self.data = data
+        for name in _columns():
+            setattr(self, name, _checked(name, getattr(self, name), n))
+        self.data = _checked_data(self.data, n)
 
     @classmethod
     def empty(cls) -> Faces:
@@ -89,15 +74,27 @@ class Faces:
         """The faces selected by an int (kept as one face), a slice, a boolean mask or indices."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
-        columns = {name: getattr(self, name)[index] for name in _columns()}
-        return Faces(**columns, data={k: v[index] for k, v in self.data.items()})
+        # rows of valid columns are valid: no need to check them again (this runs on every frame)
+        return self._trusted({name: getattr(self, name)[index] for name in _columns()},
+                             {k: v[index] for k, v in self.data.items()})
 
     def replace(self, **columns: Any) -> Faces:
-        """A copy with some columns replaced (validated again); ``data`` entries merge into data."""
+        """A copy with some columns replaced (those are checked); ``data`` entries merge into data."""
+        n = len(self)
         data = columns.pop("data", None)
-        out = dataclasses.replace(self, **columns)
-        if data:
-            out = dataclasses.replace(out, data={**self.data, **data})
+        unknown = set(columns) - set(_columns())
+        if unknown:
+            raise TypeError(f"Faces has no column(s) {', '.join(sorted(unknown))}; put new ones in data=")
+        out = {name: getattr(self, name) for name in _columns()}
+        out.update({name: _checked(name, value, n) for name, value in columns.items()})
+        return self._trusted(out, {**self.data, **_checked_data(data, n)} if data else dict(self.data))
+
+    @classmethod
+    def _trusted(cls, columns: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> Faces:
+        """A Faces from columns already known to be valid, without checking them again."""
+        out = object.__new__(cls)
+        out.__dict__.update(columns)
+        out.data = data
         return out
 
     @classmethod
@@ -149,3 +146,28 @@ def _columns() -> dict[str, tuple[tuple[int, ...], Any, Any]]:
     """Each per-face column of :class:`Faces`: (shape after the face axis, dtype, missing value)."""
     return {f.name: (f.metadata["shape"], f.metadata["dtype"], f.metadata["missing"])
             for f in dataclasses.fields(Faces) if "shape" in f.metadata}
+
+
+def _checked(name: str, value: Any, n: int) -> np.ndarray:
+    """Column ``name`` for n faces in its dtype; an empty one filled with its "not measured" value."""
+    shape, dtype, missing = _columns()[name]
+    column = np.asarray(value, dtype=dtype)
+    if column.size == 0:
+        if n and missing is None:
+            raise ValueError(f"Faces: {name} is required for {n} faces")
+        column = np.full((n, *shape), missing, dtype=dtype)
+    if column.shape != (n, *shape):
+        raise ValueError(f"Faces: {name} has shape {column.shape}, expected {(n, *shape)}")
+    return column
+
+
+def _checked_data(data: dict[str, Any], n: int) -> dict[str, np.ndarray]:
+    out = {}
+    for key, column in data.items():
+        column = np.asarray(column)
+        if column.ndim == 0 or len(column) != n:
+            raise ValueError(f"Faces: data column {key!r} has shape {column.shape}, expected {n} rows")
+        if key in _columns():
+            raise ValueError(f"Faces: data column {key!r} would shadow the built-in column")
+        out[key] = column
+    return out

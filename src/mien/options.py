@@ -50,6 +50,10 @@ class AnalysisOptions:
     max_frames: int | None = None
     max_seconds: float | None = None
     open_timeout_s: float = 10.0
+    input_kind: str = "auto"  # http(s) URLs: "auto" probes file vs live stream; "file" / "live" force it
+    # safety (issue #16)
+    max_pixels: int = 50_000_000  # refuse images/frames above this many pixels before decoding (8K is 33 MP)
+    checkpoint_s: float = 30.0  # with a checkpoint path: flush finished rows at most this often (0 = off)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,3 +82,6 @@ class AnalysisFields(TypedDict, total=False):
     max_frames: int | None
     max_seconds: float | None
     open_timeout_s: float
+    input_kind: str
+    max_pixels: int
+    checkpoint_s: float

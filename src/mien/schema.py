@@ -37,8 +37,9 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({
     ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm",
 })
 
-SidecarKind = Literal["manifest", "tracks", "landmarks"]
+SidecarKind = Literal["manifest", "tracks", "checkpoint", "report", "landmarks"]
 _SIDECAR_ENDINGS: dict[str, str] = {"manifest": ".manifest.json", "tracks": ".tracks.csv",
+                                    "checkpoint": ".checkpoint", "report": ".report.html",
                                     "landmarks": ".landmarks.parquet"}
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"prob_{label}" for label in EXPRESSIONS)
@@ -139,10 +140,44 @@ STRING_COLUMNS: tuple[str, ...] = tuple(c for c, t in DTYPES.items() if t == "ob
 
 # ------------------------------------------------------------------------------------ file names
 def sidecar_path(output: str | os.PathLike[str], kind: SidecarKind) -> Path:
-    """The sidecar of a results table: ``out.parquet`` → ``out.manifest.json`` / ``out.tracks.csv``."""
+    """A file beside a results table, named after the table's *whole* name, so ``talk.parquet``
+    and ``talk.csv`` never share one: ``talk.parquet`` → ``talk.parquet.manifest.json``,
+    ``talk.parquet.tracks.csv``, ``talk.parquet.checkpoint/`` (a run in progress, see
+    :mod:`mien.checkpoint`) and ``talk.parquet.report.html`` (``mien report``'s default)."""
+    path = Path(output)
+    try:
+        return path.with_name(path.name + _SIDECAR_ENDINGS[kind])
+    except KeyError:
+        raise ValueError(f"unknown sidecar kind {kind!r}; one of {', '.join(_SIDECAR_ENDINGS)}") from None
+
+
+def legacy_sidecar_path(output: str | os.PathLike[str], kind: SidecarKind) -> Path:
+    """The name mien used before sidecars carried the whole table name (``talk.manifest.json``);
+    readers fall back to it, writers never use it."""
     path = Path(output)
     base = path.with_suffix("") if path.suffix.lower() in TABLE_SUFFIXES else path
     return base.with_name(base.name + _SIDECAR_ENDINGS[kind])
+
+
+def mirrored_output(root: str | os.PathLike[str], path: str | os.PathLike[str],
+                    out_dir: str | os.PathLike[str], suffix: str) -> Path:
+    """The table of one input of a folder run: ``ROOT/sub/clip.mp4`` → ``OUT/sub/clip.mp4<suffix>``
+    (the input's path relative to ``root``, its own suffix kept, plus ``suffix``), so ``clip.mp4``,
+    ``clip.mov`` and ``clip.jpg`` get three tables. A ``path`` outside ``root`` keeps its name."""
+    p, r = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    try:
+        rel = p.relative_to(r)
+    except ValueError:
+        rel = Path(p.name)
+    return Path(out_dir) / rel.parent / (rel.name + suffix)
+
+
+def default_output(spec: str, suffix: str = ".parquet") -> Path:
+    """The table of a single input without ``-o``: ``clip.mp4`` → ``./clip.mp4.parquet`` (the
+    same rule as :func:`mirrored_output`); ``stream.parquet`` for webcams and URLs."""
+    if spec.isdigit() or "://" in spec:
+        return Path("stream" + suffix)
+    return Path(Path(spec).name + suffix)
 
 
 def check_table_suffix(path: str | os.PathLike[str]) -> Path:
@@ -255,7 +290,8 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
                          f"{', '.join(TABLE_SUFFIXES)} written by `mien analyze`")
     try:
         if suffix == ".parquet":
-            raw = pd.read_parquet(p)
+            with p.open("rb") as f:  # a file object: pyarrow cannot take non-UTF-8 path names
+                raw = pd.read_parquet(f)
         elif p.stat().st_size == 0 or (suffix == ".jsonl" and not p.read_text(encoding="utf-8").strip()):
             raw = pd.DataFrame()
         elif suffix == ".csv":
@@ -264,7 +300,8 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
             raw = pd.read_json(p, lines=True, dtype=False)
         return coerce_table(raw)
     except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a results table
-        raise InputError(f"cannot read results file {p}: {exc}; is it a complete file written by "
+        why = " ".join(str(exc).split())  # one line, whatever the parser's message holds
+        raise InputError(f"cannot read results file {p}: {why}; is it a complete file written by "
                          "`mien analyze`?") from None
 
 
@@ -313,6 +350,9 @@ class RunManifest:
     mien_version: str = __version__
     schema_version: int = SCHEMA_VERSION
     manifest_version: int = MANIFEST_VERSION
+    #: the table this manifest describes: file name, rows, SHA-256 (set when it is written;
+    #: readers check it, so a manifest moved beside another table is caught)
+    table: dict[str, Any] | None = None
     environment: dict[str, str] = field(default_factory=lambda: {
         "python": sys.version.split()[0], "platform": platform.platform()})
 
