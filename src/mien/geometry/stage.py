@@ -17,6 +17,9 @@ from mien.geometry.pose import head_pose
 from mien.schema import order_columns
 
 POSE_COLUMNS = ("pose_yaw_deg", "pose_pitch_deg", "pose_roll_deg")
+#: Columns that need a track's whole run (added by :func:`add_track_deltas` when the run is complete;
+#: checkpoint parts written during the run do not have them).
+END_OF_RUN_COLUMNS: tuple[str, ...] = tuple(f"{c}_delta" for c in measure_columns()) + ("geo_blink",)
 
 
 def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces) -> tuple[Faces, np.ndarray]:
