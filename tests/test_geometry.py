@@ -237,3 +237,18 @@ def test_profile_gate_uses_the_mesh_yaw_where_the_mesh_found_a_face() -> None:
     assert ["profile" in r for r in out.abstain_reason] == [False, True, True]
     no_mesh = assess(Faces(faces.xyxy, faces.score, lm, track_id=[0, 1, 2]), crops, QualityThresholds())
     assert all("profile" in r for r in no_mesh.abstain_reason)
+
+
+def test_matrix_form_of_the_measures_equals_their_definitions(models) -> None:
+    from mien.geometry.measures import _readable_measures
+
+    det, mesh = models
+    img = _image(TAIWANESE / "images" / "0111b01.jpg")
+    d = det.detect(img)
+    res = mesh.run(img, d.xyxy, d.landmarks)
+    face = head_pose(res.points).to_face_frame(res.points)
+    noisy = face + np.random.default_rng(0).normal(0, 0.2, (4, *face.shape[1:]))
+    fast, slow = geometry_measures(noisy), _readable_measures(noisy)
+    assert list(fast) == list(slow)
+    for k in slow:
+        np.testing.assert_allclose(fast[k], slow[k], rtol=1e-12, atol=1e-12, err_msg=k)

@@ -13,6 +13,7 @@ baseline, and :func:`blink_events` turns eye opening into blink events.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -95,10 +96,9 @@ def _midline(name: str, p: np.ndarray) -> np.ndarray:
     raise KeyError(name)
 
 
-def geometry_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
-    """``geo_*`` columns for n faces from mesh points (n, 468, 3) in the head's frame
-    (:meth:`mien.geometry.pose.HeadPose.to_face_frame`). Sided measures give ``geo_X_left``,
-    ``geo_X_right`` and ``geo_X`` (their mean)."""
+def _readable_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
+    """The definitions above, point by point (the source of truth; :func:`geometry_measures`
+    computes the same values with one matrix product)."""
     p = np.asarray(face_points, np.float64)
     iod = np.linalg.norm(p[:, IOD_POINTS[0]] - p[:, IOD_POINTS[1]], axis=1)
     iod = np.where(iod > 0, iod, np.nan)
@@ -112,6 +112,38 @@ def geometry_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
             out[f"geo_{m.name}_left"] = lf
             out[f"geo_{m.name}_right"] = r
     return out
+
+
+_NONLINEAR = ("geo_lip_stretch",)  # a Euclidean distance; every other measure is linear in the y coordinates
+
+
+@lru_cache(maxsize=1)
+def _linear_weights() -> tuple[tuple[str, ...], np.ndarray]:
+    """(columns, W (468, k)): every measure except lip_stretch is a fixed linear combination of
+    the points' y coordinates before the division by the inter-ocular distance; W is read off
+    the readable definitions by feeding them unit y coordinates (with a unit inter-ocular distance)."""
+    n = 468
+    basis = np.zeros((n, n, 3))
+    basis[np.arange(n), np.arange(n), 1] = 1.0
+    basis[:, IOD_POINTS[1], 0] += 1.0  # x only: moves no y, keeps the distance 33-263 near 1
+    iod = np.linalg.norm(basis[:, IOD_POINTS[0]] - basis[:, IOD_POINTS[1]], axis=1)
+    cols = tuple(c for c in measure_columns() if c not in _NONLINEAR)
+    vals = _readable_measures(basis)
+    return cols, np.stack([vals[c] * iod for c in cols], axis=1)
+
+
+def geometry_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
+    """``geo_*`` columns for n faces from mesh points (n, 468, 3) in the head's frame
+    (:meth:`mien.geometry.pose.HeadPose.to_face_frame`). Sided measures give ``geo_X_left``,
+    ``geo_X_right`` and ``geo_X`` (their mean)."""
+    p = np.asarray(face_points, np.float64)
+    iod = np.linalg.norm(p[:, IOD_POINTS[0]] - p[:, IOD_POINTS[1]], axis=1)
+    iod = np.where(iod > 0, iod, np.nan)
+    cols, w = _linear_weights()
+    vals = (p[:, :, 1] @ w) / iod[:, None]
+    out = {c: vals[:, j] for j, c in enumerate(cols)}
+    out["geo_lip_stretch"] = np.linalg.norm(p[:, 291] - p[:, 61], axis=1) / iod
+    return {c: out[c] for c in measure_columns()}
 
 
 def measure_columns() -> list[str]:

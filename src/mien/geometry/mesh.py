@@ -83,8 +83,8 @@ def crops_for(image_bgr: np.ndarray, transforms: np.ndarray) -> np.ndarray:
     for i, m in enumerate(transforms):
         crop = cv2.warpAffine(image_bgr, m.astype(np.float32), (INPUT_SIZE, INPUT_SIZE),
                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        out[i] = crop[:, :, ::-1]
-    out *= 1.0 / 255.0
+        # contiguous copies only (a reversed-channel view copies 3-4x slower)
+        np.multiply(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.float32(1.0 / 255.0), out=out[i], casting="unsafe")
     return out
 
 
