@@ -154,6 +154,8 @@ path, opts = sys.argv[1], json.loads(sys.argv[2])
 from mien.pipeline import Analyzer, AnalysisOptions
 an = Analyzer(AnalysisOptions(**opts))
 an.detector.session; an.model.session  # load outside the timed part, as a long run amortises it
+if an.mesh is not None:
+    an.mesh.session
 t = time.perf_counter()
 r = an.analyze_source(path)
 dt = time.perf_counter() - t

@@ -4,7 +4,7 @@
 
 For each video, in fresh child processes (so each peak RSS is its own): PyAV decode-only to BGR
 arrays (the floor), mien at every frame with its default (full-frame detection every 3rd frame,
-local re-detection between), mien with full-frame detection on every frame (the recall
+local re-detection between, face geometry on), the same with ``geometry=False``, mien with full-frame detection on every frame (the recall
 reference), and mien at ``--stride 3``. Prints frames/s, faces found and the ratio to decode-only.
 Throughput is counted in *video frames per second* (decoded frames / wall time), so a strided run
 is credited for the frames it skips.
@@ -26,10 +26,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="threads per ONNX model")
     ap.add_argument("--loop-minutes", type=float, default=10.0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--videos", nargs="+", default=None, help="only these shared clips (no long loop)")
     args = ap.parse_args()
-    paths = [str(shared(v)) for v in VIDEOS] + [str(looped(VIDEOS[0], args.loop_minutes))]
+    if args.videos:
+        paths = [str(shared(v)) for v in args.videos]
+    else:
+        paths = [str(shared(v)) for v in VIDEOS] + [str(looped(VIDEOS[0], args.loop_minutes))]
     configs = {
         "every frame": {"detect_every": 3},
+        "every frame, no geometry": {"detect_every": 3, "geometry": False},
         "every frame, full detection each": {"detect_every": 1},
         "stride 3": {"detect_every": 3, "stride": 3},
     }

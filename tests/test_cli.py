@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, shared_video
 
 from mien.labels import EXPRESSIONS
-from mien.schema import COLUMNS
+from mien.schema import ALL_COLUMNS
 
 
 def run_mien(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -41,7 +41,7 @@ def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
     proc = run_mien("analyze", str(video), "-o", str(out), "--annotate", str(ann), "--blur-faces", "--quiet")
     assert proc.returncode == 0, proc.stderr
     df = pd.read_parquet(out)
-    assert tuple(df.columns) == COLUMNS
+    assert tuple(df.columns) == ALL_COLUMNS  # geometry is on by default
     assert len(df) == 72 and df["track_id"].nunique() == 1
     ok = df[~df["abstain"]]
     assert len(ok) > 60
@@ -53,7 +53,7 @@ def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
     (run,) = manifest["sources"]
     assert run["frames"]["decoded"] == 72 and run["frames"]["analysed"] == 72
     assert len(run["input"]["sha256_first_mib"]) == 64
-    assert {m["role"] for m in manifest["models"]} == {"face_detector", "expression"}
+    assert {m["role"] for m in manifest["models"]} == {"face_detector", "expression", "face_mesh"}
     assert manifest["parameters"]["stride"] == 1
     tracks = pd.read_csv(tmp_path / "single.parquet.tracks.csv")
     assert len(tracks) == 1 and tracks["n_frames"].iloc[0] == 72

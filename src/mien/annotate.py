@@ -32,11 +32,19 @@ def blur_regions(img: np.ndarray, boxes: np.ndarray, pad: float = 0.15) -> None:
         )
 
 
-def draw(img: np.ndarray, faces: Faces, blur: bool = False) -> np.ndarray:
-    """A copy of ``img`` with each face's box, track id and top expression (or "abstain")."""
+def draw(img: np.ndarray, faces: Faces, blur: bool = False, mesh: np.ndarray | None = None) -> np.ndarray:
+    """A copy of ``img`` with each face's box, track id and top expression (or "abstain"), and,
+    when ``mesh`` (n, 468, 3) frame-pixel points is given, each face's mesh triangles."""
     out = img.copy()
     if blur and len(faces):
         blur_regions(out, faces.xyxy)
+    if mesh is not None and len(mesh):
+        from mien.geometry.pose import canonical_face
+
+        tri = canonical_face().triangles
+        for tid, pts in zip(faces.track_id, mesh):
+            polys = np.round(pts[tri, :2]).astype(np.int32)
+            cv2.polylines(out, list(polys), True, _PALETTE[int(tid) % len(_PALETTE)], 1, cv2.LINE_AA)
     probs = np.nan_to_num(faces.top_prob)
     for box, tid, label, p in zip(faces.xyxy, faces.track_id, faces.top_label, probs):
         color = _PALETTE[int(tid) % len(_PALETTE)]

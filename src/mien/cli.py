@@ -64,7 +64,13 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--min-sharpness", type=non_negative_float, default=q.min_sharpness,
                    help=f"blurrier faces abstain (default {q.min_sharpness})")
     p.add_argument("--max-yaw", type=number(0, 180), default=q.max_abs_yaw_deg, metavar="DEG",
-                   help=f"faces turned further than this abstain (default {q.max_abs_yaw_deg:g} degrees)")
+                   help=f"faces whose head yaw (the face mesh's 3-D pose; the 5-point proxy with --no-geometry) "
+                   f"is further than this abstain (default {q.max_abs_yaw_deg:g} degrees)")
+    p.add_argument("--no-geometry", action="store_true",
+                   help="skip the face mesh, 3-D head pose and geo_* measures (faster)")
+    p.add_argument("--landmarks", action="store_true",
+                   help="also write X.landmarks.parquet beside the table: all 468 mesh points and the "
+                   "68-point dlib/iBUG subset per face per frame")
     p.add_argument("--smoothing", type=non_negative_float, default=d.smoothing_tau_s, metavar="S",
                    help=f"temporal smoothing time constant, seconds (default {d.smoothing_tau_s}; 0 = off)")
     p.add_argument("--model-card", default=d.model_card, help="expression model card JSON (default: mien's own model)")
@@ -80,6 +86,7 @@ def _add_analyze(sub: Any) -> None:
                    "card) or the float model; auto (default): int8 on the CPU where it ships, float on a GPU")
     p.add_argument("--annotate", default=None, help="write an annotated video (.mp4, .mkv or .mov) here (single input only)")
     p.add_argument("--blur-faces", action="store_true", help="blur every face in the annotated video")
+    p.add_argument("--annotate-mesh", action="store_true", help="draw each face's mesh in the annotated video")
     p.add_argument("--report", default=None, help="also write a self-contained HTML report (.html) here")
     p.add_argument("--events", default=None, help="events CSV (time_s[,end_s],label) for the report")
     p.add_argument("--max-frames", type=positive_int, default=d.max_frames, help="live: stop after N analysed frames")
@@ -104,6 +111,7 @@ def _analysis_options(args: argparse.Namespace) -> Any:
         detect_every=args.detect_every, coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
         model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads,
+        geometry=not args.no_geometry, landmarks=args.landmarks, annotate_mesh=args.annotate_mesh,
         max_frames=args.max_frames, max_seconds=args.max_seconds, input_kind=args.input_kind,
         max_pixels=args.max_pixels, checkpoint_s=args.checkpoint_s,
         device=args.device, precision=args.precision,
@@ -180,6 +188,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from mien.sources import expand_inputs
 
     options = _analysis_options(args)
+    if (args.landmarks or args.annotate_mesh) and args.no_geometry:
+        raise MienError("--landmarks and --annotate-mesh need the face mesh: drop --no-geometry")
     specs = expand_inputs(args.input)
     folder, outputs = _plan_outputs(args, specs)
     show = not args.quiet and sys.stderr.isatty()

@@ -47,6 +47,9 @@ class AnalysisOptions:
     # expression network: "int8" (its shipped quantisation, with its own audited card) or "float";
     # "auto": int8 on the CPU where it ships, float on a GPU. Ignored with model_card.
     precision: str = "auto"
+    geometry: bool = True  # face mesh, 3-D head pose and geo_* measures (mien.geometry)
+    annotate_mesh: bool = False  # draw each face's mesh in the annotated video
+    landmarks: bool = False  # keep all 468 mesh points per face (AnalysisResult.landmarks, --landmarks)
     # live sources
     max_frames: int | None = None
     max_seconds: float | None = None
@@ -79,6 +82,9 @@ class AnalysisFields(TypedDict, total=False):
     threads: int
     device: str
     precision: str
+    geometry: bool
+    annotate_mesh: bool
+    landmarks: bool
     max_frames: int | None
     max_seconds: float | None
     open_timeout_s: float

@@ -25,6 +25,8 @@ from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, FaceDetector
 from mien.errors import InputError, MienError
 from mien.expression import ExpressionModel
 from mien.faces import Faces
+from mien.geometry.mesh import FaceMesh
+from mien.geometry.stage import LandmarkRows, add_track_deltas, measure_faces
 from mien.manifest import input_fingerprint, now_iso
 from mien.memory import release_large_frames
 from mien.options import AnalysisFields, AnalysisOptions
@@ -39,7 +41,7 @@ from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_so
 from mien.stats import softmax
 from mien.tracking import FaceTracker
 
-_STAGES = ("detect", "track_align_quality", "expression", "smooth_rows")
+_STAGES = ("detect", "geometry", "track_align_quality", "expression", "smooth_rows")
 
 
 @dataclass
@@ -52,6 +54,7 @@ class FrameResult:
     image: np.ndarray
     faces: Faces
     arrival: float  # time.perf_counter() when the frame left the decoder (latency = now - arrival)
+    mesh_points: np.ndarray | None = None  # (n, 468, 3) frame pixels, when geometry ran
 
 
 @dataclass
@@ -118,6 +121,8 @@ class Analyzer:
         # loads and optimises a graph, so this overlaps what the caller does next (the CLI
         # imports pandas meanwhile, a video is opened); a first use waits on the model's lock.
         threading.Thread(target=self._build_sessions, name="mien-sessions", daemon=True).start()
+        self.mesh = FaceMesh.load(threads=o.threads) if o.geometry else None
+        self.last_landmarks: LandmarkRows | None = None  # the last source's mesh points (options.landmarks)
 
     def _build_sessions(self) -> None:
         for net in (self.detector, self.model):
@@ -136,6 +141,7 @@ class Analyzer:
         smoother = ExpressionSmoother(o.smoothing_tau_s)
         since_detect = o.detect_every
         for fr in frames:
+            points: np.ndarray | None = None
             img, t = fr.image, fr.time_s
             counts.last_time = t
             t0 = time.perf_counter()
@@ -163,6 +169,11 @@ class Analyzer:
                 faces = faces[tracked]
             counts.frames += 1
             if len(faces):
+                if self.mesh is not None:
+                    faces, points = measure_faces(self.mesh, img, faces)
+                    t1b = time.perf_counter()
+                    timing["geometry"] += t1b - t1
+                    t1 = t1b
                 # from the BGR frame: only the pixels each crop samples are converted to gray
                 crops = align_faces(img, faces.landmarks, self.model.input_size, self.model.template)
                 faces = assess(faces, crops, o.quality)
@@ -177,7 +188,7 @@ class Analyzer:
                 counts.abstained += int(faces.abstain.sum())
             counts.latencies.append(time.perf_counter() - fr.arrival)
             counts.last_index = fr.index
-            yield FrameResult(fr.index, t, img, faces, fr.arrival)
+            yield FrameResult(fr.index, t, img, faces, fr.arrival, points)
 
     def analyze_frames(
         self,
@@ -191,6 +202,7 @@ class Analyzer:
         are also flushed to disk as the run goes."""
         counts = _RunCounts()
         rows = RowBuffer()
+        self.last_landmarks = LandmarkRows() if self.options.landmarks and self.mesh is not None else None
         flushed: list[Any] = []  # row chunks already checkpointed
         interrupted = False
         try:
@@ -198,6 +210,8 @@ class Analyzer:
                 if len(res.faces):
                     t0 = time.perf_counter()
                     rows.add(table_columns(res.faces, source=source, frame_index=res.index, time_s=res.time_s))
+                    if self.last_landmarks is not None and res.mesh_points is not None:
+                        self.last_landmarks.add(source, res.index, res.time_s, res.faces.track_id, res.mesh_points)
                     counts.timing["smooth_rows"] += time.perf_counter() - t0
                 if on_frame is not None:
                     on_frame(res)
@@ -209,7 +223,10 @@ class Analyzer:
                                      last_time_s=counts.last_time)
         except KeyboardInterrupt:
             interrupted = True
-        return concat([*flushed, rows.to_frame()]), counts.stats(interrupted)
+        table = concat([*flushed, rows.to_frame()])
+        if self.mesh is not None:
+            table = add_track_deltas(table)
+        return table, counts.stats(interrupted)
 
     def classify_image(self, image_bgr: np.ndarray) -> ImageClassification:
         """Expression of the largest face in ``image_bgr`` (None when no face is found)."""
@@ -251,11 +268,14 @@ class Analyzer:
 
     # ---------------------------------------------------------------- per source
     def model_records(self) -> list[dict[str, Any]]:
-        return [
+        records: list[dict[str, Any]] = [
             {"role": "face_detector", "name": DETECTOR_NAME, "sha256": DETECTOR_SHA256},
             {"role": "expression", "name": self.model.name, "sha256": self.model.sha256,
              "temperature": self.model.temperature, "prior_strength": self.model.prior_strength},
         ]
+        if self.mesh is not None:
+            records.append({"role": "face_mesh", "name": self.mesh.card["name"], "sha256": self.mesh.card["sha256"]})
+        return records
 
     def _open(self, spec: str | int) -> Any:
         o = self.options
@@ -312,7 +332,8 @@ class Analyzer:
             if bar is not None:
                 bar.update(1)
             if writer is not None:
-                writer.write(draw(res.image, res.faces, blur_faces), res.time_s)
+                mesh = res.mesh_points if o.annotate_mesh else None
+                writer.write(draw(res.image, res.faces, blur_faces, mesh), res.time_s)
 
         ckpt = (Checkpointer(checkpoint, source, o.checkpoint_s)
                 if checkpoint is not None and o.checkpoint_s > 0 else None)
@@ -370,6 +391,8 @@ class Analyzer:
                                started=started, finished=now_iso(), status=status)
         result = AnalysisResult(df, manifest)
         result.checkpoint = ckpt
+        if self.last_landmarks is not None:
+            result.landmarks = self.last_landmarks.to_frame()
         return result
 
 

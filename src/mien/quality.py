@@ -42,16 +42,32 @@ def sharpness(crops: np.ndarray) -> np.ndarray:
     return out
 
 
+MIN_MESH_SCORE = 0.5  # below it the mesh's pose is not trusted (MediaPipe's face-presence threshold)
+
+
+def gate_yaw_deg(faces: Faces, proxy_yaw: np.ndarray) -> np.ndarray:
+    """The yaw the ``profile`` gate uses: the face mesh's 3-D yaw where the geometry stage ran and
+    the mesh found a face (``mesh_score`` >= MIN_MESH_SCORE); the 5-point proxy elsewhere. On
+    turned, dark or blurred faces the mesh reports a low score and a yaw that is too small (it
+    reads about -55 degrees on full profiles), so the proxy keeps the gate there."""
+    pose = faces.data.get("pose_yaw_deg")
+    score = faces.data.get("mesh_score")
+    if pose is None or score is None:
+        return proxy_yaw
+    return np.where(np.asarray(score) >= MIN_MESH_SCORE, pose, proxy_yaw)
+
+
 def assess(faces: Faces, crops: np.ndarray, thresholds: QualityThresholds) -> Faces:
     """``faces`` with their quality columns and abstention set; ``crops`` (n,S,S) are their aligned crops."""
     face_px = faces.sizes.astype(np.float64)
     sharp = sharpness(crops)
     yaw, roll = pose_from_landmarks(faces.landmarks)
+    gate_yaw = gate_yaw_deg(faces, yaw)
     checks = (
         ("small_face", face_px < thresholds.min_face_px),
         ("low_score", faces.score < thresholds.min_det_score),
         ("blurred", sharp < thresholds.min_sharpness),
-        ("profile", np.abs(yaw) > thresholds.max_abs_yaw_deg),
+        ("profile", np.abs(gate_yaw) > thresholds.max_abs_yaw_deg),
     )
     reasons = [";".join(name for name, bad in checks if bad[i]) for i in range(len(face_px))]
     abstain = np.array([bool(r) for r in reasons], dtype=bool)

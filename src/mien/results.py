@@ -117,6 +117,7 @@ class AnalysisResult:
 
     table: pd.DataFrame  # one row per face per analysed frame (docs/schema.md)
     manifest: RunManifest = field(default_factory=RunManifest)
+    landmarks: pd.DataFrame | None = None  # 468 mesh points + iBUG-68 per face per frame (landmarks=True)
     checkpoint: Any = None  # the run's mien.checkpoint.Checkpointer, when it checkpointed
 
     @classmethod
@@ -155,10 +156,15 @@ class AnalysisResult:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the table (.parquet/.csv/.jsonl), its manifest and tracks sidecars atomically;
-        a single source's manifest entry records where it was written."""
+        a single source's manifest entry records where it was written. ``X.landmarks.parquet`` is
+        written beside it when the result holds mesh points."""
         if len(self.manifest.sources) == 1:
             self.manifest.sources[0].output = str(path)
-        return write_results(self.table, self.manifest, path)
+        out = write_results(self.table, self.manifest, path)
+        if self.landmarks is not None:
+            lm = self.landmarks
+            atomic_write(sidecar_path(out, "landmarks"), lambda p: lm.to_parquet(p, index=False))
+        return out
 
 
 def table_fingerprint(path: Path, rows: int) -> dict[str, Any]:

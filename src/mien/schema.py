@@ -25,7 +25,7 @@ from mien.labels import EXPRESSIONS
 if TYPE_CHECKING:  # pragma: no cover - pandas is imported where a table is built (start-up)
     import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: face geometry columns (pose_*, mesh_score, geo_*, geo_*_delta)
 #: Layout of the ``.manifest.json`` sidecar (2: one entry per source under ``sources``).
 MANIFEST_VERSION = 2
 
@@ -39,13 +39,23 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({
     ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm",
 })
 
-SidecarKind = Literal["manifest", "tracks", "checkpoint", "report"]
+SidecarKind = Literal["manifest", "tracks", "checkpoint", "report", "landmarks"]
 _SIDECAR_ENDINGS: dict[str, str] = {"manifest": ".manifest.json", "tracks": ".tracks.csv",
-                                    "checkpoint": ".checkpoint", "report": ".report.html"}
+                                    "checkpoint": ".checkpoint", "report": ".report.html",
+                                    "landmarks": ".landmarks.parquet"}
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"prob_{label}" for label in EXPRESSIONS)
 SMOOTH_COLUMNS: tuple[str, ...] = tuple(f"smooth_{label}" for label in EXPRESSIONS)
 LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"lm{i}_{axis}" for i in range(5) for axis in ("x", "y"))
+POSE_COLUMNS: tuple[str, ...] = ("pose_yaw_deg", "pose_pitch_deg", "pose_roll_deg")
+#: The geo_* measures, in mien.geometry.measures.MEASURES order (sided ones: mean, _left, _right).
+_GEO_SIDED = ("brow_raise", "brow_lower", "eye_open", "nose_wrinkle", "upper_lip_raise", "lip_corner_pull",
+              "lip_corner_depress")
+_GEO_MIDLINE = ("lip_stretch", "lip_press", "mouth_open", "jaw_drop")
+GEO_COLUMNS: tuple[str, ...] = tuple(
+    c for m in _GEO_SIDED for c in (f"geo_{m}", f"geo_{m}_left", f"geo_{m}_right")
+) + tuple(f"geo_{m}" for m in _GEO_MIDLINE)
+GEO_DELTA_COLUMNS: tuple[str, ...] = tuple(f"{c}_delta" for c in GEO_COLUMNS)
 _PANDAS_DTYPE = {"str": "object", "int": "int64", "float": "float64", "bool": "bool"}
 
 
@@ -58,6 +68,7 @@ class ColumnGroup:
     type: Literal["str", "int", "float", "bool"]
     meaning: str
     dtype: str = ""  # the pandas dtype, when not the type's usual one
+    optional: bool = False  # present only when the stage that fills it ran (e.g. geometry)
 
     @property
     def pandas_dtype(self) -> str:
@@ -85,6 +96,26 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
                 "0.7 (median); default threshold 0.08)"),
     ColumnGroup("`yaw_deg`", ("yaw_deg",), "float", "head-yaw proxy from the landmarks (0 = frontal; ±90 = profile)"),
     ColumnGroup("`roll_deg`", ("roll_deg",), "float", "in-plane head roll from the eye line"),
+    ColumnGroup("`pose_yaw_deg`, `pose_pitch_deg`, `pose_roll_deg`", POSE_COLUMNS, "float",
+                "3-D head pose from the face mesh fitted to MediaPipe's canonical face, degrees: yaw > 0 the "
+                "face turns towards the image's right, pitch > 0 chin up, roll > 0 clockwise in the image "
+                "(docs/geometry.md); `pose_yaw_deg` is the yaw the `profile` gate uses. Absent with "
+                "`--no-geometry`", optional=True),
+    ColumnGroup("`mesh_score`", ("mesh_score",), "float",
+                "the face mesh network's face-presence probability, 0..1 (absent with `--no-geometry`)", optional=True),
+    ColumnGroup("`geo_<measure>`, `geo_<measure>_left`, `geo_<measure>_right`", GEO_COLUMNS, "float",
+                "scale-free face geometry in the head's own frame, divided by the inter-ocular distance; "
+                "larger = more of the movement; each approximates a FACS action unit but is geometry, not "
+                "FACS coding (docs/geometry.md lists mesh points and AUs). Measures: " + ", ".join(
+                    _GEO_SIDED + _GEO_MIDLINE) + "; `_left`/`_right` (the person's own) for the first seven. "
+                "Absent with `--no-geometry`", optional=True),
+    ColumnGroup("`geo_<measure>_delta`", GEO_DELTA_COLUMNS, "float",
+                "the measure minus its track's baseline: the median over the track's more neutral-looking "
+                "half of frames (by `prob_neutral`), computed once the run is complete", optional=True),
+    ColumnGroup("`geo_blink`", ("geo_blink",), "int",
+                "1 when the row falls inside a blink: `geo_eye_open` below 0.75 of its track's median for at most "
+                "0.5 s (`mien.geometry.stage.blink_table` lists the events); absent with `--no-geometry`",
+                optional=True),
     ColumnGroup("`abstain`", ("abstain",), "bool",
                 "True when the face is below a quality threshold: no expression is given for it"),
     ColumnGroup("`abstain_reason`", ("abstain_reason",), "str",
@@ -98,10 +129,14 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
     ColumnGroup("`top_prob`", ("top_prob",), "float", "its smoothed probability (NaN when `abstain`)"),
 )
 
-#: Every column of the schema, in order.
-COLUMNS: tuple[str, ...] = tuple(c for g in COLUMN_GROUPS for c in g.columns)
+#: Every column of the schema that every table has, in order.
+COLUMNS: tuple[str, ...] = tuple(c for g in COLUMN_GROUPS if not g.optional for c in g.columns)
+#: Columns present only when their stage ran (face geometry), in order.
+OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for g in COLUMN_GROUPS if g.optional for c in g.columns)
 #: The pandas dtype of every column.
-DTYPES: dict[str, str] = {c: g.pandas_dtype for g in COLUMN_GROUPS for c in g.columns}
+DTYPES: dict[str, str] = {c: g.pandas_dtype for g in COLUMN_GROUPS if not g.optional for c in g.columns}
+#: Every column, optional ones included, in order (a run with geometry on has all of them).
+ALL_COLUMNS: tuple[str, ...] = tuple(c for g in COLUMN_GROUPS for c in g.columns)
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c, t in DTYPES.items() if t == "object")
 
 
@@ -192,13 +227,14 @@ def empty_table() -> pd.DataFrame:
     """A table with the schema's columns and dtypes and no rows."""
     import pandas as pd
 
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in DTYPES.items()})
+    return pd.DataFrame({c: pd.Series(dtype=DTYPES[c]) for c in COLUMNS})
 
 
 def order_columns(df: pd.DataFrame) -> pd.DataFrame:
     """The schema's columns first, in order, then any extra ones as they come."""
-    extra = [c for c in df.columns if c not in DTYPES]
-    return df[[c for c in COLUMNS if c in df.columns] + extra]
+    extra = [c for c in df.columns if c not in ALL_COLUMNS]
+    known = [c for c in ALL_COLUMNS if c in df.columns]
+    return df[known + extra]
 
 
 def _to_bool(series: pd.Series) -> pd.Series:
@@ -403,5 +439,5 @@ def read_manifest(path: str | os.PathLike[str]) -> RunManifest:
 def schema_markdown() -> str:
     """The column table of ``docs/schema.md``, generated from :data:`COLUMN_GROUPS`."""
     lines = ["| column | type | meaning |", "|---|---|---|"]
-    lines += [f"| {g.title} | {g.type} | {g.meaning} |" for g in COLUMN_GROUPS]
+    lines += [f"| {g.title} | {g.type} | {g.meaning}{' (optional)' if g.optional else ''} |" for g in COLUMN_GROUPS]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,112 @@
+"""Validation table for the face geometry (docs/geometry.md): 68-point error, pose checks, measure AUCs,
+and the mesh's cost per face against the expression model's in the same process.
+
+    python bench/geometry.py
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from mien.detection import FaceDetector  # noqa: E402
+from mien.expression import ExpressionModel  # noqa: E402
+from mien.geometry import FaceMesh  # noqa: E402
+from mien.geometry.stills import largest_face_geometry  # noqa: E402
+from mien.geometry.validation import ibug68_error, measure_aucs  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _rotated(img: np.ndarray, angle: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    pad = cv2.copyMakeBorder(img, h // 2, h // 2, w // 2, w // 2, cv2.BORDER_REPLICATE)
+    m = cv2.getRotationMatrix2D((pad.shape[1] / 2, pad.shape[0] / 2), angle, 1.0)
+    return cv2.warpAffine(pad, m, (pad.shape[1], pad.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+
+
+def main() -> int:
+    if not SHARED.is_dir():
+        sys.exit(f"bench: {SHARED} not found; the geometry bench needs ../shared/data beside the checkout")
+    det, mesh = FaceDetector(), FaceMesh.load()
+    print("## 68-point subset vs dlib annotations (NME: mean error / outer-eye-corner distance)\n")
+    print("| file | faces | found | NME mean | NME median |\n|---|---|---|---|---|")
+    for name in ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml"):
+        e = ibug68_error(SHARED / "face_detection" / "dlib_faces" / name, det, mesh)
+        print(f"| {name} | {e.faces} | {e.found} | {e.nme_mean:.4f} | {e.nme_median:.4f} |")
+
+    print("\n## Pose on real faces (Taiwanese neutral, first 20 images)\n")
+    import csv
+
+    root = SHARED / "expressions" / "taiwanese_chen2013"
+    with (root / "labels.csv").open() as f:
+        paths = [r["path"] for r in csv.DictReader(f) if r["label"] == "neutral"][:20]
+    roll_err, flip_yaw, flip_roll = [], [], []
+    for p in paths:
+        img = cv2.imread(str(root / p))
+        ref = largest_face_geometry(_rotated(img, 0), det, mesh)
+        if ref is None:
+            continue
+        for angle in (-30, -15, 15, 30):
+            g = largest_face_geometry(_rotated(img, angle), det, mesh)
+            if g is not None:
+                roll_err.append(abs(g.pose.roll_deg[0] - ref.pose.roll_deg[0] + angle))
+        fl = largest_face_geometry(cv2.flip(_rotated(img, 0), 1), det, mesh)
+        if fl is not None:
+            flip_yaw.append(abs(ref.pose.yaw_deg[0] + fl.pose.yaw_deg[0]))
+            flip_roll.append(abs(ref.pose.roll_deg[0] + fl.pose.roll_deg[0]))
+    r = np.array(roll_err)
+    print(f"- in-plane rotation by ±15°, ±30° ({len(r)} cases): roll error mean {r.mean():.2f}°, "
+          f"max {r.max():.2f}°")
+    print(f"- horizontal flip ({len(flip_yaw)} faces): |yaw + yaw_flipped| mean {np.mean(flip_yaw):.2f}°, max "
+          f"{np.max(flip_yaw):.2f}°; |roll + roll_flipped| mean {np.mean(flip_roll):.2f}°, max {np.max(flip_roll):.2f}°")
+
+    print("\n## Measures: AUC for the expression each should follow, against the set's neutral faces\n")
+    print("| set | expression vs neutral | measure | n | AUC |\n|---|---|---|---|---|")
+    for row in measure_aucs(SHARED / "expressions", det, mesh):
+        print(f"| {row['set']} | {row['expression']} | {row['measure']} | {row['n_expression']}/{row['n_neutral']} "
+              f"| {row['auc']:.3f} |")
+
+    print("\n## short_hamilton_clip.mp4: faces abstaining as `profile`\n")
+    import mien
+
+    clip = SHARED / "videos" / "short_hamilton_clip.mp4"
+    counts = {}
+    for geometry in (False, True):
+        t = mien.analyze(str(clip), geometry=geometry).table
+        counts[geometry] = int(t["abstain_reason"].str.contains("profile").sum())
+        if geometry:
+            low = float((t["mesh_score"] < 0.5).mean())
+    print(f"- {len(t)} face rows: {counts[False]} with the 5-point yaw proxy (--no-geometry), {counts[True]} with "
+          f"the mesh's yaw where mesh_score >= 0.5 ({low:.0%} of rows below, where the proxy still gates)")
+
+    print("\n## Cost per face (one thread, same process)\n")
+    img = cv2.imread(str(root / paths[0]))
+    d = det.detect(img)
+    model = ExpressionModel.load()
+    from mien.alignment import align_faces
+
+    crops = align_faces(img, d.landmarks, model.input_size)
+    for n in (1, 4):
+        boxes, lms = np.repeat(d.xyxy[:1], n, 0), np.repeat(d.landmarks[:1], n, 0)
+        mesh.run(img, boxes, lms)
+        model.predict_logits(np.repeat(crops[:1], n, 0))
+        t0 = time.perf_counter()
+        for _ in range(50):
+            mesh.run(img, boxes, lms)
+        t1 = time.perf_counter()
+        for _ in range(50):
+            model.predict_logits(np.repeat(crops[:1], n, 0))
+        t2 = time.perf_counter()
+        print(f"- {n} face(s) per batch: mesh (crop + network + back-projection) {1e3 * (t1 - t0) / 50 / n:.2f} ms/face, "
+              f"expression model {1e3 * (t2 - t1) / 50 / n:.2f} ms/face (ratio {(t1 - t0) / (t2 - t1):.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

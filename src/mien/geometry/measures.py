@@ -1,0 +1,227 @@
+"""Named geometry measures of the face mesh: ``geo_*``.
+
+They are geometry, not FACS coding: each is a distance between mesh points that moves when the
+named action unit (AU) is produced, and also with anything else that moves those points (speech,
+a face's build). Each is computed in the head's own frame (pose, position and size taken out by
+the canonical-face fit of :mod:`mien.geometry.pose`, y up), divided by the inter-ocular distance
+(outer eye corners 33 and 263), so it does not change with the face's size in the frame or its
+head pose. Larger always means more of the named movement. Left/right are the person's own.
+
+Faces differ at rest, so :func:`track_deltas` gives each measure relative to the track's own
+baseline, and :func:`blink_events` turns eye opening into blink events.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    au: str
+    definition: str
+    right: tuple[int, ...]  # mesh indices used on the person's right (or the midline)
+    left: tuple[int, ...] | None  # mirror indices; None: a midline measure
+
+
+# Mesh indices (MediaPipe topology; the person's right side is the image's left).
+_CORNERS_R, _CORNERS_L = (33, 133), (263, 362)  # eye corners: they move little with the lids
+_BROW_R, _BROW_L = (70, 63, 105, 66, 107), (300, 293, 334, 296, 336)
+_LIDS_R = ((159, 145), (158, 153), (160, 144))
+_LIDS_L = ((386, 374), (385, 380), (387, 373))
+
+MEASURES: tuple[Measure, ...] = (
+    Measure("brow_raise", "AU1+2", "mean height of the upper brow line above the eye corners",
+            _BROW_R + _CORNERS_R, _BROW_L + _CORNERS_L),
+    Measure("brow_lower", "AU4", "minus the height of the inner brow end above the inner eye corner",
+            (107, 133), (336, 362)),
+    Measure("eye_open", "AU5/AU7 (and blinks)", "mean upper-to-lower eyelid distance at three points",
+            (159, 145, 158, 153, 160, 144), (386, 374, 385, 380, 387, 373)),
+    Measure("nose_wrinkle", "AU9", "minus the height of the inner eye corner above the nose wing",
+            (133, 98), (362, 327)),
+    Measure("upper_lip_raise", "AU10", "minus the height of the nose wing above the upper lip's peak",
+            (98, 37), (327, 267)),
+    Measure("lip_corner_pull", "AU12", "height of the mouth corner above the lips' vertical midpoint "
+            "(halfway between upper-lip top and lower-lip bottom)", (61, 0, 17), (291, 0, 17)),
+    Measure("lip_corner_depress", "AU15", "depth of the mouth corner below the base of the nose",
+            (61, 2), (291, 2)),
+    Measure("lip_stretch", "AU20", "mouth width, corner to corner", (61, 291), None),
+    Measure("lip_press", "AU24", "minus the red-lip height, upper plus lower lip", (0, 13, 14, 17), None),
+    Measure("mouth_open", "AU25/AU26", "gap between the inner lips", (13, 14), None),
+    Measure("jaw_drop", "AU26/AU27", "nose tip to chin", (1, 152), None),
+)
+
+IOD_POINTS = (33, 263)
+
+
+def _y(p: np.ndarray, *idx: int) -> np.ndarray:
+    return p[:, list(idx), 1].mean(1)
+
+
+def _side(name: str, p: np.ndarray, left: bool) -> np.ndarray:
+    """One side's raw value (face frame, before dividing by the inter-ocular distance)."""
+    if name == "brow_raise":
+        return _y(p, *(_BROW_L if left else _BROW_R)) - _y(p, *(_CORNERS_L if left else _CORNERS_R))
+    if name == "brow_lower":
+        brow, corner = (336, 362) if left else (107, 133)
+        return -(_y(p, brow) - _y(p, corner))
+    if name == "eye_open":
+        lids = _LIDS_L if left else _LIDS_R
+        return np.mean([p[:, a, 1] - p[:, b, 1] for a, b in lids], axis=0)
+    if name == "nose_wrinkle":
+        corner, wing = (362, 327) if left else (133, 98)
+        return -(_y(p, corner) - _y(p, wing))
+    if name == "upper_lip_raise":
+        wing, peak = (327, 267) if left else (98, 37)
+        return -(_y(p, wing) - _y(p, peak))
+    if name == "lip_corner_pull":
+        return _y(p, 291 if left else 61) - _y(p, 0, 17)
+    if name == "lip_corner_depress":
+        return _y(p, 2) - _y(p, 291 if left else 61)
+    raise KeyError(name)
+
+
+def _midline(name: str, p: np.ndarray) -> np.ndarray:
+    if name == "lip_stretch":
+        return np.linalg.norm(p[:, 291] - p[:, 61], axis=1)
+    if name == "lip_press":
+        return -((_y(p, 0) - _y(p, 13)) + (_y(p, 14) - _y(p, 17)))
+    if name == "mouth_open":
+        return _y(p, 13) - _y(p, 14)
+    if name == "jaw_drop":
+        return _y(p, 1) - _y(p, 152)
+    raise KeyError(name)
+
+
+def _readable_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
+    """The definitions above, point by point (the source of truth; :func:`geometry_measures`
+    computes the same values with one matrix product)."""
+    p = np.asarray(face_points, np.float64)
+    iod = np.linalg.norm(p[:, IOD_POINTS[0]] - p[:, IOD_POINTS[1]], axis=1)
+    iod = np.where(iod > 0, iod, np.nan)
+    out: dict[str, np.ndarray] = {}
+    for m in MEASURES:
+        if m.left is None:
+            out[f"geo_{m.name}"] = _midline(m.name, p) / iod
+        else:
+            r, lf = _side(m.name, p, False) / iod, _side(m.name, p, True) / iod
+            out[f"geo_{m.name}"] = (r + lf) / 2
+            out[f"geo_{m.name}_left"] = lf
+            out[f"geo_{m.name}_right"] = r
+    return out
+
+
+_NONLINEAR = ("geo_lip_stretch",)  # a Euclidean distance; every other measure is linear in the y coordinates
+
+
+@lru_cache(maxsize=1)
+def _linear_weights() -> tuple[tuple[str, ...], np.ndarray]:
+    """(columns, W (468, k)): every measure except lip_stretch is a fixed linear combination of
+    the points' y coordinates before the division by the inter-ocular distance; W is read off
+    the readable definitions by feeding them unit y coordinates (with a unit inter-ocular distance)."""
+    n = 468
+    basis = np.zeros((n, n, 3))
+    basis[np.arange(n), np.arange(n), 1] = 1.0
+    basis[:, IOD_POINTS[1], 0] += 1.0  # x only: moves no y, keeps the distance 33-263 near 1
+    iod = np.linalg.norm(basis[:, IOD_POINTS[0]] - basis[:, IOD_POINTS[1]], axis=1)
+    cols = tuple(c for c in measure_columns() if c not in _NONLINEAR)
+    vals = _readable_measures(basis)
+    return cols, np.stack([vals[c] * iod for c in cols], axis=1)
+
+
+def geometry_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
+    """``geo_*`` columns for n faces from mesh points (n, 468, 3) in the head's frame
+    (:meth:`mien.geometry.pose.HeadPose.to_face_frame`). Sided measures give ``geo_X_left``,
+    ``geo_X_right`` and ``geo_X`` (their mean)."""
+    p = np.asarray(face_points, np.float64)
+    iod = np.linalg.norm(p[:, IOD_POINTS[0]] - p[:, IOD_POINTS[1]], axis=1)
+    iod = np.where(iod > 0, iod, np.nan)
+    cols, w = _linear_weights()
+    vals = (p[:, :, 1] @ w) / iod[:, None]
+    out = {c: vals[:, j] for j, c in enumerate(cols)}
+    out["geo_lip_stretch"] = np.linalg.norm(p[:, 291] - p[:, 61], axis=1) / iod
+    return {c: out[c] for c in measure_columns()}
+
+
+def measure_columns() -> list[str]:
+    cols = []
+    for m in MEASURES:
+        cols.append(f"geo_{m.name}")
+        if m.left is not None:
+            cols += [f"geo_{m.name}_left", f"geo_{m.name}_right"]
+    return cols
+
+
+def track_baselines(track_ids: np.ndarray, values: np.ndarray,
+                    neutral_prob: np.ndarray | None = None) -> np.ndarray:
+    """Each row's track baseline for one measure: the median over the track's more neutral-looking
+    half (rows whose neutral probability is at least the track's median), or over all its rows
+    when no probability is given. NaN rows (no mesh, abstained) are left out."""
+    track_ids = np.asarray(track_ids)
+    values = np.asarray(values, np.float64)
+    out = np.full(len(values), np.nan)
+    for t in np.unique(track_ids):
+        rows = np.flatnonzero((track_ids == t) & np.isfinite(values))
+        if len(rows) == 0:
+            continue
+        use = rows
+        if neutral_prob is not None:
+            p = np.asarray(neutral_prob, np.float64)[rows]
+            ok = np.isfinite(p)
+            if ok.any():
+                use = rows[ok & (p >= np.median(p[ok]))]
+        out[track_ids == t] = np.median(values[use])
+    return out
+
+
+def track_deltas(track_ids: np.ndarray, measures: dict[str, np.ndarray],
+                 neutral_prob: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """``geo_X_delta`` = ``geo_X`` minus its track baseline (:func:`track_baselines`)."""
+    return {f"{k}_delta": np.asarray(v, np.float64) - track_baselines(track_ids, v, neutral_prob)
+            for k, v in measures.items()}
+
+
+# Eyes count as closed below this share of the track's median opening. The mesh never closes its
+# lids fully: on single_face.mp4's blink (frames 26-28, eyes shut when looked at) it reads 0.63-0.66
+# of the median, while open eyes there stay above 0.82.
+BLINK_CLOSED_FRACTION = 0.75
+BLINK_MAX_S = 0.5  # a closure longer than this is reported as eyes_closed, not a blink
+
+
+def blink_events(track_ids: np.ndarray, times_s: np.ndarray, eye_open: np.ndarray) -> list[dict]:
+    """Eye closures per track: runs of consecutive rows of a track whose ``geo_eye_open`` is below
+    ``BLINK_CLOSED_FRACTION`` (0.75) x the track's median. Each event: track_id, start_s, end_s, frames,
+    kind (``blink`` up to ``BLINK_MAX_S``, else ``eyes_closed``), min_ratio (deepest closure)."""
+    track_ids = np.asarray(track_ids)
+    times_s = np.asarray(times_s, np.float64)
+    eye_open = np.asarray(eye_open, np.float64)
+    events: list[dict] = []
+    for t in np.unique(track_ids):
+        rows = np.flatnonzero(track_ids == t)
+        rows = rows[np.argsort(times_s[rows], kind="stable")]
+        v = eye_open[rows]
+        ok = np.isfinite(v)
+        if ok.sum() < 3:
+            continue
+        base = float(np.median(v[ok]))
+        if base <= 0:
+            continue
+        ratio = v / base
+        closed = ok & (ratio < BLINK_CLOSED_FRACTION)
+        i = 0
+        while i < len(rows):
+            if not closed[i]:
+                i += 1
+                continue
+            j = i
+            while j + 1 < len(rows) and closed[j + 1]:
+                j += 1
+            start, end = float(times_s[rows[i]]), float(times_s[rows[j]])
+            events.append({"track_id": t.item() if hasattr(t, "item") else t, "start_s": start, "end_s": end,
+                           "frames": int(j - i + 1), "kind": "blink" if end - start <= BLINK_MAX_S else "eyes_closed",
+                           "min_ratio": float(np.nanmin(ratio[i:j + 1]))})
+            i = j + 1
+    return events

@@ -1,0 +1,149 @@
+"""MediaPipe Face Mesh on faces that are already tracked: no extra detection.
+
+The network wants what MediaPipe's own graph gives it: a square crop around the face, turned so the
+eye line is horizontal, 1.5x the face box (MediaPipe's ``RectTransformationCalculator`` scale for
+detection-seeded crops), resized to 192x192, RGB in 0..1. Here the box and the eye line come from
+the tracked RetinaFace detection of the same frame. All faces of a frame run in one batch; the 468
+points come back in frame pixels (x right, y down; z is the network's relative depth, scaled like x,
+smaller = nearer the camera).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mien.errors import ModelError
+from mien.manifest import file_sha256
+
+INPUT_SIZE = 192
+CROP_SCALE = 1.5
+N_POINTS = 468
+
+
+def default_card_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "models" / "face_mesh.json"
+
+
+@dataclass
+class MeshResult:
+    """The mesh of n faces: points (n, 468, 3) in frame pixels and the face-presence score (n,)."""
+
+    points: np.ndarray
+    score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    @classmethod
+    def empty(cls) -> MeshResult:
+        return cls(np.zeros((0, N_POINTS, 3), np.float32), np.zeros(0, np.float32))
+
+
+def crop_transforms(boxes: np.ndarray, landmarks5: np.ndarray, scale: float = CROP_SCALE) -> np.ndarray:
+    """Affine maps (n, 2, 3) from frame pixels to the 192-px network crop of each face.
+
+    Centre: the box centre. Side: ``scale`` x the longer box side. Rotation: the eye line
+    (RetinaFace points 0 and 1) made horizontal, as MediaPipe rotates its crops.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    lm = np.asarray(landmarks5, np.float64).reshape(-1, 5, 2)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    side = scale * np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    eye = lm[:, 1] - lm[:, 0]
+    theta = np.arctan2(eye[:, 1], eye[:, 0])
+    s = INPUT_SIZE / np.maximum(side, 1e-6)
+    c, si = np.cos(theta) * s, np.sin(theta) * s
+    m = np.empty((len(boxes), 2, 3))
+    m[:, 0, 0], m[:, 0, 1] = c, si
+    m[:, 1, 0], m[:, 1, 1] = -si, c
+    m[:, :, 2] = INPUT_SIZE / 2 - np.einsum("nij,nj->ni", m[:, :, :2], centre)
+    return m
+
+
+def back_project(points: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+    """Crop-pixel points (n, k, 3) to frame pixels with the inverse of each crop transform; z is
+    scaled by the same factor as x and y."""
+    a = transforms[:, :, :2]
+    inv = np.linalg.inv(a)
+    xy = np.einsum("nij,nkj->nki", inv, points[..., :2] - transforms[:, None, :, 2])
+    scale = 1.0 / np.sqrt(np.abs(np.linalg.det(a)))
+    return np.concatenate([xy, points[..., 2:3] * scale[:, None, None]], axis=-1)
+
+
+def crops_for(image_bgr: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+    """The network input (n, 192, 192, 3) float32 RGB 0..1 for each transform."""
+    out = np.empty((len(transforms), INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+    if image_bgr.ndim == 2:
+        image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
+    for i, m in enumerate(transforms):
+        crop = cv2.warpAffine(image_bgr, m.astype(np.float32), (INPUT_SIZE, INPUT_SIZE),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        # contiguous copies only (a reversed-channel view copies 3-4x slower)
+        np.multiply(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.float32(1.0 / 255.0), out=out[i], casting="unsafe")
+    return out
+
+
+class FaceMesh:
+    """The converted Face Mesh network (ONNX Runtime), SHA-256 checked against its card at load."""
+
+    def __init__(self, card: dict, onnx_path: Path, threads: int = 1) -> None:
+        self.card = card
+        self.onnx_path = onnx_path
+        self.threads = threads
+        self._session = None
+
+    @classmethod
+    def load(cls, card_path: str | Path | None = None, threads: int = 1) -> FaceMesh:
+        path = Path(card_path) if card_path is not None else default_card_path()
+        if not path.is_file():
+            raise ModelError(f"face mesh card {path} not found; reinstall mien")
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"face mesh card {path} is not valid JSON ({exc}); reinstall mien")
+        for key_file, key_sha in (("file", "sha256"), ("canonical_file", "canonical_sha256")):
+            f = (path.parent / card[key_file]).resolve()
+            if not f.is_file():
+                raise ModelError(f"face mesh file {f} named by card {path} is missing; reinstall mien")
+            digest = _cached_sha256(str(f), f.stat().st_mtime_ns)
+            if digest != card[key_sha]:
+                raise ModelError(
+                    f"face mesh file {f} has SHA-256 {digest} but its card says {card[key_sha]}; the file "
+                    "is corrupt or was replaced: reinstall mien or rerun scripts/convert_face_mesh.py"
+                )
+        return cls(card, (path.parent / card["file"]).resolve(), threads)
+
+    @property
+    def session(self):
+        if self._session is None:
+            from mien.detection import make_session
+
+            self._session = make_session(str(self.onnx_path), self.threads)
+        return self._session
+
+    def run_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw network output for crops (n, 192, 192, 3): points (n, 468, 3) in crop pixels, score (n,)."""
+        if len(crops) == 0:
+            return np.zeros((0, N_POINTS, 3), np.float32), np.zeros(0, np.float32)
+        lm, logit = self.session.run(None, {"input": np.ascontiguousarray(crops, np.float32)})
+        score = 1.0 / (1.0 + np.exp(-logit[:, 0].astype(np.float64)))
+        return lm.reshape(-1, N_POINTS, 3), score.astype(np.float32)
+
+    def run(self, image_bgr: np.ndarray, boxes: np.ndarray, landmarks5: np.ndarray,
+            scale: float = CROP_SCALE) -> MeshResult:
+        """The mesh of each face given by its box (n, 4) xyxy and 5 RetinaFace points (n, 5, 2)."""
+        if len(boxes) == 0:
+            return MeshResult.empty()
+        m = crop_transforms(boxes, landmarks5, scale)
+        pts, score = self.run_crops(crops_for(image_bgr, m))
+        return MeshResult(back_project(pts.astype(np.float64), m).astype(np.float32), score)
+
+
+@lru_cache(maxsize=8)
+def _cached_sha256(path: str, mtime_ns: int) -> str:
+    return file_sha256(Path(path))

@@ -1,0 +1,126 @@
+"""3-D head pose: a weighted rigid (similarity) fit of the mesh to MediaPipe's canonical face.
+
+The canonical face (468 vertices, centimetres) is right-handed: x towards the image's right for a
+frontal face, y up, z out of the face towards the camera. Mesh points (x right, y down, z smaller
+= nearer) are put in that frame by flipping y and z, then the rotation R, scale s and translation t
+minimising sum_i w_i |s R c_i + t - p_i|^2 are found in closed form (Umeyama 1991), with MediaPipe's
+own Procrustes weights: 33 points on the forehead, nose and cheeks, none on the mouth, brows or
+eyelids, so an expression does not move the pose. The depth the network gives makes this a 3-D fit
+(weak perspective), so it needs no camera intrinsics, unlike ``cv2.solvePnP``.
+
+Sign conventions (degrees; R = R_y(yaw) R_x(-pitch) R_z(-roll), roll applied first):
+
+* ``yaw`` > 0: the face turns towards the image's right (the person's own left); 0 frontal; ±90 profile.
+* ``pitch`` > 0: the face tilts up (chin up); < 0: looking down.
+* ``roll`` > 0: the head tilts clockwise in the image (the eye on the image's right is lower), the
+  same sign as mien's earlier eye-line roll.
+
+A horizontal image flip negates yaw and roll and leaves pitch.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from mien.errors import ModelError
+from mien.manifest import file_sha256
+
+_FLIP = np.array([1.0, -1.0, -1.0])  # image (x right, y down, z away) -> canonical (y up, z towards)
+
+
+@dataclass(frozen=True)
+class CanonicalFace:
+    vertices: np.ndarray  # (468, 3) cm
+    weights: np.ndarray  # (468,) Procrustes weights (0 off the 33 basis points)
+    triangles: np.ndarray  # (898, 3)
+
+
+@lru_cache(maxsize=1)
+def canonical_face(card_path: str | None = None) -> CanonicalFace:
+    """The canonical face shipped beside the mesh network, SHA-256 checked against the card."""
+    from mien.geometry.mesh import default_card_path
+
+    card_file = Path(card_path) if card_path else default_card_path()
+    card = json.loads(card_file.read_text())
+    path = card_file.parent / card["canonical_file"]
+    if not path.is_file() or file_sha256(path) != card["canonical_sha256"]:
+        raise ModelError(f"canonical face {path} is missing or does not match its card; reinstall mien")
+    with np.load(path) as z:
+        w = np.zeros(len(z["vertices"]))
+        w[z["procrustes_ids"]] = z["procrustes_weights"]
+        return CanonicalFace(z["vertices"].astype(np.float64), w, z["triangles"].astype(np.int64))
+
+
+@dataclass
+class HeadPose:
+    """Pose of n faces. ``rotation`` maps canonical to camera axes; ``scale`` is frame pixels per cm;
+    ``translation`` in frame pixels (canonical axes)."""
+
+    yaw_deg: np.ndarray
+    pitch_deg: np.ndarray
+    roll_deg: np.ndarray
+    rotation: np.ndarray  # (n, 3, 3)
+    scale: np.ndarray  # (n,)
+    translation: np.ndarray  # (n, 3)
+
+    def to_face_frame(self, points: np.ndarray) -> np.ndarray:
+        """Mesh points (n, k, 3) in frame pixels -> the canonical face's frame and units (cm), with
+        the head's rotation, position and size taken out."""
+        p = np.asarray(points, np.float64) * _FLIP
+        p = p - self.translation[:, None, :]
+        return np.einsum("nji,nkj->nki", self.rotation, p) / self.scale[:, None, None]
+
+
+def rotation_from_angles(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
+    """R = R_y(yaw) R_x(-pitch) R_z(-roll) in the canonical frame (see the module's conventions)."""
+    a, b, c = np.radians([yaw_deg, -pitch_deg, -roll_deg])
+    ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return ry @ rx @ rz
+
+
+def angles_from_rotation(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(yaw, pitch, roll) in degrees for rotations (n, 3, 3); inverse of :func:`rotation_from_angles`."""
+    r = np.asarray(r, np.float64).reshape(-1, 3, 3)
+    yaw = np.degrees(np.arctan2(r[:, 0, 2], r[:, 2, 2]))
+    pitch = -np.degrees(np.arcsin(np.clip(-r[:, 1, 2], -1.0, 1.0)))
+    roll = -np.degrees(np.arctan2(r[:, 1, 0], r[:, 1, 1]))
+    return yaw, pitch, roll
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted Umeyama for n point sets: R (n,3,3), s (n,), t (n,3) with dst ~ s R src + t.
+    ``src`` (k, 3) is shared; ``dst`` (n, k, 3); ``w`` (k,)."""
+    w = np.asarray(w, np.float64) / np.sum(w)
+    mu_s = w @ src
+    mu_d = np.einsum("k,nkd->nd", w, dst)
+    s0 = src - mu_s
+    d0 = dst - mu_d[:, None]
+    cov = np.einsum("k,nki,kj->nij", w, d0, s0)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones((len(dst), 3))
+    d[:, 2] = np.sign(np.linalg.det(u) * np.linalg.det(vt))
+    d[d[:, 2] == 0, 2] = 1.0
+    rot = np.einsum("nij,nj,njk->nik", u, d, vt)
+    var_s = float(w @ (s0**2).sum(1))
+    scale = (sig * d).sum(1) / max(var_s, 1e-12)
+    t = mu_d - scale[:, None] * np.einsum("nij,j->ni", rot, mu_s)
+    return rot, scale, t
+
+
+def head_pose(points: np.ndarray, canonical: CanonicalFace | None = None) -> HeadPose:
+    """Head pose of n faces from their mesh points (n, 468, 3) in frame pixels."""
+    canon = canonical or canonical_face()
+    pts = np.asarray(points, np.float64).reshape(-1, canon.vertices.shape[0], 3)
+    if len(pts) == 0:
+        z = np.zeros(0)
+        return HeadPose(z, z, z, np.zeros((0, 3, 3)), z, np.zeros((0, 3)))
+    idx = np.flatnonzero(canon.weights)
+    rot, scale, t = fit_similarity(canon.vertices[idx], pts[:, idx] * _FLIP, canon.weights[idx])
+    yaw, pitch, roll = angles_from_rotation(rot)
+    return HeadPose(yaw, pitch, roll, rot, scale, t)

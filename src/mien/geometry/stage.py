@@ -1,0 +1,106 @@
+"""The geometry stage of the engine: mesh, pose and measures for one frame's tracked faces.
+
+It reuses each face's tracked box and RetinaFace landmarks (no extra detection) and runs the
+mesh network once per frame over all its faces. Its columns go into :attr:`mien.faces.Faces.data`;
+the per-track ``geo_*_delta`` columns are added to the finished table by :func:`add_track_deltas`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mien.faces import Faces
+from mien.geometry.measures import blink_events, measure_columns, track_deltas
+from mien.geometry.measures import geometry_measures as _measures
+from mien.geometry.mesh import FaceMesh
+from mien.geometry.pose import head_pose
+from mien.schema import order_columns
+
+POSE_COLUMNS = ("pose_yaw_deg", "pose_pitch_deg", "pose_roll_deg")
+#: Columns that need a track's whole run (added by :func:`add_track_deltas` when the run is complete;
+#: checkpoint parts written during the run do not have them).
+END_OF_RUN_COLUMNS: tuple[str, ...] = tuple(f"{c}_delta" for c in measure_columns()) + ("geo_blink",)
+
+
+def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces) -> tuple[Faces, np.ndarray]:
+    """``faces`` with pose, ``mesh_score`` and ``geo_*`` columns in ``data``; and the mesh points
+    (n, 468, 3) in frame pixels (for ``--landmarks`` and drawing)."""
+    res = mesh.run(image_bgr, faces.xyxy, faces.landmarks)
+    pose = head_pose(res.points)
+    data: dict[str, np.ndarray] = {
+        "pose_yaw_deg": pose.yaw_deg, "pose_pitch_deg": pose.pitch_deg, "pose_roll_deg": pose.roll_deg,
+        "mesh_score": res.score.astype(np.float64),
+    }
+    data.update(_measures(pose.to_face_frame(res.points)))
+    return faces.replace(data=data), res.points
+
+
+def add_track_deltas(table: pd.DataFrame) -> pd.DataFrame:
+    """``geo_X_delta`` for every ``geo_X`` column: relative to the track's baseline, the median over
+    its more neutral-looking half of frames (by ``prob_neutral``; abstaining rows have none and are
+    left out of the choice). Computed per source and track once the table is complete."""
+    cols = [c for c in measure_columns() if c in table.columns]
+    if not cols or table.empty:
+        return table
+    key = table["source"].astype(str) + "\x00" + table["track_id"].astype(str)
+    track = pd.factorize(key)[0]
+    neutral = table["prob_neutral"].to_numpy(np.float64) if "prob_neutral" in table.columns else None
+    deltas = track_deltas(track, {c: table[c].to_numpy(np.float64) for c in cols}, neutral)
+    return order_columns(table.assign(**deltas, geo_blink=_blink_rows(table, track)))
+
+
+def _blink_rows(table: pd.DataFrame, track: np.ndarray) -> np.ndarray:
+    """1 on the rows that fall inside a blink (:func:`mien.geometry.blink_events`), else 0."""
+    out = np.zeros(len(table), np.int64)
+    if "geo_eye_open" not in table.columns:
+        return out
+    times = table["time_s"].to_numpy(np.float64)
+    for ev in blink_events(track, times, table["geo_eye_open"].to_numpy(np.float64)):
+        if ev["kind"] == "blink":
+            out[(track == ev["track_id"]) & (times >= ev["start_s"]) & (times <= ev["end_s"])] = 1
+    return out
+
+
+def blink_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The eye closures of a results table as events: source, track_id, start_s, end_s, frames, kind
+    (``blink`` up to 0.5 s, else ``eyes_closed``), min_ratio (deepest closure / the track's median)."""
+    rows = []
+    for (source, track_id), g in table.groupby(["source", "track_id"], sort=False):
+        for ev in blink_events(np.zeros(len(g), np.int64), g["time_s"].to_numpy(np.float64),
+                               g["geo_eye_open"].to_numpy(np.float64)):
+            rows.append({"source": source, **ev, "track_id": track_id})
+    cols = ["source", "track_id", "start_s", "end_s", "frames", "kind", "min_ratio"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+class LandmarkRows:
+    """Collects every face's 468 mesh points (and the iBUG-68 subset) for ``X.landmarks.parquet``:
+    one row per face per frame, keyed like the results table (source, frame_index, time_s,
+    track_id), then ``mesh{i}_x|y|z`` (frame pixels; z relative depth, scaled like x) and
+    ``ibug{j}_x|y`` (the dlib/iBUG 68-point order)."""
+
+    def __init__(self) -> None:
+        self._keys: list[dict[str, np.ndarray]] = []
+        self._points: list[np.ndarray] = []
+
+    def add(self, source: str, frame_index: int, time_s: float, track_ids: np.ndarray, points: np.ndarray) -> None:
+        n = len(track_ids)
+        self._keys.append({"source": np.full(n, source, dtype=object), "frame_index": np.full(n, frame_index),
+                           "time_s": np.full(n, time_s), "track_id": np.asarray(track_ids)})
+        self._points.append(np.asarray(points, np.float32))
+
+    def to_frame(self) -> pd.DataFrame:
+        from mien.geometry.landmarks68 import to_ibug68
+
+        if not self._points:
+            return pd.DataFrame({"source": [], "frame_index": [], "time_s": [], "track_id": []})
+        keys = {k: np.concatenate([d[k] for d in self._keys]) for k in self._keys[0]}
+        pts = np.concatenate(self._points)
+        cols: dict[str, np.ndarray] = dict(keys)
+        for i in range(pts.shape[1]):
+            for a, axis in enumerate("xyz"):
+                cols[f"mesh{i}_{axis}"] = pts[:, i, a]
+        sub = to_ibug68(pts)
+        for j in range(sub.shape[1]):
+            cols[f"ibug{j}_x"], cols[f"ibug{j}_y"] = sub[:, j, 0], sub[:, j, 1]
+        return pd.DataFrame(cols)

@@ -1,0 +1,254 @@
+"""Face geometry: the mesh model's integrity, the pose solver and its signs, the measures, blinks."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SHARED
+
+from mien.errors import ModelError
+from mien.geometry import FaceMesh, blink_events, canonical_face, geometry_measures, head_pose, track_deltas
+from mien.geometry.landmarks68 import MESH_TO_IBUG68, to_ibug68
+from mien.geometry.mesh import back_project, crop_transforms
+from mien.geometry.pose import _FLIP, HeadPose, rotation_from_angles
+
+TAIWANESE = SHARED / "expressions" / "taiwanese_chen2013"
+
+
+def _image(path: Path) -> np.ndarray:
+    if not path.is_file():
+        pytest.skip(f"shared data absent: {path} (geometry tests on real faces need ../shared)")
+    return cv2.imread(str(path))
+
+
+@pytest.fixture(scope="module")
+def models():
+    from mien.detection import FaceDetector
+
+    return FaceDetector(), FaceMesh.load()
+
+
+def _frame_points(yaw: float, pitch: float, roll: float, scale: float = 9.0) -> np.ndarray:
+    """The canonical face posed by (yaw, pitch, roll), in frame pixels (x right, y down)."""
+    c = canonical_face()
+    r = rotation_from_angles(yaw, pitch, roll)
+    p = scale * c.vertices @ r.T + np.array([320.0, -240.0, -50.0])
+    return (p * _FLIP)[None]
+
+
+def test_mesh_card_refuses_a_changed_model(tmp_path: Path) -> None:
+    src = Path(FaceMesh.load().onnx_path).parent
+    for f in ("face_mesh.json", "face_mesh.onnx", "face_mesh_canonical.npz"):
+        shutil.copy(src / f, tmp_path / f)
+    FaceMesh.load(tmp_path / "face_mesh.json")
+    data = bytearray((tmp_path / "face_mesh.onnx").read_bytes())
+    data[-10] ^= 1
+    (tmp_path / "face_mesh.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="SHA-256"):
+        FaceMesh.load(tmp_path / "face_mesh.json")
+    card = json.loads((src / "face_mesh.json").read_text())
+    assert card["source"]["pypi"] == "mediapipe==0.10.21" and "Apache-2.0" in card["licence"]
+    assert "Apache License" in (src / "face_mesh_NOTICE.txt").read_text()
+
+
+@pytest.mark.parametrize("angles", [(0, 0, 0), (30, 0, 0), (-45, 10, 5), (20, -25, -15), (-70, 15, 30)])
+def test_solver_recovers_known_rotations_of_the_canonical_face(angles: tuple[float, float, float]) -> None:
+    pose = head_pose(_frame_points(*angles))
+    np.testing.assert_allclose([pose.yaw_deg[0], pose.pitch_deg[0], pose.roll_deg[0]], angles, atol=1e-6)
+    np.testing.assert_allclose(pose.scale, 9.0, rtol=1e-9)
+    # the head's frame undoes the pose exactly
+    np.testing.assert_allclose(pose.to_face_frame(_frame_points(*angles))[0], canonical_face().vertices, atol=1e-9)
+
+
+def test_pose_signs_follow_the_documented_conventions() -> None:
+    c = canonical_face()
+    nose, right_eye, left_eye = 1, 33, 263  # the person's right eye is on the image's left
+    p = _frame_points(30, 0, 0)[0]
+    assert p[nose, 0] > p[[right_eye, left_eye], 0].mean()  # yaw > 0: nose towards the image's right
+    p = _frame_points(0, 20, 0)[0]
+    q = _frame_points(0, 0, 0)[0]
+    assert p[nose, 1] - p[[right_eye, left_eye], 1].mean() < q[nose, 1] - q[[right_eye, left_eye], 1].mean()  # chin up
+    p = _frame_points(0, 0, 15)[0]
+    assert p[left_eye, 1] > p[right_eye, 1]  # roll > 0: the eye on the image's right is lower
+    assert c.vertices[right_eye, 0] < 0 < c.vertices[left_eye, 0]
+
+
+def test_flipping_the_points_negates_yaw_and_roll() -> None:
+    p = _frame_points(25, -10, 12)
+    flipped = p.copy()
+    flipped[..., 0] = 640 - flipped[..., 0]
+    # a mirror swaps the person's sides: mirror-symmetric mesh indices trade places
+    c = canonical_face().vertices
+    mirror = np.array([int(np.argmin(np.linalg.norm(c - c[i] * [-1, 1, 1], axis=1))) for i in range(len(c))])
+    pose = head_pose(flipped[:, mirror])
+    np.testing.assert_allclose([pose.yaw_deg[0], pose.pitch_deg[0], pose.roll_deg[0]], [-25, -10, -12], atol=1e-3)
+
+
+def test_crop_transform_round_trips_points() -> None:
+    boxes = np.array([[100, 50, 180, 150], [10, 20, 40, 60]], np.float32)
+    lm = np.array([[[120, 90], [160, 80], [140, 110], [125, 130], [158, 125]],
+                   [[18, 35], [32, 36], [25, 45], [19, 52], [31, 52]]], np.float32)
+    m = crop_transforms(boxes, lm)
+    frame_pts = np.array([[[140.0, 100.0, 3.0], [120, 90, 0]], [[25, 40, 1], [18, 35, 0]]])
+    crop = np.einsum("nij,nkj->nki", m[:, :, :2], frame_pts[..., :2]) + m[:, None, :, 2]
+    scale = np.sqrt(np.abs(np.linalg.det(m[:, :, :2])))
+    crop = np.concatenate([crop, frame_pts[..., 2:] * scale[:, None, None]], -1)
+    np.testing.assert_allclose(back_project(crop, m), frame_pts, atol=1e-9)
+    # the box centre lands at the crop centre and the eye line is horizontal in the crop
+    np.testing.assert_allclose(m[0, :, :2] @ [140, 100] + m[0, :, 2], [96, 96], atol=1e-9)
+    eyes = np.einsum("ij,kj->ki", m[0, :, :2], lm[0, :2]) + m[0, :, 2]
+    assert abs(eyes[0, 1] - eyes[1, 1]) < 1e-6
+
+
+def test_measures_are_scale_and_pose_free_and_follow_their_movement() -> None:
+    c = canonical_face().vertices
+    base = geometry_measures(c[None])
+    for angles, scale in (((30, 10, -20), 4.0), ((-50, -15, 10), 20.0)):
+        p = _frame_points(*angles, scale=scale)
+        moved = geometry_measures(head_pose(p).to_face_frame(p))
+        for k in base:
+            np.testing.assert_allclose(moved[k], base[k], atol=1e-9, err_msg=k)
+    # open the mouth: move the lower lip and chin down; only the mouth measures grow
+    opened = c.copy()
+    lower = [14, 17, 152, 87, 317, 84, 314]
+    opened[lower, 1] -= 1.0
+    after = geometry_measures(opened[None])
+    assert after["geo_mouth_open"][0] > base["geo_mouth_open"][0]
+    assert after["geo_jaw_drop"][0] > base["geo_jaw_drop"][0]
+    assert after["geo_brow_raise"][0] == base["geo_brow_raise"][0]
+    raised = c.copy()
+    raised[[70, 63, 105, 66, 107], 1] += 0.5  # the person's right brow only
+    r = geometry_measures(raised[None])
+    assert r["geo_brow_raise_right"][0] > base["geo_brow_raise_right"][0]
+    assert r["geo_brow_raise_left"][0] == base["geo_brow_raise_left"][0]
+
+
+def test_track_deltas_use_the_more_neutral_half() -> None:
+    tracks = np.array([1, 1, 1, 1, 2, 2])
+    vals = np.array([0.1, 0.2, 0.9, 1.0, 5.0, 7.0])
+    neutral = np.array([0.9, 0.8, 0.1, 0.2, 0.5, 0.5])
+    d = track_deltas(tracks, {"geo_x": vals}, neutral)["geo_x_delta"]
+    np.testing.assert_allclose(d, [-0.05, 0.05, 0.75, 0.85, -1.0, 1.0])
+
+
+def test_blink_events_find_short_closures() -> None:
+    t = np.arange(60) / 30.0
+    eye = np.full(60, 0.3)
+    eye[10:13] = 0.05  # 3 frames: a blink
+    eye[30:50] = 0.05  # 20 frames, 0.63 s: eyes closed
+    ev = blink_events(np.zeros(60, int), t, eye)
+    assert [(e["kind"], e["frames"]) for e in ev] == [("blink", 3), ("eyes_closed", 20)]
+    assert ev[0]["start_s"] == pytest.approx(10 / 30)
+
+
+def test_ibug68_subset_shape_and_order() -> None:
+    assert len(MESH_TO_IBUG68) == 68 and len(set(MESH_TO_IBUG68)) == 68
+    c = canonical_face().vertices
+    sub = to_ibug68(c[None])[0]
+    assert sub[8, 1] == sub[:, 1].min()  # point 8 is the chin
+    assert sub[36, 0] < sub[45, 0]  # 36 outer corner of the image-left eye, 45 of the image-right
+
+
+def test_mesh_on_a_real_face_is_consistent(models) -> None:
+    det, mesh = models
+    img = _image(TAIWANESE / "images" / "0101a02.jpg")
+    d = det.detect(img)
+    res = mesh.run(img, d.xyxy, d.landmarks)
+    assert res.points.shape == (len(d), 468, 3) and res.score[0] > 0.9
+    x1, y1, x2, y2 = d.xyxy[0]
+    inside = ((res.points[0, :, 0] > x1 - 0.2 * (x2 - x1)) & (res.points[0, :, 0] < x2 + 0.2 * (x2 - x1))).mean()
+    assert inside > 0.95
+    # two copies of the face in one batch give the same mesh
+    two = mesh.run(img, np.repeat(d.xyxy[:1], 2, 0), np.repeat(d.landmarks[:1], 2, 0))
+    np.testing.assert_allclose(two.points[0], two.points[1], atol=1e-4)
+    assert isinstance(head_pose(res.points), HeadPose)
+
+
+def _rotated(img: np.ndarray, angle: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    pad = cv2.copyMakeBorder(img, h // 2, h // 2, w // 2, w // 2, cv2.BORDER_REPLICATE)
+    m = cv2.getRotationMatrix2D((pad.shape[1] / 2, pad.shape[0] / 2), angle, 1.0)
+    return cv2.warpAffine(pad, m, (pad.shape[1], pad.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+
+
+@pytest.mark.parametrize("name", ["0101a02.jpg", "0111b01.jpg"])
+def test_roll_follows_in_plane_rotation_and_flips_negate_yaw_and_roll(models, name: str) -> None:
+    from mien.geometry.stills import largest_face_geometry
+
+    det, mesh = models
+    img = _image(TAIWANESE / "images" / name)
+    ref = largest_face_geometry(_rotated(img, 0), det, mesh)
+    assert ref is not None
+    for angle in (-30, -15, 15, 30):  # cv2: positive angle turns the image counter-clockwise
+        g = largest_face_geometry(_rotated(img, angle), det, mesh)
+        assert g is not None
+        assert abs((g.pose.roll_deg[0] - ref.pose.roll_deg[0]) - (-angle)) < 2.0, angle
+    for angle in (0, 20):
+        a = largest_face_geometry(_rotated(img, angle), det, mesh)
+        b = largest_face_geometry(cv2.flip(_rotated(img, angle), 1), det, mesh)
+        assert a is not None and b is not None
+        assert abs(a.pose.roll_deg[0] + b.pose.roll_deg[0]) < 2.0
+        assert abs(a.pose.yaw_deg[0] + b.pose.yaw_deg[0]) < 3.0
+
+
+def test_landmarks_need_the_mesh(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.run([sys.executable, "-m", "mien", "analyze", str(tmp_path / "x.mp4"), "--landmarks",
+                           "--no-geometry"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "need the face mesh" in proc.stderr
+
+
+def test_annotated_frame_draws_the_mesh() -> None:
+    from mien.annotate import draw
+    from mien.faces import Faces
+
+    img = np.full((480, 640, 3), 40, np.uint8)
+    pts = _frame_points(10, 0, 0, scale=12.0)
+    x1, y1 = pts[0, :, :2].min(0)
+    x2, y2 = pts[0, :, :2].max(0)
+    faces = Faces(np.array([[x1, y1, x2, y2]]), np.array([0.9]), np.zeros((1, 5, 2)), track_id=[0])
+    plain, meshed = draw(img, faces), draw(img, faces, mesh=pts)
+    inner = (slice(int(y1) + 5, int(y2) - 5), slice(int(x1) + 5, int(x2) - 5))
+    assert (plain[inner] != 40).sum() == 0 and (meshed[inner] != 40).any(axis=-1).mean() > 0.2
+
+
+def test_profile_gate_uses_the_mesh_yaw_where_the_mesh_found_a_face() -> None:
+    from mien.faces import Faces
+    from mien.options import QualityThresholds
+    from mien.quality import assess
+
+    # 5 points whose nose sits on the eye line's end: the proxy reads about -90 degrees
+    lm = np.array([[[100, 100], [140, 100], [100, 120], [105, 140], [135, 140]]] * 3, np.float32)
+    faces = Faces(np.array([[80, 70, 160, 170]] * 3, np.float32), np.full(3, 0.9, np.float32), lm,
+                  track_id=[0, 1, 2], data={"pose_yaw_deg": np.array([-30.0, -30.0, -80.0]),
+                                            "mesh_score": np.array([0.9, 0.1, 0.9])})
+    crops = np.random.default_rng(0).integers(0, 255, (3, 48, 48)).astype(np.uint8)
+    out = assess(faces, crops, QualityThresholds())
+    assert out.yaw_deg[0] < -70  # the proxy column is kept as it was
+    assert ["profile" in r for r in out.abstain_reason] == [False, True, True]
+    no_mesh = assess(Faces(faces.xyxy, faces.score, lm, track_id=[0, 1, 2]), crops, QualityThresholds())
+    assert all("profile" in r for r in no_mesh.abstain_reason)
+
+
+def test_matrix_form_of_the_measures_equals_their_definitions(models) -> None:
+    from mien.geometry.measures import _readable_measures
+
+    det, mesh = models
+    img = _image(TAIWANESE / "images" / "0111b01.jpg")
+    d = det.detect(img)
+    res = mesh.run(img, d.xyxy, d.landmarks)
+    face = head_pose(res.points).to_face_frame(res.points)
+    noisy = face + np.random.default_rng(0).normal(0, 0.2, (4, *face.shape[1:]))
+    fast, slow = geometry_measures(noisy), _readable_measures(noisy)
+    assert list(fast) == list(slow)
+    for k in slow:
+        np.testing.assert_allclose(fast[k], slow[k], rtol=1e-12, atol=1e-12, err_msg=k)
