@@ -216,7 +216,7 @@ def test_a_mixed_run_selects_across_domains_and_its_card_says_what_it_trained_on
 
     _toy_sets(tmp_path / "expr", tmp_path / "cache")
     data = _fake_ferplus(tmp_path / "fer.npz", n_train=128, n_val=32)
-    toy = {"epochs": 2, "lr": 0.01, "epoch_samples": 128, "batch_size": 32, "threads": 1, "warm_start": "",
+    toy = {"epochs": 3, "stop_after": 2, "lr": 0.01, "epoch_samples": 128, "batch_size": 32, "threads": 1, "warm_start": "",
            "warm_start_sha256": "", "width": 4}
     cfg = mix.MixConfig(data=str(data), out=str(tmp_path / "runs" / "mix" / "student"),
                         expressions_root=str(tmp_path / "expr"), crop_cache=str(tmp_path / "cache"), **toy)
@@ -224,6 +224,8 @@ def test_a_mixed_run_selects_across_domains_and_its_card_says_what_it_trained_on
     run = Path(cfg.out)
     logged = json.loads((run / "config.json").read_text())
     assert logged["sources"]["taiwanese_chen2013"]["no_face"] == 1
+    assert logged["epochs_run"] == 3 and logged["epochs_completed"] == 2  # a 3-epoch schedule, stopped after 2
+    assert len((run / "train_log.jsonl").read_text().splitlines()) == 2
     assert set(summary["balanced_accuracy"]) >= {"ferplus_public", "taiwanese_chen2013_val", "ferplus_private"}
     assert summary["selection_rule"].startswith("mean balanced accuracy over ferplus_public")
     assert "ferplus_private" not in logged["selection_sets"]  # report only

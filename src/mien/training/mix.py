@@ -70,6 +70,8 @@ class MixConfig(TrainConfig):
     blur_p: float = 0.2
     noise_p: float = 0.15
     jpeg_p: float = 0.3
+    stop_after: int = 0  # > 0: stop after this many epochs of the ``epochs``-long schedule (repeats a
+    # run that its time budget stopped early)
     ema_decay: float = 0.99  # a fine-tune of a few hundred steps: a short window
     score_raw: bool = True  # also score the raw (non-EMA) weights every epoch (doubles the scoring time)
 
@@ -297,6 +299,8 @@ def train_mix(cfg: MixConfig) -> dict:
     t_start = time.time()
     completed = 0
     for epoch in range(epochs):
+        if cfg.stop_after and epoch >= cfg.stop_after:
+            break
         if cfg.time_budget_s > 0 and epoch and time.perf_counter() - t_begin > cfg.time_budget_s:
             print(f"[{out.name}] time budget spent after {epoch} epochs: stopping (best so far is kept)", flush=True)
             break

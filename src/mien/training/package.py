@@ -143,6 +143,9 @@ def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
             had = had_cfg.get(key, defaults.get(key))
             if key == "epochs":
                 had = had_cfg.get("epochs_run", had)
+            if key == "stop_after":  # a mix run stopped by its time budget: the epochs it completed
+                had = had_cfg.get("epochs_completed")
+                wanted = wanted or had_cfg.get("epochs_run")
             if had != wanted:
                 raise ValueError(f"this run's {stage} {key} is {had!r} but preset {preset!r} trains {wanted!r}: "
                                  "the card would name a command that does not repeat the run; "

@@ -52,13 +52,14 @@ from mien.training.train import Deployable, TrainConfig, accuracy, predict_logit
 #: ``git show 8320618:src/mien/models/expression.onnx > runs/model_v1.2/expression.onnx``
 V12_ONNX = "runs/model_v1.2/expression.onnx"
 V12_SHA256 = "58a27112de62d0dc2cbe6ca2a396b232bfe4a3ea0676d6a1d304c555f59aed93"
-MIX_EPOCHS = 17  # set from the shipped run's config.json (epochs_run)
+MIX_EPOCHS = 9  # the shipped run's config.json: epochs_run (the one-cycle schedule's length) ...
+MIX_STOP_AFTER = 0  # ... and epochs_completed where its time budget stopped it before the end (0: it did not)
 
 PRESETS: dict[str, dict] = {
     # FER+ and the four expression sets, warm-started from the packaged FER+ network (mien.training.mix);
     # the epochs are those ``--time-budget-s 3800`` chose on the busy 2-core machine for mien-mix-vgg-2.0
     "mix": {"teachers": 0, "mix": True,
-            "student": {"epochs": MIX_EPOCHS, "lr": 0.02, "epoch_samples": 16384, "batch_size": 128,
+            "student": {"epochs": MIX_EPOCHS, "stop_after": MIX_STOP_AFTER, "lr": 0.02, "epoch_samples": 16384, "batch_size": 128,
                         "threads": 1, "warm_start": V12_ONNX, "warm_start_sha256": V12_SHA256}},
     # 100 epochs of the small net alone: 77 minutes on 2 CPU cores with bf16 (--precision auto)
     "cpu": {"teachers": 0, "student": {"epochs": 100}},
@@ -99,8 +100,9 @@ def run_mix(spec: dict, base: TrainConfig, time_budget_s: float) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     settings = dict(spec["student"])
-    if time_budget_s:
-        settings["epochs"] = max(settings["epochs"], 60)  # the budget chooses, up to 60
+    if time_budget_s:  # the budget chooses the epochs, up to 60, and where to stop
+        settings["epochs"] = max(settings["epochs"], 60)
+        settings["stop_after"] = 0
     cfg = MixConfig(data=base.data, out=str(out / "student"), device=base.device, seed=base.seed,
                     precision=base.precision, time_budget_s=time_budget_s, **settings)
     summary = train_mix(cfg)
