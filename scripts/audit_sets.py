@@ -113,7 +113,7 @@ def table(folders: list[Path], labels: list[str]) -> str:
             cells = [_ci(pc[c]["recall"]) if pc.get(c, {}).get("support") else "–" for c in CLASSES]
             lines.append(f"| {what} | {lab} | " + " | ".join(cells) + " |")
     lines += ["", "### Per group (the sets' own annotations)", "",
-              "| set | column | model | group: n, accuracy | accuracy gap (largest − smallest) |", "|---|---|---|---|---|"]
+              "| set | column | model | group: n, accuracy | accuracy gap (groups of n ≥ 10) |", "|---|---|---|---|---|"]
     for name, (_args, what) in SETS.items():
         if name.startswith("yale"):
             continue  # groups are single people there: too small to mean anything

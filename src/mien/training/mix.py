@@ -33,7 +33,7 @@ from mien.training import cli_errors
 from mien.training.expressions import CACHE_DIR, EXPRESSIONS_ROOT, FERPLUS_SHARE, SOURCES, load_source
 from mien.training.ferplus import load_ferplus
 from mien.training.net import build_net
-from mien.training.selection import EvalSet, choose_operating_point, selection_score
+from mien.training.selection import EvalSet, choose_operating_point, paired_bootstrap, selection_score
 from mien.training.train import (
     OPSET,
     Deployable,
@@ -332,7 +332,18 @@ def train_mix(cfg: MixConfig) -> dict:
     config["epochs_completed"] = completed
     (out / "config.json").write_text(json.dumps(config, indent=2))
     train_minutes = (time.time() - t_start) / 60
+    return _finish(cfg, model, fer, pools, selection, report, counts, best, start, epochs, train_minutes,
+                   params, precision, dev)
 
+
+def _finish(cfg: MixConfig, model: torch.nn.Module, fer, pools: list[Pool], selection: dict, report: dict,
+            counts: dict, best: dict, start: dict, epochs: int, train_minutes: float, params: int,
+            precision: str, dev: torch.device) -> dict:
+    """The end of a run: the kept weights scored on every set, the operating point chosen by the
+    selection rule, predictions, summary and the verified ONNX."""
+    out = Path(cfg.out)
+    sel_sets = {n: es for n, (es, _px) in selection.items()}
+    prior = mixed_prior(pools)
     model.load_state_dict(torch.load(out / "best.pt", map_location=dev))
     model.eval()
     sel_logits = _score_all(model, selection)
@@ -374,7 +385,7 @@ def train_mix(cfg: MixConfig) -> dict:
         "precision": precision,
         "labels": list(EXPRESSIONS),
     }
-    model = model.cpu().to(memory_format=torch.contiguous_format).eval()
+    model = model.cpu().to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     max_diff = export_verified_onnx(model, out / "expression.onnx", cfg.input_size, fer.private_test.pixels[:256])
     summary |= {"onnx_max_abs_diff": max_diff, "onnx_opset": OPSET}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -382,6 +393,56 @@ def train_mix(cfg: MixConfig) -> dict:
                                                "public_test_acc", "private_test_acc", "prior_strength")}, indent=2),
           flush=True)
     return summary
+
+
+
+
+def finalize(run: Path) -> dict:
+    """Finish a run that was stopped between epochs (its ``best.pt`` and ``train_log.jsonl`` kept):
+    the same final stage as an uninterrupted run, with ``epochs_completed`` from the log, so the
+    preset's ``stop_after`` repeats it."""
+    config = json.loads((run / "config.json").read_text())
+    fields = {k: v for k, v in config.items() if k in MixConfig.__dataclass_fields__}
+    cfg = MixConfig(**fields | {"out": str(run)})
+    torch.set_num_threads(cfg.threads)
+    dev = resolve_device(cfg.device)
+    fer, pools, selection, report, counts = load_mix(cfg)
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line]
+    rng_cal = np.random.default_rng(cfg.seed)
+    net = warm_started_net(cfg, fer.train.pixels[rng_cal.choice(len(fer.train), min(2048, len(fer.train)),
+                                                                replace=False)])
+    model = Deployable(net).to(dev)
+    sel_sets = {n: es for n, (es, _px) in selection.items()}
+    start = selection_score(_preds(_score_all(model, selection), selection), sel_sets)
+    best: dict = {"score": start["score"], "epoch": 0, "weights": "warm_start", "scores": start}
+    for rec in log:
+        for kind in ("ema", "raw"):
+            if kind in rec and rec[kind]["score"] > best["score"]:
+                best = {"score": rec[kind]["score"], "epoch": rec["epoch"], "weights": kind, "scores": rec[kind]}
+    config["epochs_completed"] = len(log)
+    config["finalized_after_stop"] = True
+    (run / "config.json").write_text(json.dumps(config, indent=2))
+    minutes = sum(r["seconds"] for r in log) / 60
+    return _finish(cfg, model, fer, pools, selection, report, counts, best, start, config["epochs_run"],
+                   minutes, sum(p.numel() for p in model.parameters()), config["precision_run"], dev)
+
+
+def compare_to_onnx(run: Path, onnx: Path, n_resamples: int = 2000) -> dict:
+    """The selection rule's paired bootstrap: the ONNX model at ``onnx`` (A, e.g. 1.2) against the
+    run's kept weights (B, its ``predictions.npz``), on the same selection sets, network logits,
+    argmax (no temperature, no prior offset)."""
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    config = json.loads((run / "config.json").read_text())
+    cfg = MixConfig(**{k: v for k, v in config.items() if k in MixConfig.__dataclass_fields__})
+    _fer, _pools, selection, _report, _counts = load_mix(cfg)
+    sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    sets = {n: es for n, (es, _px) in selection.items()}
+    preds_a = {n: es.predictions(np.concatenate([sess.run(None, {sess.get_inputs()[0].name: px[i:i + 512].astype(
+        np.float32)[:, None]})[0] for i in range(0, len(px), 512)])) for n, (es, px) in selection.items()}
+    with np.load(run / "predictions.npz") as p:
+        preds_b = {n: es.predictions(p[f"{n}_logits"]) for n, es in sets.items()}
+    return paired_bootstrap(preds_a, preds_b, sets, n_resamples=n_resamples)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -394,9 +455,20 @@ def main(argv: list[str] | None = None) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
         else:
             parser.add_argument(flag, type=type(value), default=value)
+    parser.add_argument("--finalize", type=Path, default=None, metavar="RUN",
+                        help="finish a run stopped between epochs (score, choose the operating point, export)")
+    parser.add_argument("--compare", nargs=2, type=Path, default=None, metavar=("A.onnx", "RUN"),
+                        help="paired bootstrap of the selection score: run B against the exported model A")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     with cli_errors("mien.training.mix"):
+        if args.compare is not None:
+            print(json.dumps(compare_to_onnx(args.compare[1], args.compare[0]), indent=2))
+            return
+        if args.finalize is not None:
+            finalize(args.finalize)
+            return
+        del args.finalize, args.compare
         train_mix(MixConfig(**vars(args)))
 
 

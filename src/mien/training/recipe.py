@@ -53,11 +53,12 @@ from mien.training.train import Deployable, TrainConfig, accuracy, predict_logit
 V12_ONNX = "runs/model_v1.2/expression.onnx"
 V12_SHA256 = "58a27112de62d0dc2cbe6ca2a396b232bfe4a3ea0676d6a1d304c555f59aed93"
 MIX_EPOCHS = 9  # the shipped run's config.json: epochs_run (the one-cycle schedule's length) ...
-MIX_STOP_AFTER = 0  # ... and epochs_completed where its time budget stopped it before the end (0: it did not)
+MIX_STOP_AFTER = 6  # ... and epochs_completed: mien-mix-vgg-2.0's run was stopped after 6 of its 9 epochs
+# (by hand, to meet a deadline; then ``python -m mien.training.mix --finalize``); 0: run them all
 
 PRESETS: dict[str, dict] = {
     # FER+ and the four expression sets, warm-started from the packaged FER+ network (mien.training.mix);
-    # the epochs are those ``--time-budget-s 3800`` chose on the busy 2-core machine for mien-mix-vgg-2.0
+    # the schedule ``--time-budget-s 3800`` chose on the busy 2-core machine for mien-mix-vgg-2.0
     "mix": {"teachers": 0, "mix": True,
             "student": {"epochs": MIX_EPOCHS, "stop_after": MIX_STOP_AFTER, "lr": 0.02, "epoch_samples": 16384, "batch_size": 128,
                         "threads": 1, "warm_start": V12_ONNX, "warm_start_sha256": V12_SHA256}},
