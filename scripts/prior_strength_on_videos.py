@@ -41,7 +41,7 @@ def main() -> None:
     for video in videos:
         for strength in strengths:
             analyzer.model = shipped.with_prior_strength(strength)
-            faces = analyzer.analyze_source(str(video)).frames
+            faces = analyzer.analyze_source(str(video)).table
             faces = faces[~faces["abstain"]]
             if len(faces) == 0:
                 continue

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -13,7 +12,6 @@ from mien.audit.detector import (
     AnnotatedImage,
     average_precision,
     evaluate_detector,
-    iou_matrix,
     load_annotations,
     match_all,
     match_image,
@@ -21,6 +19,8 @@ from mien.audit.detector import (
     summarize,
 )
 from mien.errors import InputError
+from mien.faces import Faces
+from mien.stats import iou_matrix
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "face_detection"
 
@@ -162,7 +162,7 @@ class PerfectDetector:
 
     def detect(self, image):
         boxes = np.array([[10, 10, 40, 40], [50, 50, 90, 90], [0, 60, 8, 68]], np.float32)
-        return SimpleNamespace(xyxy=boxes, scores=np.array([0.9, 0.8, 0.3], np.float32))
+        return Faces(boxes, np.array([0.9, 0.8, 0.3], np.float32), np.zeros((3, 5, 2), np.float32))
 
 
 def test_evaluate_detector_end_to_end(voc: Path):

@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, shared_video
 
 from mien.labels import EXPRESSIONS
-from mien.results import COLUMNS
+from mien.schema import COLUMNS
 
 
 def run_mien(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -33,6 +33,7 @@ def assert_clean_error(proc: subprocess.CompletedProcess, must_name: str) -> Non
     assert must_name in errors[0]
 
 
+@pytest.mark.slow
 def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
     video = shared_video("single_face.mp4")
     out = tmp_path / "single.parquet"
@@ -40,7 +41,7 @@ def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
     proc = run_mien("analyze", str(video), "-o", str(out), "--annotate", str(ann), "--blur-faces", "--quiet")
     assert proc.returncode == 0, proc.stderr
     df = pd.read_parquet(out)
-    assert list(df.columns) == COLUMNS
+    assert tuple(df.columns) == COLUMNS
     assert len(df) == 72 and df["track_id"].nunique() == 1
     ok = df[~df["abstain"]]
     assert len(ok) > 60
@@ -48,18 +49,20 @@ def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
     assert abs(probs.sum(1) - 1).max() < 1e-6
     assert set(ok["top_label"]) <= set(EXPRESSIONS)
     assert df["time_s"].is_monotonic_increasing
-    manifest = json.loads((tmp_path / "single.manifest.json").read_text())
-    assert manifest["frames"]["decoded"] == 72 and manifest["frames"]["analysed"] == 72
-    assert len(manifest["input"]["sha256_first_mib"]) == 64
+    manifest = json.loads((tmp_path / "single.parquet.manifest.json").read_text())
+    (run,) = manifest["sources"]
+    assert run["frames"]["decoded"] == 72 and run["frames"]["analysed"] == 72
+    assert len(run["input"]["sha256_first_mib"]) == 64
     assert {m["role"] for m in manifest["models"]} == {"face_detector", "expression"}
     assert manifest["parameters"]["stride"] == 1
-    tracks = pd.read_csv(tmp_path / "single.tracks.csv")
+    tracks = pd.read_csv(tmp_path / "single.parquet.tracks.csv")
     assert len(tracks) == 1 and tracks["n_frames"].iloc[0] == 72
     with av.open(str(ann)) as c:
         n = sum(1 for _ in c.decode(video=0))
     assert n == 72
 
 
+@pytest.mark.slow
 def test_csv_and_jsonl_outputs_and_stride(tmp_path):
     video = shared_video("single_face.mp4")
     for suffix in (".csv", ".jsonl"):
@@ -70,12 +73,13 @@ def test_csv_and_jsonl_outputs_and_stride(tmp_path):
         assert sorted(df["frame_index"].unique()) == list(range(0, 72, 6))
 
 
+@pytest.mark.slow
 def test_no_face_video_gives_zero_rows_and_exit_0(tmp_path):
     out = tmp_path / "nf.parquet"
     proc = run_mien("analyze", str(shared_video("no_face.mp4")), "-o", str(out), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_parquet(out)) == 0
-    assert json.loads((tmp_path / "nf.manifest.json").read_text())["frames"]["decoded"] == 95  # the container announces 98; 95 decode
+    assert json.loads((tmp_path / "nf.parquet.manifest.json").read_text())["sources"][0]["frames"]["decoded"] == 95  # the container announces 98; 95 decode
 
 
 def test_missing_path(tmp_path):
@@ -96,6 +100,7 @@ def test_text_file_named_mp4(tmp_path):
     assert_clean_error(run_mien("analyze", str(p)), "notes.mp4")
 
 
+@pytest.mark.slow
 def test_truncated_video_keeps_frames_before_the_damage(tmp_path):
     src = shared_video("WolfgangLanger_Pexels.mp4")
     p = tmp_path / "truncated.mp4"
@@ -107,8 +112,8 @@ def test_truncated_video_keeps_frames_before_the_damage(tmp_path):
     assert "warning" in proc.stderr and "truncated" in proc.stderr
     df = pd.read_parquet(out)
     assert 100 < df["frame_index"].nunique() < 472
-    manifest = json.loads((tmp_path / "t.manifest.json").read_text())
-    assert manifest["status"] == "partial" and manifest["warnings"]
+    manifest = json.loads((tmp_path / "t.parquet.manifest.json").read_text())
+    assert manifest["status"] == "partial" and manifest["sources"][0]["warnings"]
 
 
 def test_unreachable_stream():
@@ -121,6 +126,7 @@ def test_bad_output_suffix(tmp_path):
     assert_clean_error(proc, "x.xlsx")
 
 
+@pytest.mark.slow
 def test_folder_survives_a_bad_file(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -132,9 +138,9 @@ def test_folder_survives_a_bad_file(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "1 of 3 inputs failed" in proc.stderr and "b_broken.mp4" in proc.stderr
-    assert len(pd.read_parquet(out / "a_good.parquet")) == 72
-    assert len(pd.read_parquet(out / "c_noface.parquet")) == 0
-    assert not (out / "b_broken.parquet").exists()
+    assert len(pd.read_parquet(out / "a_good.mp4.parquet")) == 72
+    assert len(pd.read_parquet(out / "c_noface.mp4.parquet")) == 0
+    assert not (out / "b_broken.mp4.parquet").exists()
     assert not list(out.glob("*.part")) and not list(out.glob(".*part*"))
 
 
@@ -144,6 +150,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["tcp", "udp", "http"])
 def test_live_stream_from_loopback(tmp_path, protocol):
     """MPEG-TS over TCP and UDP, and MJPEG over HTTP (as IP cameras serve it), streamed in real
@@ -173,7 +180,7 @@ def test_live_stream_from_loopback(tmp_path, protocol):
         sender.kill()
         sender.wait()
     df = pd.read_parquet(out)
-    m = json.loads((tmp_path / "live.manifest.json").read_text())["frames"]
+    m = json.loads((tmp_path / "live.parquet.manifest.json").read_text())["sources"][0]["frames"]
     print(f"live: analysed {m['analysed']}, dropped {m['dropped']}, latency p50 {m['latency_ms_p50']:.1f} ms "
           f"p95 {m['latency_ms_p95']:.1f} ms")
     assert m["analysed"] >= 20 and len(df) >= 20
@@ -183,6 +190,7 @@ def test_live_stream_from_loopback(tmp_path, protocol):
     assert df["time_s"].is_monotonic_increasing
 
 
+@pytest.mark.slow
 def test_still_images_and_image_folder(tmp_path):
     with av.open(str(shared_video("single_face.mp4"))) as c:
         frame = next(c.decode(video=0)).to_ndarray(format="bgr24")
@@ -198,13 +206,18 @@ def test_still_images_and_image_folder(tmp_path):
     assert len(one) == 1 and one["frame_index"].iloc[0] == 0 and one["time_s"].iloc[0] == 0
     proc = run_mien("analyze", str(folder), "-o", str(tmp_path / "out"), "--quiet")
     assert proc.returncode == 0, proc.stderr
-    for name in ("a", "b"):
+    for name in ("a.jpg", "b.png"):  # each input's own name and suffix, plus .parquet
         assert len(pd.read_parquet(tmp_path / "out" / f"{name}.parquet")) == 1
 
 
+@pytest.mark.slow
 def test_prior_strength_option_shifts_towards_rare_expressions_and_is_recorded(tmp_path):
     video = shared_video("single_face.mp4")
     rare = [f"prob_{label}" for label in ("disgust", "fear", "contempt")]
+    from mien.expression import ExpressionModel
+
+    shipped = ExpressionModel.load().prior_strength  # the model card's
+    assert 0 < shipped < 1
     mean_rare = {}
     for name, extra in (("default", ()), ("uniform", ("--prior-strength", "1")), ("ferplus", ("--prior-strength", "0"))):
         out = tmp_path / f"{name}.parquet"
@@ -212,13 +225,46 @@ def test_prior_strength_option_shifts_towards_rare_expressions_and_is_recorded(t
         assert proc.returncode == 0, proc.stderr
         df = pd.read_parquet(out)
         mean_rare[name] = df.loc[~df["abstain"], rare].to_numpy().sum(1).mean()
-        manifest = json.loads((tmp_path / f"{name}.manifest.json").read_text())
+        manifest = json.loads((tmp_path / f"{name}.parquet.manifest.json").read_text())
         expr = next(m for m in manifest["models"] if m["role"] == "expression")
         assert manifest["parameters"]["prior_strength"] == (None if name == "default" else float(extra[1]))
-        assert expr["prior_strength"] == {"default": expr["prior_strength"], "uniform": 1.0, "ferplus": 0.0}[name]
+        assert expr["prior_strength"] == {"default": shipped, "uniform": 1.0, "ferplus": 0.0}[name]
     assert mean_rare["ferplus"] < mean_rare["default"] < mean_rare["uniform"]
 
 
 def test_prior_strength_out_of_range(tmp_path):
     proc = run_mien("analyze", str(tmp_path / "x.mp4"), "--prior-strength", "2")
-    assert_clean_error(proc, "--prior-strength")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "usage: mien analyze" in proc.stderr and "argument --prior-strength: 2 must be ≤ 1" in proc.stderr
+
+
+def test_a_subcommand_that_cannot_be_imported_says_so(monkeypatch, capsys):
+    import importlib
+
+    from mien import cli
+
+    real = importlib.import_module
+
+    def broken(name, *args):
+        if name == "mien.audit.cli":
+            raise ImportError("No module named 'mien.audit.metrics'")
+        return real(name, *args)
+
+    monkeypatch.setattr(cli.importlib, "import_module", broken)
+    assert cli.main(["evaluate", "faces/", "-o", "audit.json"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mien: error:")
+    assert "mien.audit.cli" in err[0] and "mien.audit.metrics" in err[0]
+    assert "report" in cli.build_parser().format_help()  # the other subcommands are still there
+
+
+def test_cli_defaults_come_from_the_options_dataclasses():
+    from mien.cli import build_parser
+    from mien.options import AnalysisOptions, QualityThresholds
+
+    args = build_parser().parse_args(["analyze", "x.mp4"])
+    d, q = AnalysisOptions(), QualityThresholds()
+    assert (args.detect_threshold, args.detect_every, args.smoothing) == (d.score_threshold, d.detect_every,
+                                                                           d.smoothing_tau_s)
+    assert (args.min_face, args.min_det_score, args.min_sharpness, args.max_yaw) == (
+        q.min_face_px, q.min_det_score, q.min_sharpness, q.max_abs_yaw_deg)

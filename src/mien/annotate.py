@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+
+from mien.errors import InputError
+from mien.faces import Faces
 
 _PALETTE = [(66, 135, 245), (245, 130, 48), (60, 180, 75), (230, 25, 75), (145, 30, 180),
             (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
@@ -28,18 +32,13 @@ def blur_regions(img: np.ndarray, boxes: np.ndarray, pad: float = 0.15) -> None:
         )
 
 
-def draw(
-    img: np.ndarray,
-    boxes: np.ndarray,
-    track_ids: np.ndarray,
-    labels: list[str],
-    probs: np.ndarray,
-    blur: bool = False,
-) -> np.ndarray:
+def draw(img: np.ndarray, faces: Faces, blur: bool = False) -> np.ndarray:
+    """A copy of ``img`` with each face's box, track id and top expression (or "abstain")."""
     out = img.copy()
-    if blur and len(boxes):
-        blur_regions(out, boxes)
-    for box, tid, label, p in zip(boxes, track_ids, labels, probs):
+    if blur and len(faces):
+        blur_regions(out, faces.xyxy)
+    probs = np.nan_to_num(faces.top_prob)
+    for box, tid, label, p in zip(faces.xyxy, faces.track_id, faces.top_label, probs):
         color = _PALETTE[int(tid) % len(_PALETTE)]
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
@@ -56,11 +55,13 @@ class AnnotatedVideoWriter:
 
     def __init__(self, path: str | Path, fps: float | None) -> None:
         self.path = Path(path)
+        if self.path.suffix.lower() not in (".mp4", ".mkv", ".mov"):
+            raise InputError(f"--annotate {self.path}: an annotated video must end in .mp4, .mkv or .mov")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.part{self.path.suffix}")
         self.fps = fps or 30.0
-        self._container = None
-        self._stream = None
+        self._container: Any = None  # av.container.OutputContainer, opened on the first frame
+        self._stream: Any = None
         self._last_pts = -1
 
     def _open(self, width: int, height: int) -> None:
@@ -89,11 +90,24 @@ class AnnotatedVideoWriter:
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 
+    def abort(self) -> None:
+        """The run failed: close the encoder and remove the temp file (no ``.part`` left behind)."""
+        try:
+            if self._container is not None:
+                self._container.close()
+        except Exception:  # noqa: BLE001 - the run's own error is what matters
+            pass
+        self._container = None
+        self.tmp.unlink(missing_ok=True)
+
     def close(self) -> None:
+        """Finish the video and move it into place (the frames written so far, even after a stop)."""
         if self._container is None:
             return
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
         self._container = None
+        if self.path.exists():  # a rewrite keeps the existing file's permission bits
+            self.tmp.chmod(self.path.stat().st_mode & 0o7777)
         self.tmp.replace(self.path)

@@ -6,130 +6,232 @@ do, and exits non-zero; tracebacks are for bugs only.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
-import mien
+from mien._version import __version__
+from mien.argtypes import (
+    non_negative_float,
+    number,
+    positive_float,
+    positive_int,
+    probability,
+)
 from mien.errors import MienError
+from mien.options import AnalysisOptions, QualityThresholds
+from mien.sources import INPUT_KINDS
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+
+EXIT_CODES = """exit codes:
+  0    success
+  1    some inputs of a folder failed (the others were written)
+  2    usage error, or the input cannot be read (missing, empty, damaged beyond use, too large)
+  130  interrupted by Ctrl-C or SIGTERM; finished work was saved (status "interrupted")
+  141  standard output was closed early (e.g. `mien info | head`)"""
 
 
 def _add_analyze(sub: Any) -> None:
+    d, q = AnalysisOptions(), QualityThresholds()
     p = sub.add_parser(
         "analyze",
         help="analyse video files, images, folders or live streams",
         description="Detect, track and classify facial expressions; write a per-face-per-frame table.",
     )
     p.add_argument("input", help="video/image file, folder, webcam index (0) or stream URL (rtsp://, udp://, tcp://, http://)")
-    p.add_argument("-o", "--output", help="output .parquet/.csv/.jsonl (a folder when INPUT is a folder); "
-                   "default: <input name>.parquet in the current folder")
-    p.add_argument("--stride", type=int, default=1, help="analyse every N-th frame")
-    p.add_argument("--fps", type=float, default=None, help="analyse at most X frames per second")
-    p.add_argument("--detect-every", type=int, default=3,
+    p.add_argument("-o", "--output", help="output .parquet/.csv/.jsonl (a folder when INPUT is a folder: "
+                   "ROOT/clip.mp4 -> OUTPUT/clip.mp4.parquet); default: <input file name>.parquet in the "
+                   "current folder (clip.mp4 -> clip.mp4.parquet)")
+    p.add_argument("--stride", type=positive_int, default=d.stride, help=f"analyse every N-th frame (default {d.stride})")
+    p.add_argument("--fps", type=positive_float, default=d.fps, help="analyse at most X frames per second")
+    p.add_argument("--detect-every", type=positive_int, default=d.detect_every,
                    help="full-frame face detection every K analysed frames; between them, tracked faces are "
-                   "re-detected locally (default 3; 1 = full detection on every frame)")
+                   f"re-detected locally (default {d.detect_every}; 1 = full detection on every frame)")
     p.add_argument("--no-coarse-scan", action="store_true",
                    help="always run full-frame detection at full size (by default, when all faces are large, "
                    "it runs at half size, with a full-size scan at least once a second)")
-    p.add_argument("--score-threshold", type=float, default=0.5, help="face detector score threshold")
-    p.add_argument("--min-face", type=float, default=20.0, help="faces smaller than this (px) abstain")
-    p.add_argument("--min-score", type=float, default=0.6, help="faces with a lower detector score abstain")
-    p.add_argument("--min-sharpness", type=float, default=0.08, help="blurrier faces abstain")
-    p.add_argument("--max-yaw", type=float, default=70.0, help="faces turned further than this (deg) abstain")
-    p.add_argument("--smoothing", type=float, default=0.3, help="temporal smoothing time constant, seconds (0 = off)")
-    p.add_argument("--model-card", default=None, help="expression model card JSON (default: mien's own model)")
-    p.add_argument("--prior-strength", type=float, default=None, metavar="S",
+    p.add_argument("--detect-threshold", type=probability, default=d.score_threshold, metavar="SCORE",
+                   help=f"detector score a face needs to be found (default {d.score_threshold})")
+    p.add_argument("--min-face", type=non_negative_float, default=q.min_face_px,
+                   help=f"faces smaller than this many pixels abstain (default {q.min_face_px:g})")
+    p.add_argument("--min-det-score", type=probability, default=q.min_det_score, metavar="SCORE",
+                   help=f"found faces with a lower detector score abstain (default {q.min_det_score})")
+    p.add_argument("--min-sharpness", type=non_negative_float, default=q.min_sharpness,
+                   help=f"blurrier faces abstain (default {q.min_sharpness})")
+    p.add_argument("--max-yaw", type=number(0, 180), default=q.max_abs_yaw_deg, metavar="DEG",
+                   help=f"faces turned further than this abstain (default {q.max_abs_yaw_deg:g} degrees)")
+    p.add_argument("--smoothing", type=non_negative_float, default=d.smoothing_tau_s, metavar="S",
+                   help=f"temporal smoothing time constant, seconds (default {d.smoothing_tau_s}; 0 = off)")
+    p.add_argument("--model-card", default=d.model_card, help="expression model card JSON (default: mien's own model)")
+    p.add_argument("--prior-strength", type=probability, default=d.prior_strength, metavar="S",
                    help="class-prior strength, 0 (expressions as frequent as in FER+: mostly neutral and "
                    "happy) to 1 (all 8 equally likely a priori, e.g. posed or balanced designs); "
                    "default: the model card's")
-    p.add_argument("--threads", type=int, default=1, help="threads per model (default 1)")
-    p.add_argument("--annotate", default=None, help="write an annotated video (.mp4) here (single input only)")
+    p.add_argument("--threads", type=number(1, 256, integer=True), default=d.threads, help=f"threads per model (default {d.threads})")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=d.device,
+                   help="run the networks on the CPU (default) or an NVIDIA GPU (needs mien[gpu])")
+    p.add_argument("--precision", choices=("auto", "int8", "float"), default=d.precision,
+                   help="expression network: its int8 quantisation (faster on a CPU; audited on its own "
+                   "card) or the float model; auto (default): int8 on the CPU where it ships, float on a GPU")
+    p.add_argument("--annotate", default=None, help="write an annotated video (.mp4, .mkv or .mov) here (single input only)")
     p.add_argument("--blur-faces", action="store_true", help="blur every face in the annotated video")
-    p.add_argument("--report", default=None, help="also write a self-contained HTML report here")
+    p.add_argument("--report", default=None, help="also write a self-contained HTML report (.html) here")
     p.add_argument("--events", default=None, help="events CSV (time_s[,end_s],label) for the report")
-    p.add_argument("--max-frames", type=int, default=None, help="live: stop after N analysed frames")
-    p.add_argument("--max-seconds", type=float, default=None, help="live: stop after N seconds")
+    p.add_argument("--max-frames", type=positive_int, default=d.max_frames, help="live: stop after N analysed frames")
+    p.add_argument("--max-seconds", type=positive_float, default=d.max_seconds,
+                   help="live: stop after N seconds of reading, frames or not (opening the "
+                   "stream waits at most N s or 10 s, whichever is shorter)")
+    p.add_argument("--input-kind", choices=INPUT_KINDS, default=d.input_kind,
+                   help="http(s) URLs: auto tells a file served over HTTP (finite duration: every frame read) "
+                   "from a live stream (frames dropped to keep up); file / live force it (default auto)")
+    p.add_argument("--checkpoint-s", type=non_negative_float, default=d.checkpoint_s, metavar="S",
+                   help="flush finished rows to OUTPUT.checkpoint/ at most every S seconds, so a killed run "
+                   f"keeps all but the last S seconds (default {d.checkpoint_s:g}; 0 = off)")
+    p.add_argument("--max-pixels", type=positive_int, default=d.max_pixels, metavar="N",
+                   help=f"refuse images and video frames above N pixels before decoding (default {d.max_pixels})")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_analyze)
 
 
-def _default_output(spec: str) -> Path:
-    name = Path(spec).stem if not spec.isdigit() and "://" not in spec else "stream"
-    return Path(f"{name or 'mien'}.parquet")
-
-
-def _cmd_analyze(args: argparse.Namespace) -> int:
-    from mien.pipeline import AnalysisOptions, Analyzer
-    from mien.quality import QualityThresholds
-    from mien.sources import expand_inputs
-
-    if args.prior_strength is not None:
-        from mien.expression import check_prior_strength
-
-        check_prior_strength(args.prior_strength)
-    options = AnalysisOptions(
-        stride=args.stride, fps=args.fps, score_threshold=args.score_threshold,
-        detect_every=max(1, args.detect_every), coarse_scan=not args.no_coarse_scan,
+def _analysis_options(args: argparse.Namespace) -> Any:
+    return AnalysisOptions(
+        stride=args.stride, fps=args.fps, score_threshold=args.detect_threshold,
+        detect_every=args.detect_every, coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
         model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads,
-        max_frames=args.max_frames,
-        max_seconds=args.max_seconds,
-        quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_score,
+        max_frames=args.max_frames, max_seconds=args.max_seconds, input_kind=args.input_kind,
+        max_pixels=args.max_pixels, checkpoint_s=args.checkpoint_s,
+        device=args.device, precision=args.precision,
+        quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_det_score,
                                   min_sharpness=args.min_sharpness, max_abs_yaw_deg=args.max_yaw),
     )
-    specs = expand_inputs(args.input)
+
+
+def _plan_outputs(args: argparse.Namespace, specs: list[str | int]) -> tuple[bool, list[Path]]:
+    """(folder run?, one table path per input), checked before any work (see :mod:`mien.outputs`)."""
+    from mien.checkpoint import checkpoint_dir
+    from mien.outputs import ANNOTATE_SUFFIXES, REPORT_SUFFIXES, Output, check_outputs, display
+    from mien.schema import TABLE_SUFFIXES, default_output, mirrored_output
+
     folder = len(specs) > 1 or Path(str(args.input)).is_dir()
     if folder:
         out_dir = Path(args.output or "mien_results")
-        if out_dir.suffix.lower() in (".parquet", ".csv", ".jsonl"):
-            raise MienError(f"{args.input} is a folder: -o must name an output folder, not {out_dir}")
-        outputs = [out_dir / f"{Path(str(s)).stem}.parquet" for s in specs]
+        if out_dir.suffix.lower() in TABLE_SUFFIXES:
+            raise MienError(f"{display(args.input)} is a folder: -o must name an output folder, not {display(out_dir)}")
         if args.annotate:
             raise MienError("--annotate takes one input; run it per video")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise MienError(f"-o {display(out_dir)}: is a file; a folder input needs an output folder")
+        root = Path(str(args.input))
+        outputs = [mirrored_output(root, str(s), out_dir, ".parquet") for s in specs]
     else:
-        outputs = [Path(args.output) if args.output else _default_output(str(specs[0]))]
-        if outputs[0].suffix.lower() not in (".parquet", ".csv", ".jsonl"):
-            raise MienError(f"{outputs[0]}: output must end in .parquet, .csv or .jsonl")
+        outputs = [Path(args.output) if args.output else default_output(str(specs[0]))]
+    planned = [Output(o, "-o", TABLE_SUFFIXES, sidecars=True) for o in outputs]
+    if args.annotate:
+        planned.append(Output(Path(args.annotate), "--annotate", ANNOTATE_SUFFIXES))
+    if args.report:
+        planned.append(Output(Path(args.report), "--report", REPORT_SUFFIXES))
+    inputs: list[str] = [str(s) for s in specs]
+    if args.events:
+        inputs.append(str(args.events))
+    check_outputs(inputs, planned)
+    for out in outputs:
+        ckpt = checkpoint_dir(out)
+        if ckpt.exists():
+            raise MienError(
+                f"{display(ckpt)} holds the checkpoint of an earlier run that was killed; read it with "
+                "mien.checkpoint.read_partial(), then move or delete it, before writing this output again"
+            )
+    return folder, outputs
+
+
+def _summary(spec: str, manifest: Any, n_tracks: int, out: Path) -> str:
+    from mien.outputs import display
+
+    f = manifest.frames
+    lost = []
+    if f.get("dropped"):
+        lost.append(f"{f['dropped']} dropped")
+    if f.get("lost"):
+        lost.append(f"{f['lost']} lost")
+    missing = f" ({', '.join(lost)})" if lost else ""
+    return (f"{display(spec)}: {f['analysed']} frames analysed{missing}, {f['faces']} faces "
+            f"({f['abstained']} abstained), {n_tracks} tracks, {manifest.status} -> {display(out)}")
+
+
+def _error_line(spec: str, err: str) -> str:
+    """The message already names its input ("x.mp4: ..."): don't name it twice."""
+    from mien.outputs import display
+
+    shown = display(spec)
+    return err if err.startswith(shown) or shown in err.split(":", 1)[0] else f"{shown}: {err}"
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from mien.outputs import display
+    from mien.pipeline import Analyzer, analyze_each
+    from mien.results import preload_table_writers
+    from mien.signals import protected_save, stop_requested
+    from mien.sources import expand_inputs
+
+    options = _analysis_options(args)
+    specs = expand_inputs(args.input)
+    folder, outputs = _plan_outputs(args, specs)
     show = not args.quiet and sys.stderr.isatty()
-    analyzer = Analyzer(options)
+    analyzer = Analyzer(options)  # builds the ONNX sessions in the background
+    # pandas and pyarrow (half a second and more) are needed only to write the table: import them
+    # in the background too, while the video is opened and analysed
+    threading.Thread(target=preload_table_writers, args=(outputs,), name="mien-import", daemon=True).start()
     failures: list[tuple[str, str]] = []
     written: list[Path] = []
     interrupted = False
-    for spec, out in zip(specs, outputs):
-        try:
-            result = analyzer.analyze_source(spec, progress=show, annotate=args.annotate,
-                                             blur_faces=args.blur_faces)
-        except MienError as exc:
-            failures.append((str(spec), str(exc)))
-            print(f"mien: error: {exc}", file=sys.stderr)
-            continue
-        result.save(out)
-        written.append(out)
-        for w in result.manifest.get("warnings", []):
-            print(f"mien: warning: {w}", file=sys.stderr)
-        if not args.quiet:
-            f = result.manifest["frames"]
-            print(f"{spec}: {f['analysed']} frames analysed, {f['faces']} faces "
-                  f"({f['abstained']} abstained), {result.frames['track_id'].nunique() if len(result) else 0} tracks "
-                  f"-> {out}")
-        if result.manifest["frames"].get("interrupted"):
-            interrupted = True
-            break
+    out_for = dict(zip(map(str, specs), outputs))
+    try:
+        for spec, outcome in analyze_each(analyzer, specs, progress=show, annotate=args.annotate,
+                                          blur_faces=args.blur_faces, checkpoints=outputs):
+            if isinstance(outcome, MienError):
+                if not folder:
+                    raise outcome
+                failures.append((str(spec), str(outcome)))
+                print(f"mien: error: {_error_line(str(spec), str(outcome))}", file=sys.stderr)
+                continue
+            out = out_for[str(spec)]
+            with protected_save():
+                outcome.save(out)
+                if outcome.checkpoint is not None:
+                    outcome.checkpoint.finish()
+            written.append(out)
+            for w in outcome.manifest.warnings:
+                print(f"mien: warning: {w}", file=sys.stderr)
+            if not args.quiet:
+                n_tracks = outcome.table["track_id"].nunique() if len(outcome) else 0
+                print(_summary(str(spec), outcome.manifest, n_tracks, out))
+            if outcome.manifest.status == "interrupted" or stop_requested():
+                interrupted = True
+                break
+    except KeyboardInterrupt:  # stopped before a source's first frame: nothing of it to keep
+        interrupted = True
     if args.report and written:
         from mien.reporting import write_report
 
-        write_report(written, args.report, events=args.events)
+        with protected_save():
+            write_report(written, args.report, events=args.events)
         if not args.quiet:
-            print(f"report -> {args.report}")
+            print(f"report -> {display(args.report)}")
+    if interrupted:
+        print(f"mien: interrupted; kept {len(written)} finished output(s)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if failures:
         print(f"mien: {len(failures)} of {len(specs)} inputs failed:", file=sys.stderr)
         for spec, err in failures:
-            print(f"  {spec}: {err}", file=sys.stderr)
+            print(f"  {_error_line(spec, err)}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_FAILED if interrupted else EXIT_OK
+    return EXIT_OK
 
 
 def _add_info(sub: Any) -> None:
@@ -144,7 +246,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     detector_weights()
     model = ExpressionModel.load()
     print(json.dumps({
-        "mien": mien.__version__,
+        "mien": __version__,
         "face_detector": DETECTOR_NAME + " (SHA-256 verified)",
         "expression_model": model.name + " (SHA-256 verified)",
         "labels": list(model.labels),
@@ -155,39 +257,104 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: commands of this module; the audit, report and serve commands live in their own packages, which
+#: import pandas and more at load: they are registered only when a command other than these runs
+_ENGINE_COMMANDS = ("analyze", "info")
+
+
+def _command_of(argv: list[str] | None) -> str | None:
+    """The command word of ``argv`` (None for a bare ``mien``, ``--help`` or ``--version``)."""
+    args = sys.argv[1:] if argv is None else argv
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``mien`` parser. Given the ``argv`` about to be parsed, an engine command (analyze,
+    info) gets a parser without the audit, report and serve commands, so that start-up does not
+    import them (pandas and more); otherwise every command is registered."""
     parser = argparse.ArgumentParser(
-        prog="mien",
+        prog="mien", epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Measure facial expressions in video, offline. mien identifies no one and infers "
         "no emotion, intent, deception, risk or demographic trait.",
     )
-    parser.add_argument("--version", action="version", version=f"mien {mien.__version__}")
+    parser.add_argument("--version", action="version", version=f"mien {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_analyze(sub)
     _add_info(sub)
-    for module in ("mien.audit.cli", "mien.reporting.cli"):
+    if _command_of(argv) in _ENGINE_COMMANDS:
+        return parser
+    for module, commands in SUBCOMMANDS.items():
         try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError:
+            register = importlib.import_module(module).register
+        except ImportError as exc:  # a broken install: say so when such a command is asked for
+            _register_unavailable(sub, commands, module, exc)
             continue
-        mod.register(sub)
+        register(sub)
     return parser
 
 
+#: The subcommands other packages of mien add, by the module that registers them.
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {
+    "mien.audit.cli": ("evaluate", "calibrate", "evaluate-detector"),
+    "mien.reporting.cli": ("report", "episodes"),
+    "mien.serve.cli": ("serve",),
+}
+
+
+def _register_unavailable(sub: Any, commands: tuple[str, ...], module: str, exc: ImportError) -> None:
+    message = (f"this command is unavailable: {module} cannot be imported ({exc}); "
+               "reinstall mien (pip install .) and check its dependencies")
+
+    def fail(args: argparse.Namespace) -> int:
+        raise MienError(message)
+
+    for name in commands:
+        p = sub.add_parser(name, help=f"(unavailable: {module} cannot be imported)", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=fail)
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse; an unknown flag is reported with the *subcommand's* usage, not the top level's."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        subparsers = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        command = getattr(args, "command", None)
+        target = subparsers.choices.get(command) if subparsers is not None and command else None
+        (target or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):
+        try:  # non-UTF-8 file names print as \xNN instead of crashing
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+    from mien.signals import graceful_stop
+
+    parser = build_parser(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        with graceful_stop():
+            code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
     except MienError as exc:
         print(f"mien: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("mien: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (`mien info | head`): stop quietly; Python would otherwise complain
+        # again when it flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -1,36 +1,37 @@
 """Results: the long-format per-face-per-frame table, per-track summaries, and atomic writers.
 
-The schema is documented in ``docs/schema.md``; its column order lives in :data:`COLUMNS`.
+The schema (columns, dtypes, file names) lives in :mod:`mien.schema`, documented in ``docs/schema.md``.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import tempfile
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS
+from mien.manifest import file_sha256
+from mien.outputs import display, keep_mode
+from mien.schema import DTYPES, TABLE_SUFFIXES, RunManifest, empty_table, order_columns, sidecar_path
 
-SCHEMA_VERSION = 1
-PROB_COLUMNS = [f"prob_{label}" for label in EXPRESSIONS]
-SMOOTH_COLUMNS = [f"smooth_{label}" for label in EXPRESSIONS]
-LANDMARK_COLUMNS = [f"lm{i}_{axis}" for i in range(5) for axis in ("x", "y")]
-COLUMNS = (
-    ["source", "frame_index", "time_s", "track_id", "x1", "y1", "x2", "y2", "det_score"]
-    + LANDMARK_COLUMNS
-    + ["face_px", "sharpness", "yaw_deg", "roll_deg", "abstain", "abstain_reason"]
-    + PROB_COLUMNS
-    + SMOOTH_COLUMNS
-    + ["top_label", "top_prob"]
-)
-OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
+if TYPE_CHECKING:  # pragma: no cover - pandas is imported where a table is built (start-up)
+    import pandas as pd
+
+
+def preload_table_writers(outputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Import what writing ``outputs`` needs (pandas; pyarrow for parquet) now, e.g. while the
+    models load in the background, rather than after the analysis."""
+    import pandas  # noqa: F401
+
+    if any(Path(o).suffix.lower() == ".parquet" for o in outputs):
+        import pyarrow.parquet  # noqa: F401
 
 
 class RowBuffer:
@@ -69,24 +70,22 @@ class RowBuffer:
         self._pending = 0
 
     def to_frame(self) -> pd.DataFrame:
+        """The table: the schema's columns in order and dtypes, then any extra columns."""
+        import pandas as pd
+
         if not self._n:
-            return empty_frame()
+            return empty_table()
         self._consolidate()
         df = pd.DataFrame({k: np.concatenate(v) for k, v in self._chunks.items()})
-        df = df.astype({"frame_index": "int64", "track_id": "int64", "abstain": "bool"})
-        return df[COLUMNS]
-
-
-def empty_frame() -> pd.DataFrame:
-    df = pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
-    df = df.astype({"source": "object", "frame_index": "int64", "track_id": "int64",
-                    "abstain": "bool", "abstain_reason": "object", "top_label": "object"})
-    return df
+        df = df.astype({c: t for c, t in DTYPES.items() if c in df.columns})
+        return order_columns(df)
 
 
 def track_summary(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (source, track): timing, frame counts, share of frames per top expression,
     and mean probabilities over the frames where the face was not abstained."""
+    import pandas as pd
+
     cols = ["source", "track_id", "first_s", "last_s", "duration_s", "n_frames", "n_abstained"]
     cols += [f"share_{lab}" for lab in EXPRESSIONS] + [f"mean_{lab}" for lab in EXPRESSIONS]
     if df.empty:
@@ -114,66 +113,87 @@ def track_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class AnalysisResult:
-    """What :func:`mien.analyze` returns: the per-face-per-frame table, tracks and the manifest."""
+    """What :func:`mien.analyze` returns: the per-face-per-frame table and the run manifest."""
 
-    frames: pd.DataFrame
-    manifest: dict[str, Any] = field(default_factory=dict)
-    failures: list[dict[str, str]] = field(default_factory=list)
+    table: pd.DataFrame  # one row per face per analysed frame (docs/schema.md)
+    manifest: RunManifest = field(default_factory=RunManifest)
+    checkpoint: Any = None  # the run's mien.checkpoint.Checkpointer, when it checkpointed
+
+    @classmethod
+    def combine(cls, results: list[AnalysisResult], failures: list[dict[str, str]] | None = None) -> AnalysisResult:
+        """One result for several sources analysed with one configuration (a folder)."""
+        return cls(concat(r.table for r in results), RunManifest.combine([r.manifest for r in results], failures))
+
+    @property
+    def frames(self) -> pd.DataFrame:
+        """Deprecated name of :attr:`table` (which holds a row per face, not per frame)."""
+        warnings.warn("AnalysisResult.frames is now AnalysisResult.table", DeprecationWarning, stacklevel=2)
+        return self.table
+
+    @property
+    def failures(self) -> list[dict[str, str]]:
+        """The sources that could not be analysed, with the error (``manifest.failures``)."""
+        return self.manifest.failures
 
     def to_pandas(self) -> pd.DataFrame:
         """The long-format table (a row per face per analysed frame; see docs/schema.md)."""
-        return self.frames
+        return self.table
 
     def tracks(self) -> pd.DataFrame:
         """Per-track summary (see :func:`track_summary`)."""
-        return track_summary(self.frames)
+        return track_summary(self.table)
 
     def track(self, track_id: int, source: str | None = None) -> pd.DataFrame:
         """Rows of one track (of one source, when several were analysed)."""
-        df = self.frames[self.frames["track_id"] == track_id]
+        df = self.table[self.table["track_id"] == track_id]
         if source is not None:
             df = df[df["source"] == source]
         return df
 
-    @property
-    def track_ids(self) -> list[int]:
-        return sorted(int(t) for t in self.frames["track_id"].unique())
-
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.table)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the table (.parquet/.csv/.jsonl), ``X.manifest.json`` and ``X.tracks.csv`` atomically."""
-        return write_results(self.frames, self.manifest, path)
-
-
-def sidecar(path: Path, kind: str) -> Path:
-    """``out.parquet`` → ``out.manifest.json`` / ``out.tracks.csv``."""
-    base = path.with_suffix("")
-    return base.with_name(base.name + {"manifest": ".manifest.json", "tracks": ".tracks.csv"}[kind])
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the table (.parquet/.csv/.jsonl), its manifest and tracks sidecars atomically;
+        a single source's manifest entry records where it was written."""
+        if len(self.manifest.sources) == 1:
+            self.manifest.sources[0].output = str(path)
+        return write_results(self.table, self.manifest, path)
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write via a temp file in the same folder and rename: a crash never leaves a half file."""
+def table_fingerprint(path: Path, rows: int) -> dict[str, Any]:
+    """What the manifest records about its table, so a reader can check they belong together."""
+    return {"file": display(path.name), "rows": int(rows), "sha256": file_sha256(path)}
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write via a temp file in the same folder and rename: a crash never leaves a half file.
+    A file that already exists keeps its permission bits (a private 0600 table stays private)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    mode = keep_mode(path)
+    # the temp name is printable text even when the output's name is not UTF-8 (some writers,
+    # pyarrow among them, cannot take such a path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{display(path.name)}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask  # mkstemp creates 0600; new results are ordinary files
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write a text file (JSON, HTML, Markdown) atomically; raise ``InputError`` if it can't be."""
     p = Path(path)
     try:
-        atomic_write(p, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        # non-UTF-8 file names inside the text (lone surrogates) are written as \xNN escapes
+        atomic_write(p, lambda tmp: tmp.write_text(display(text), encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot write {p}: {exc.strerror or exc}; choose a writable path") from None
     return p
@@ -181,42 +201,35 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
     suffix = path.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise InputError(f"{path}: unknown output format; use one of {', '.join(OUTPUT_SUFFIXES)}")
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(f"{path}: unknown output format; use one of {', '.join(TABLE_SUFFIXES)}")
     if suffix == ".parquet":
-        atomic_write(path, lambda p: df.to_parquet(p, index=False))
+        atomic_write(path, lambda p: write_parquet(df, p))
     elif suffix == ".csv":
         atomic_write(path, lambda p: df.to_csv(p, index=False))
     else:
         atomic_write(path, lambda p: df.to_json(p, orient="records", lines=True))
 
 
-def write_results(df: pd.DataFrame, manifest: dict[str, Any], path: str | os.PathLike) -> Path:
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """``df.to_parquet`` through a file object, so folders with non-UTF-8 names work."""
+    with open(path, "wb") as f:
+        df.to_parquet(f, index=False)
+
+
+def write_results(df: pd.DataFrame, manifest: RunManifest, path: str | os.PathLike[str]) -> Path:
+    """Write the table and, beside it, its tracks summary and run manifest (see :mod:`mien.schema`);
+    the manifest records the table's fingerprint, which readers check."""
     path = Path(path)
     write_table(df, path)
-    atomic_write(sidecar(path, "tracks"), lambda p: track_summary(df).to_csv(p, index=False))
-    atomic_write(sidecar(path, "manifest"), lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
+    manifest = dataclasses.replace(manifest, table=table_fingerprint(path, len(df)))
+    atomic_write(sidecar_path(path, "tracks"), lambda p: track_summary(df).to_csv(p, index=False))
+    atomic_write(sidecar_path(path, "manifest"), lambda p: p.write_text(manifest.to_json()))
     return path
 
 
-def read_results(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a table written by :func:`write_results`."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such results file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix == ".csv":
-            return pd.read_csv(path, keep_default_na=True).fillna({"abstain_reason": "", "top_label": ""})
-        if suffix == ".jsonl":
-            return pd.read_json(path, lines=True)
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{path}: cannot be read as mien results ({exc})") from None
-    raise InputError(f"{path}: unknown results format; expected {', '.join(OUTPUT_SUFFIXES)}")
-
-
 def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else empty_frame()
+    import pandas as pd
+
+    parts = [f for f in frames if len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else empty_table()

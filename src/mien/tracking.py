@@ -11,17 +11,9 @@ from dataclasses import dataclass, field
 import lap
 import numpy as np
 
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes a (n,4) and b (m,4) in x1,y1,x2,y2."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(2)
-    area_a = (a[:, 2:] - a[:, :2]).prod(1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+from mien.faces import Faces
+from mien.options import TrackerConfig
+from mien.stats import iou_matrix
 
 
 class _Kalman:
@@ -77,14 +69,6 @@ class FaceTrack:
     box: np.ndarray = field(default_factory=lambda: np.zeros(4))
 
 
-@dataclass(frozen=True)
-class TrackerConfig:
-    high_score: float = 0.6  # detections that may start tracks and are matched first
-    match_iou: float = 0.2  # minimum IoU with a track's predicted box to match
-    max_gap_s: float = 1.0  # a track survives this long without a detection
-    centre_gate: float = 0.6  # second chance: centre distance below this share of the face size
-
-
 class FaceTracker:
     """Assigns a track id to every detection of a frame. Feed frames in time order."""
 
@@ -93,11 +77,6 @@ class FaceTracker:
         self.tracks: list[FaceTrack] = []
         self._next_id = 0
         self._last_time: float | None = None
-
-    def reset(self) -> None:
-        self.tracks = []
-        self._next_id = 0
-        self._last_time = None
 
     def active_tracks(self) -> list[FaceTrack]:
         """Tracks seen in the most recent frame."""
@@ -113,12 +92,16 @@ class FaceTracker:
             out.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
         return np.asarray(out, np.float64).reshape(-1, 4)
 
-    def update(self, boxes: np.ndarray, scores: np.ndarray, time_s: float) -> np.ndarray:
-        """Track ids (n,) for detections ``boxes`` (n,4) with ``scores`` (n,) at ``time_s``.
+    def update(self, faces: Faces, time_s: float) -> Faces:
+        """``faces`` (one frame's, at ``time_s``) with their ``track_id`` set; -1 for a face that
+        belongs to no track.
 
-        Detections below ``high_score`` are matched to existing tracks only (second stage,
+        Faces scored below ``high_score`` are matched to existing tracks only (second stage,
         ByteTrack's insight: a weak detection of a known face is still that face) and start no track.
         """
+        return faces.replace(track_id=self._assign(faces.xyxy, faces.score, time_s))
+
+    def _assign(self, boxes: np.ndarray, scores: np.ndarray, time_s: float) -> np.ndarray:
         cfg = self.config
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         scores = np.asarray(scores, np.float64).reshape(-1)

@@ -28,11 +28,11 @@ from mien.audit.groups import normalise_group_values
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS, canonical_label
 from mien.manifest import file_sha256
+from mien.schema import IMAGE_SUFFIXES
+from mien.stats import ferplus_majority
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 FERPLUS_SPLITS = ("Training", "PublicTest", "PrivateTest")
 _FER_KEYS = ("pixels", "usage", "ferplus_votes", "ferplus_vote_names")
-_FER_UNKNOWN, _FER_NF = 8, 9
 #: ``--full-pipeline`` on 48 px FER crops: upscale so the detector sees a face of ~190 px, then pad
 #: so the face does not touch the border (detectors need context around a face).
 FER_UPSCALE = 4
@@ -125,7 +125,16 @@ def read_image(path: Path) -> np.ndarray:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise ImageReadError(f"cannot open {path}: {exc.strerror or exc}") from None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    from mien.sources import DEFAULT_MAX_PIXELS, image_size
+
+    size = image_size(data[: 1 << 16].tobytes())
+    if size is not None and size[0] * size[1] > DEFAULT_MAX_PIXELS:
+        raise ImageReadError(f"{path} claims {size[0]}×{size[1]} pixels, above the "
+                             f"{DEFAULT_MAX_PIXELS / 1e6:g} MP limit for an image")
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error:
+        img = None
     if img is None:
         raise ImageReadError(f"{path} is not a readable image")
     return img
@@ -199,6 +208,9 @@ def load_csv(path: Path, groups: Sequence[str] | None = None) -> Dataset:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the CSV {path}: {exc}; save it as UTF-8 text") from None
+    except csv.Error as exc:
+        raise InputError(f"cannot read the CSV {path}: {exc} (a field over {csv.field_size_limit() // 1024} KB "
+                         "or an unclosed quote); a dataset CSV holds path,label and short group columns") from None
     if not rows:
         raise InputError(f"{path} is empty; it needs a header row with path,label")
     header = [h.strip() for h in rows[0]]
@@ -261,15 +273,6 @@ def load_csv(path: Path, groups: Sequence[str] | None = None) -> Dataset:
 
 
 # ---------------------------------------------------------------------------------------- FER+ npz
-def ferplus_majority(votes: np.ndarray) -> np.ndarray:
-    """FER+ majority over all 10 vote columns (ties: the first column); -1 for unknown / NF.
-
-    The same rule as the training code, so reported test numbers use the training protocol.
-    """
-    top = np.asarray(votes).argmax(axis=1)
-    return np.where((top == _FER_UNKNOWN) | (top == _FER_NF), -1, top).astype(np.int64)
-
-
 def _canonical_split(split: str) -> str:
     for s in FERPLUS_SPLITS:
         if split.strip().lower() == s.lower():

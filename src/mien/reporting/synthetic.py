@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mien.labels import EXPRESSIONS
-from mien.reporting.load import SCHEMA_COLUMNS
+from mien.schema import COLUMNS
 
 
 def make_track(source: str, track_id: int, times: Sequence[float] | np.ndarray,
@@ -50,7 +50,7 @@ def make_track(source: str, track_id: int, times: Sequence[float] | np.ndarray,
         data[f"lm{k}_y"] = np.full(n, y1 + fy * h)
     data.update({
         "face_px": np.where(ab, min(w, h) / 4, min(w, h)),
-        "sharpness": np.full(n, 120.0),
+        "sharpness": np.full(n, 0.5),  # a sharp video face (docs/schema.md: about 0.2-0.9)
         "yaw_deg": np.zeros(n),
         "roll_deg": np.zeros(n),
         "abstain": ab,
@@ -63,7 +63,7 @@ def make_track(source: str, track_id: int, times: Sequence[float] | np.ndarray,
     top = np.where(ab, -1, np.nanargmax(np.where(ab[:, None], 0, probs), axis=1))
     data["top_label"] = ["" if k < 0 else EXPRESSIONS[k] for k in top]
     data["top_prob"] = np.where(ab, np.nan, np.nanmax(np.where(ab[:, None], 0, probs), axis=1))
-    return pd.DataFrame(data, columns=list(SCHEMA_COLUMNS))
+    return pd.DataFrame(data, columns=list(COLUMNS))
 
 
 def demo_results(source: str = "demo.mp4", duration_s: float = 20.0, fps: float = 25.0,

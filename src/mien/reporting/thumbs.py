@@ -15,12 +15,13 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mien.reporting.load import manifest_input
+from mien.reporting.load import manifest_inputs
+from mien.schema import RunManifest
+from mien.sources import rotate_upright
 
 #: Below this many frames a video is decoded front to back and frames are matched by
 #: ``frame_index`` (exact whatever the timestamp convention); above it we seek by time.
@@ -46,12 +47,12 @@ class SourceThumbs:
 
 
 def resolve_source(source: str, origin: Path | None = None,
-                   manifest: dict[str, Any] | None = None) -> Path | None:
+                   manifest: RunManifest | None = None) -> Path | None:
     """Find the video a ``source`` value names: as given, beside the results file, or the manifest's."""
     if "://" in source:
         return None
     candidates: list[Path] = []
-    for name in filter(None, [source, manifest_input(manifest)]):
+    for name in [source, *manifest_inputs(manifest)]:
         path = Path(name).expanduser()
         candidates.append(path)
         if origin is not None and not path.is_absolute():
@@ -73,12 +74,6 @@ def pick_rows(track: pd.DataFrame, n: int) -> pd.DataFrame:
         return pool
     positions = np.unique(np.round(np.linspace(0, len(pool) - 1, n + 2)[1:-1]).astype(int))
     return pool.iloc[positions]
-
-
-def _rotate(img: np.ndarray, rotation: float) -> np.ndarray:
-    """Apply the container's display rotation (degrees counterclockwise), as ``mien.sources`` does."""
-    k = round(rotation / 90.0) % 4
-    return np.ascontiguousarray(np.rot90(img, k=k)) if k else img
 
 
 def _crop(img: np.ndarray, box: Sequence[float], size: int, blur: bool) -> bytes:
@@ -127,7 +122,7 @@ def _decode_targets(path: Path, targets: pd.DataFrame) -> dict[int, np.ndarray]:
                 wanted.setdefault(int(fi), []).append(int(row_id))
             for i, frame in enumerate(container.decode(stream)):
                 if i in wanted:
-                    img = _rotate(frame.to_ndarray(format="bgr24"), frame.rotation or 0)
+                    img = rotate_upright(frame.to_ndarray(format="bgr24"), frame.rotation or 0)
                     for row_id in wanted[i]:
                         images[row_id] = img
                 if i >= max_index:
@@ -142,9 +137,9 @@ def _decode_targets(path: Path, targets: pd.DataFrame) -> dict[int, np.ndarray]:
         decoder = None
         for row_id, rel in sorted(zip(targets.index, targets["time_s"], strict=True), key=lambda p: p[1]):
             target = float(rel) + t0
-            cur_t = current.time if current is not None and current.time is not None else None
+            cur_t: float | None = float(current.time) if current is not None and current.time is not None else None
             if decoder is None or cur_t is None or target < cur_t - 1e-3 or target - cur_t > 2.0:
-                container.seek(max(0, int(target / float(stream.time_base))), stream=stream, backward=True)
+                container.seek(max(0, int(target / float(stream.time_base or 1))), stream=stream, backward=True)
                 decoder = container.decode(stream)
                 current = None
             while current is None or (current.time is not None and current.time < target - 1e-3):
@@ -153,12 +148,12 @@ def _decode_targets(path: Path, targets: pd.DataFrame) -> dict[int, np.ndarray]:
                 except StopIteration:
                     break
             if current is not None:
-                images[int(row_id)] = _rotate(current.to_ndarray(format="bgr24"), current.rotation or 0)
+                images[int(row_id)] = rotate_upright(current.to_ndarray(format="bgr24"), current.rotation or 0)
     return images
 
 
 def source_thumbnails(frame: pd.DataFrame, source: str, *, origin: Path | None = None,
-                      manifest: dict[str, Any] | None = None, per_track: int = 3, blur: bool = True,
+                      manifest: RunManifest | None = None, per_track: int = 3, blur: bool = True,
                       size: int = 96, tracks: Sequence[int] | None = None) -> SourceThumbs:
     """Thumbnails for the tracks of ``source`` (or only ``tracks``); never raises on a bad video."""
     rows = frame[frame["source"] == source]
