@@ -14,7 +14,7 @@ from typing import Any
 import mien
 from mien.errors import MienError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _add_analyze(sub: Any) -> None:
@@ -45,7 +45,16 @@ def _add_analyze(sub: Any) -> None:
                    help="class-prior strength, 0 (expressions as frequent as in FER+: mostly neutral and "
                    "happy) to 1 (all 8 equally likely a priori, e.g. posed or balanced designs); "
                    "default: the model card's")
-    p.add_argument("--threads", type=int, default=1, help="threads per model (default 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per model (default 1; for a folder: cores / workers)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="folder: analyse N inputs at once, one model copy each (default: as many as "
+                   "the cores allow)")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="folder: run on a Ray cluster (auto: the one this machine is in, else a local "
+                   "one); needs the [cluster] extra")
+    p.add_argument("--force", action="store_true",
+                   help="folder: redo inputs whose outputs are up to date (same file, same options)")
     p.add_argument("--annotate", default=None, help="write an annotated video (.mp4) here (single input only)")
     p.add_argument("--blur-faces", action="store_true", help="blur every face in the annotated video")
     p.add_argument("--report", default=None, help="also write a self-contained HTML report here")
@@ -74,25 +83,21 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         stride=args.stride, fps=args.fps, score_threshold=args.score_threshold,
         detect_every=max(1, args.detect_every), coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
-        model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads,
+        model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads or 1,
         max_frames=args.max_frames,
         max_seconds=args.max_seconds,
         quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_score,
                                   min_sharpness=args.min_sharpness, max_abs_yaw_deg=args.max_yaw),
     )
+    if Path(str(args.input)).is_dir():
+        return _analyze_folder(args, options)
+    if args.workers is not None or args.ray or args.force:
+        raise MienError("--workers, --ray and --force apply to a folder input; "
+                        f"{args.input} is a single input")
     specs = expand_inputs(args.input)
-    folder = len(specs) > 1 or Path(str(args.input)).is_dir()
-    if folder:
-        out_dir = Path(args.output or "mien_results")
-        if out_dir.suffix.lower() in (".parquet", ".csv", ".jsonl"):
-            raise MienError(f"{args.input} is a folder: -o must name an output folder, not {out_dir}")
-        outputs = [out_dir / f"{Path(str(s)).stem}.parquet" for s in specs]
-        if args.annotate:
-            raise MienError("--annotate takes one input; run it per video")
-    else:
-        outputs = [Path(args.output) if args.output else _default_output(str(specs[0]))]
-        if outputs[0].suffix.lower() not in (".parquet", ".csv", ".jsonl"):
-            raise MienError(f"{outputs[0]}: output must end in .parquet, .csv or .jsonl")
+    outputs = [Path(args.output) if args.output else _default_output(str(specs[0]))]
+    if outputs[0].suffix.lower() not in (".parquet", ".csv", ".jsonl"):
+        raise MienError(f"{outputs[0]}: output must end in .parquet, .csv or .jsonl")
     show = not args.quiet and sys.stderr.isatty()
     analyzer = Analyzer(options)
     failures: list[tuple[str, str]] = []
@@ -130,6 +135,39 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             print(f"  {spec}: {err}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_FAILED if interrupted else EXIT_OK
+
+
+def _analyze_folder(args: argparse.Namespace, options: Any) -> int:
+    """A folder: the whole tree as one resumable batch (mien.batch)."""
+    from mien.batch import BatchOptions, run_batch
+
+    if args.annotate:
+        raise MienError("--annotate takes one input; run it per video")
+    out_dir = Path(args.output or "mien_results")
+    summary = run_batch(args.input, out_dir, options, BatchOptions(
+        workers=args.workers, threads=args.threads, force=args.force, ray=args.ray,
+        progress=not args.quiet))
+    for w in summary.warnings:
+        print(f"mien: warning: {w}", file=sys.stderr)
+    if args.report:
+        from mien.reporting import write_report
+
+        written = [out_dir / r.output for r in summary.rows if r.status in ("done", "skipped")]
+        if written:
+            write_report(written, args.report, events=args.events)
+            if not args.quiet:
+                print(f"report -> {args.report}")
+    if not args.quiet:
+        print(f"{summary.describe()} -> {out_dir / 'index.parquet'}, {out_dir / 'results'}/")
+    if summary.failed:
+        print(f"mien: {len(summary.failed)} of {len(summary.rows)} inputs failed:", file=sys.stderr)
+        for row in summary.failed:
+            print(f"  {row.path}: {row.error}", file=sys.stderr)
+    if summary.interrupted:
+        print(f"mien: interrupted; run the same command again to finish the "
+              f"{summary.counts['pending'] + summary.counts['interrupted']} inputs left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if summary.failed else EXIT_OK
 
 
 def _add_info(sub: Any) -> None:
@@ -187,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("mien: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
