@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_analyze(sub)
     _add_info(sub)
-    for module in ("mien.audit.cli", "mien.reporting.cli"):
+    for module in ("mien.audit.cli", "mien.reporting.cli", "mien.batch.cli"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ImportError:

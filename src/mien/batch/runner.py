@@ -227,14 +227,14 @@ def run_batch(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                 from mien.batch.ray_runner import run_on_ray
 
                 summary.workers = run_on_ray(jobs, options, batch.ray, threads, on_outcome)
-            elif workers == 1:
+            elif min(workers, len(jobs)) == 1:
                 from mien.batch.pool import run_in_process
 
                 run_in_process(jobs, options, threads, on_outcome)
             else:
                 from mien.batch.pool import run_in_pool
 
-                run_in_pool(jobs, options, workers, threads, on_outcome)
+                run_in_pool(jobs, options, min(workers, len(jobs)), threads, on_outcome)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
