@@ -26,7 +26,7 @@ ACTOR_RESTARTS = 3  # a worker that keeps dying is a node problem, not worth mor
 TASK_RETRIES = 3
 
 
-class _BatchWorker:
+class BatchWorker:
     """A Ray actor (see :func:`_actor_class`): one model copy, many inputs."""
 
     def __init__(self, options: AnalysisOptions, threads: int) -> None:
@@ -76,7 +76,7 @@ def run_on_ray(jobs: list[Job], options: AnalysisOptions, address: str, threads:
     try:
         cpus = float(ray.cluster_resources().get("CPU", 1))
         n = max(1, min(len(jobs), int(cpus // threads)))
-        worker_cls = ray.remote(_BatchWorker)
+        worker_cls = ray.remote(BatchWorker)
         actors = [worker_cls.options(num_cpus=threads, max_restarts=ACTOR_RESTARTS,
                                      max_task_retries=TASK_RETRIES).remote(options, threads)
                   for _ in range(n)]
