@@ -172,6 +172,11 @@ def test_rerun_skips_what_is_up_to_date_and_force_redoes_it(tmp_path):
 
 
 # ------------------------------------------------------------------ interrupted, then resumed
+def _foreground_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _wait_for_done(out: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
     """Until the running batch's index shows a finished input."""
     deadline = time.monotonic() + timeout
@@ -194,9 +199,10 @@ def test_interrupted_batch_resumes_without_redoing_finished_files(tmp_path, sig,
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "mien", "analyze", str(root), "-o", str(out), "--stride", "2",
            "--workers", str(workers), "--threads", "1"]
-    # a session of its own: Ctrl-C at a terminal signals the whole group, workers included
+    # a session of its own: Ctrl-C at a terminal signals the whole group, workers included; and
+    # Ctrl-C's default handling even when the tests themselves run in the background (nohup, &)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_foreground_signals)
     try:
         _wait_for_done(out, proc)
         os.killpg(proc.pid, sig)
