@@ -132,10 +132,10 @@ def test_folder_survives_a_bad_file(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "1 of 3 inputs failed" in proc.stderr and "b_broken.mp4" in proc.stderr
-    assert len(pd.read_parquet(out / "a_good.parquet")) == 72
-    assert len(pd.read_parquet(out / "c_noface.parquet")) == 0
-    assert not (out / "b_broken.parquet").exists()
-    assert not list(out.glob("*.part")) and not list(out.glob(".*part*"))
+    assert len(pd.read_parquet(out / "a_good.mp4.parquet")) == 72
+    assert len(pd.read_parquet(out / "c_noface.mp4.parquet")) == 0
+    assert not (out / "b_broken.mp4.parquet").exists()
+    assert not list(out.rglob("*.part")) and not list(out.rglob(".*part*"))
 
 
 def _free_port() -> int:
@@ -198,7 +198,7 @@ def test_still_images_and_image_folder(tmp_path):
     assert len(one) == 1 and one["frame_index"].iloc[0] == 0 and one["time_s"].iloc[0] == 0
     proc = run_mien("analyze", str(folder), "-o", str(tmp_path / "out"), "--quiet")
     assert proc.returncode == 0, proc.stderr
-    for name in ("a", "b"):
+    for name in ("a.jpg", "b.png"):
         assert len(pd.read_parquet(tmp_path / "out" / f"{name}.parquet")) == 1
 
 
