@@ -89,7 +89,7 @@ an.detector.session; an.model.session  # load outside the timed part, as a long 
 t = time.perf_counter()
 r = an.analyze_source(path)
 dt = time.perf_counter() - t
-df = r.to_pandas(); m = r.manifest["frames"]
+df = r.to_pandas(); m = r.manifest.frames
 print(json.dumps({"frames": m["decoded"], "analysed": m["analysed"], "seconds": dt,
                   "fps": m["decoded"] / dt, "face_frames": int(df["frame_index"].nunique()),
                   "faces": int(len(df)), "abstained": int(df["abstain"].sum()),

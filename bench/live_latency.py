@@ -32,7 +32,7 @@ def main() -> None:
     )
     try:
         time.sleep(1.0)
-        from mien.pipeline import AnalysisOptions, Analyzer
+        from mien.pipeline import AnalysisOptions, Analyzer, FrameResult
         from mien.sources import FrameSelector, StreamSource
 
         an = Analyzer(AnalysisOptions())
@@ -40,8 +40,8 @@ def main() -> None:
         src = StreamSource(f"tcp://127.0.0.1:{port}", FrameSelector(), max_seconds=args.seconds)
         latencies: list[float] = []
 
-        def on_frame(fr, cols) -> None:  # noqa: ANN001
-            latencies.append((time.perf_counter() - fr.arrival) * 1000)
+        def on_frame(res: FrameResult) -> None:
+            latencies.append((time.perf_counter() - res.arrival) * 1000)
 
         t = time.perf_counter()
         df, stats = an.analyze_frames(iter(src), "live", on_frame)

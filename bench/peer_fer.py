@@ -141,7 +141,7 @@ def mien_worker(video: str, out: str, max_frames: int | None) -> None:
         frames, analysed = stats["analysed"], stats["analysed"]
     else:
         res = an.analyze_source(video)
-        df, frames, analysed = res.to_pandas(), res.manifest["frames"]["decoded"], res.manifest["frames"]["analysed"]
+        df, frames, analysed = res.to_pandas(), res.manifest.frames["decoded"], res.manifest.frames["analysed"]
     seconds = time.perf_counter() - t
 
     per_frame: list[dict[str, Any] | None] = [None] * frames

@@ -29,7 +29,7 @@ def main() -> None:
     for video in sorted(args.folder.glob("*.mp4")):
         for strength in sorted({0.0, shipped.prior_strength, 1.0}):
             analyzer.model = shipped.with_prior_strength(strength)
-            faces = analyzer.analyze_source(str(video)).frames
+            faces = analyzer.analyze_source(str(video)).table
             faces = faces[~faces["abstain"]]
             if len(faces) == 0:
                 continue

@@ -14,6 +14,7 @@ import pytest
 
 from mien.audit import cli
 from mien.errors import InputError
+from mien.faces import Faces
 from mien.labels import EXPRESSIONS
 
 
@@ -224,7 +225,7 @@ def test_evaluate_detector_command(tmp_path: Path, monkeypatch, capsys):
             self.score_threshold = score_threshold
 
         def detect(self, image):
-            return SimpleNamespace(xyxy=np.array([[10, 10, 40, 40.0]]), scores=np.array([0.99]))
+            return Faces(np.array([[10, 10, 40, 40.0]]), np.array([0.99]), np.zeros((1, 5, 2)))
 
     import mien.detection
 

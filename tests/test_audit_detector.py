@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -21,6 +20,7 @@ from mien.audit.detector import (
     summarize,
 )
 from mien.errors import InputError
+from mien.faces import Faces
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "face_detection"
 
@@ -162,7 +162,7 @@ class PerfectDetector:
 
     def detect(self, image):
         boxes = np.array([[10, 10, 40, 40], [50, 50, 90, 90], [0, 60, 8, 68]], np.float32)
-        return SimpleNamespace(xyxy=boxes, scores=np.array([0.9, 0.8, 0.3], np.float32))
+        return Faces(boxes, np.array([0.9, 0.8, 0.3], np.float32), np.zeros((3, 5, 2), np.float32))
 
 
 def test_evaluate_detector_end_to_end(voc: Path):

@@ -21,12 +21,13 @@ from conftest import shared_video
 
 from mien.batch import BatchOptions, mirrored_output, read_dataset, read_index, run_batch, walk_inputs
 from mien.batch.export import event_table, resample_tracks
+from mien.batch.index import options_hash
 from mien.batch.runner import plan_workers
 from mien.batch.walk import video_id
 from mien.errors import InputError
 from mien.pipeline import AnalysisOptions
 from mien.reporting.events import align_events
-from mien.results import read_results, sidecar
+from mien.schema import RunManifest, read_table, sidecar_path
 
 FAST = AnalysisOptions(stride=3, threads=1)
 GOOD = ["s1/a.mov", "s1/a.mp4", "s2/a.mp4", "s2/deep/n.mp4"]
@@ -52,7 +53,7 @@ def make_study(root: Path, long_clip: bool = False) -> Path:
 
 
 def per_file_table(out: Path, relative: str) -> pd.DataFrame:
-    df = read_results(out / f"{relative}.parquet")
+    df = read_table(out / f"{relative}.parquet")
     df["source"] = relative
     df.insert(0, "video_id", video_id(relative))
     return df
@@ -147,10 +148,10 @@ def test_rerun_skips_what_is_up_to_date_and_force_redoes_it(tmp_path):
     root = make_study(tmp_path / "in")
     out = tmp_path / "out"
     run_batch(root, out, FAST, BatchOptions(workers=1, progress=False))
-    stamp = {r: sidecar(out / f"{r}.parquet", "manifest").stat().st_mtime_ns for r in GOOD}
+    stamp = {r: sidecar_path(out / f"{r}.parquet", "manifest").stat().st_mtime_ns for r in GOOD}
     again = run_batch(root, out, FAST, BatchOptions(workers=1, progress=False))
     assert again.counts == {"skipped": 4, "failed": 1}
-    assert {r: sidecar(out / f"{r}.parquet", "manifest").stat().st_mtime_ns for r in GOOD} == stamp
+    assert {r: sidecar_path(out / f"{r}.parquet", "manifest").stat().st_mtime_ns for r in GOOD} == stamp
     assert read_index(out).set_index("path").loc["s1/a.mp4", "frames"] == 24  # filled from the manifest
     # a changed input is redone, the others are not
     (root / "s1" / "a.mp4").unlink()
@@ -217,7 +218,7 @@ def test_interrupted_batch_resumes_without_redoing_finished_files(tmp_path, sig,
     finished = sorted(first.index[first["status"] == "done"])
     unfinished = sorted(first.index[first["status"].isin(["pending", "interrupted"])])
     assert finished and unfinished, first["status"]
-    stamps = {r: sidecar(out / f"{r}.parquet", "manifest").stat().st_mtime_ns for r in finished}
+    stamps = {r: sidecar_path(out / f"{r}.parquet", "manifest").stat().st_mtime_ns for r in finished}
     assert not list(out.rglob("*.part"))
 
     resumed = subprocess.run(cmd + ["--quiet"], capture_output=True, text=True, timeout=600)
@@ -225,7 +226,7 @@ def test_interrupted_batch_resumes_without_redoing_finished_files(tmp_path, sig,
     index = read_index(out).set_index("path")
     assert (index.loc[finished, "status"] == "skipped").all()
     assert (index.loc[unfinished, "status"].isin(["done", "failed"])).all()
-    assert {r: sidecar(out / f"{r}.parquet", "manifest").stat().st_mtime_ns for r in finished} == stamps
+    assert {r: sidecar_path(out / f"{r}.parquet", "manifest").stat().st_mtime_ns for r in finished} == stamps
     good = [*GOOD, "s3/long.mp4"]
     assert set(index.index[index["status"].isin(["done", "skipped"])]) == set(good)
     assert_combined_equals_per_file(out, good)
@@ -291,10 +292,10 @@ def test_resample_puts_each_track_on_a_fixed_grid(study, tmp_path):
     assert bad.returncode == 2 and "no results/ folder" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_manifest_records_the_batch_keys(study):
+def test_manifest_records_what_resume_compares(study):
     _, out, _ = study
-    manifest = json.loads(sidecar(out / "s2/a.mp4.parquet", "manifest").read_text())
+    manifest = RunManifest.from_dict(json.loads(sidecar_path(out / "s2/a.mp4.parquet", "manifest").read_text()))
     row = read_index(out).set_index("path").loc["s2/a.mp4"]
-    assert manifest["batch"]["fingerprint"] == row["fingerprint"]
-    assert manifest["batch"]["options_hash"] == row["options_hash"]
-    assert manifest["batch"]["relative_path"] == "s2/a.mp4"
+    assert manifest.source.input["fingerprint"] == row["fingerprint"]
+    assert options_hash(manifest.parameters, manifest.mien_version) == row["options_hash"]
+    assert manifest.source.frames["tracks"] == row["tracks"] == 1

@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, shared_video
 
 from mien.labels import EXPRESSIONS
-from mien.results import COLUMNS
+from mien.schema import COLUMNS
 
 
 def run_mien(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -40,7 +40,7 @@ def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
     proc = run_mien("analyze", str(video), "-o", str(out), "--annotate", str(ann), "--blur-faces", "--quiet")
     assert proc.returncode == 0, proc.stderr
     df = pd.read_parquet(out)
-    assert list(df.columns) == COLUMNS
+    assert tuple(df.columns) == COLUMNS
     assert len(df) == 72 and df["track_id"].nunique() == 1
     ok = df[~df["abstain"]]
     assert len(ok) > 60
@@ -49,8 +49,9 @@ def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
     assert set(ok["top_label"]) <= set(EXPRESSIONS)
     assert df["time_s"].is_monotonic_increasing
     manifest = json.loads((tmp_path / "single.manifest.json").read_text())
-    assert manifest["frames"]["decoded"] == 72 and manifest["frames"]["analysed"] == 72
-    assert len(manifest["input"]["sha256_first_mib"]) == 64
+    (run,) = manifest["sources"]
+    assert run["frames"]["decoded"] == 72 and run["frames"]["analysed"] == 72
+    assert len(run["input"]["sha256_first_mib"]) == 64
     assert {m["role"] for m in manifest["models"]} == {"face_detector", "expression"}
     assert manifest["parameters"]["stride"] == 1
     tracks = pd.read_csv(tmp_path / "single.tracks.csv")
@@ -75,7 +76,7 @@ def test_no_face_video_gives_zero_rows_and_exit_0(tmp_path):
     proc = run_mien("analyze", str(shared_video("no_face.mp4")), "-o", str(out), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_parquet(out)) == 0
-    assert json.loads((tmp_path / "nf.manifest.json").read_text())["frames"]["decoded"] == 95  # the container announces 98; 95 decode
+    assert json.loads((tmp_path / "nf.manifest.json").read_text())["sources"][0]["frames"]["decoded"] == 95  # the container announces 98; 95 decode
 
 
 def test_missing_path(tmp_path):
@@ -108,7 +109,7 @@ def test_truncated_video_keeps_frames_before_the_damage(tmp_path):
     df = pd.read_parquet(out)
     assert 100 < df["frame_index"].nunique() < 472
     manifest = json.loads((tmp_path / "t.manifest.json").read_text())
-    assert manifest["status"] == "partial" and manifest["warnings"]
+    assert manifest["status"] == "partial" and manifest["sources"][0]["warnings"]
 
 
 def test_unreachable_stream():
@@ -173,7 +174,7 @@ def test_live_stream_from_loopback(tmp_path, protocol):
         sender.kill()
         sender.wait()
     df = pd.read_parquet(out)
-    m = json.loads((tmp_path / "live.manifest.json").read_text())["frames"]
+    m = json.loads((tmp_path / "live.manifest.json").read_text())["sources"][0]["frames"]
     print(f"live: analysed {m['analysed']}, dropped {m['dropped']}, latency p50 {m['latency_ms_p50']:.1f} ms "
           f"p95 {m['latency_ms_p95']:.1f} ms")
     assert m["analysed"] >= 20 and len(df) >= 20

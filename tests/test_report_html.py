@@ -14,6 +14,7 @@ from mien.errors import InputError
 from mien.reporting import thumbs, write_report
 from mien.reporting.svg import Chart, downsample
 from mien.reporting.synthetic import demo_results, make_track
+from mien.schema import RunManifest, SourceRun
 
 EVENTS = pd.DataFrame(
     {"time_s": [2.0, 7.0, 12.0], "end_s": [np.nan, 9.0, np.nan], "label": ["question", "joke", "question"]}
@@ -111,10 +112,11 @@ def test_no_face_video(tmp_path: Path) -> None:
 
     empty = from_frame(
         demo_results(duration_s=1.0).iloc[0:0],
-        manifest={"input": {"path": "/v/no_face.mp4"}, "frames": {"decoded": 98, "fps": 24}},
+        manifest=RunManifest(sources=[SourceRun(input={"path": "/v/no_face.mp4"},
+                                                frames={"decoded": 98, "fps": 24, "analysed": 98})]),
     )
     text = report(tmp_path, empty)
-    assert "found no face" in text and "no_face.mp4" in text
+    assert "found no face" in text and "no_face.mp4" in text and "analysed 98 frames" in text
     assert timelines(text) == []
 
 

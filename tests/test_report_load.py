@@ -12,28 +12,20 @@ import pytest
 from mien.errors import InputError
 from mien.reporting.load import (
     REQUIRED_COLUMNS,
-    SCHEMA_COLUMNS,
     coerce_results,
     load_many,
     load_results,
-    manifest_duration,
 )
 from mien.reporting.synthetic import demo_results
+from mien.results import AnalysisResult, write_results
+from mien.schema import COLUMNS, RunManifest, SourceRun, empty_table
 
-results_mod = pytest.importorskip(
-    "mien.results", reason="mien.results (the engine's writer) is not available"
-)
-
-MANIFEST = {
-    "mien_version": "0.1.0",
-    "input": {"path": "/videos/demo.mp4"},
-    "frames": {"decoded": 250, "fps": 25.0, "analysed": 250},
-    "warnings": [],
-}
+MANIFEST = RunManifest(sources=[SourceRun(input={"path": "/videos/demo.mp4"},
+                                          frames={"decoded": 250, "fps": 25.0, "analysed": 250})])
 
 
 def write(frame: pd.DataFrame, path: Path) -> Path:
-    return results_mod.write_results(frame, MANIFEST, path)
+    return write_results(frame, MANIFEST, path)
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
@@ -41,7 +33,7 @@ def test_formats_round_trip(tmp_path: Path, suffix: str) -> None:
     frame = demo_results(duration_s=4.0, n_tracks=2)
     res = load_results(write(frame, tmp_path / f"out{suffix}"))
     got = res.frame
-    assert list(got.columns) == list(SCHEMA_COLUMNS)
+    assert tuple(got.columns) == COLUMNS
     assert len(got) == len(frame)
     assert got["abstain"].dtype == bool and got["abstain"].sum() == frame["abstain"].sum()
     assert got["track_id"].dtype == np.int64
@@ -57,7 +49,7 @@ def test_formats_round_trip(tmp_path: Path, suffix: str) -> None:
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
 def test_no_face_results(tmp_path: Path, suffix: str) -> None:
-    res = load_results(write(results_mod.empty_frame(), tmp_path / f"none{suffix}"))
+    res = load_results(write(empty_table(), tmp_path / f"none{suffix}"))
     assert len(res.frame) == 0
     assert set(REQUIRED_COLUMNS) <= set(res.frame.columns)
     assert res.sources() == ["/videos/demo.mp4"]  # from the manifest, since no row names it
@@ -103,7 +95,7 @@ def test_bad_abstain_values(tmp_path: Path) -> None:
 
 def test_in_memory_inputs() -> None:
     frame = demo_results(duration_s=1.0)
-    analysis = results_mod.AnalysisResult(frames=frame, manifest=dict(MANIFEST))
+    analysis = AnalysisResult(frame, MANIFEST)
     res = coerce_results(analysis)
     assert res.manifest == MANIFEST and len(res.frame) == len(frame)
     many = load_many([frame, analysis])
@@ -114,10 +106,11 @@ def test_in_memory_inputs() -> None:
         coerce_results(42)
 
 
-def test_manifest_duration() -> None:
-    assert manifest_duration(MANIFEST) == pytest.approx(10.0)  # decoded / fps
-    assert manifest_duration({"input": {"duration_s": 12.5}}) == 12.5
-    assert manifest_duration(None) is None
+def test_manifest_duration(tmp_path: Path) -> None:
+    res = load_results(write(demo_results(duration_s=1.0), tmp_path / "r.parquet"))
+    assert res.duration_s == pytest.approx(10.0)  # decoded / fps
+    assert SourceRun(input={"path": "x", "duration_s": 12.5}).duration_s == 12.5
+    assert load_results(write(demo_results(duration_s=1.0), tmp_path / "r.csv")).duration_s == pytest.approx(10.0)
 
 
 def test_manifest_that_is_not_an_object(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import shared_video
 
+from mien.faces import Faces
 from mien.sources import Frame
 from mien.tracking import FaceTracker, iou_matrix
 from mien.tracking_eval import score_tracking
@@ -41,10 +42,10 @@ def test_tracker_keeps_ids_through_a_short_miss():
         boxes = np.array([[100 + 3 * f, 100, 160 + 3 * f, 170], [400 - 3 * f, 50, 450 - 3 * f, 110]], float)
         if 8 <= f <= 11:  # first face occluded for 4 frames
             boxes = boxes[1:]
-            out = tr.update(boxes, np.array([0.9]), t)
+            out = tr.update(Faces(boxes, np.array([0.9])), t).track_id
             ids.append((None, out[0]))
         else:
-            out = tr.update(boxes, np.array([0.9, 0.9]), t)
+            out = tr.update(Faces(boxes, np.array([0.9, 0.9])), t).track_id
             ids.append((out[0], out[1]))
     firsts = {a for a, _ in ids if a is not None}
     seconds = {b for _, b in ids}
@@ -69,7 +70,7 @@ def _face_crops() -> list[np.ndarray]:
                     img = f.to_ndarray(format="bgr24")
                     break
         d = det.detect(img)
-        x1, y1, x2, y2 = d.xyxy[int(d.scores.argmax())]
+        x1, y1, x2, y2 = d.xyxy[int(d.score.argmax())]
         w, h = x2 - x1, y2 - y1
         a, b = int(max(x1 - 0.25 * w, 0)), int(max(y1 - 0.25 * h, 0))
         crop = img[b : int(y2 + 0.15 * h), a : int(x2 + 0.25 * w)]
@@ -141,7 +142,7 @@ SINGLE_PERSON = [
 @pytest.mark.parametrize("name", SINGLE_PERSON)
 def test_single_person_clip_is_one_track(analyzer, name):
     result = analyzer.analyze_source(str(shared_video(name)))
-    df = result.frames
+    df = result.table
     assert len(df) > 0, f"no face found in {name}"
     share = df["track_id"].value_counts().iloc[0] / df["frame_index"].nunique()
     print(f"{name}: largest track covers {share:.3f} of face frames ({df['track_id'].nunique()} tracks)")
@@ -156,13 +157,12 @@ def test_fast_path_finds_every_face_frame_that_full_detection_does(analyzer):
     video = str(shared_video("WolfgangLanger_Pexels.mp4"))
     fast = analyzer.analyze_source(video)
     full = Analyzer(AnalysisOptions(detect_every=1, coarse_scan=False), model=analyzer.model).analyze_source(video)
-    assert fast.manifest["frames"]["full_frame_detections"] < full.manifest["frames"]["full_frame_detections"] / 2
-    assert fast.frames["frame_index"].nunique() >= full.frames["frame_index"].nunique() == 472
+    assert fast.manifest.frames["full_frame_detections"] < full.manifest.frames["full_frame_detections"] / 2
+    assert fast.table["frame_index"].nunique() >= full.table["frame_index"].nunique() == 472
 
 
 def test_coarse_scan_rescans_at_full_size_every_second(analyzer):
     """While all faces are large, scheduled scans run at half size, but never for more than 1 s."""
-    from mien.detection import Detections
     from mien.pipeline import AnalysisOptions, Analyzer
 
     calls = []
@@ -172,7 +172,7 @@ def test_coarse_scan_rescans_at_full_size_every_second(analyzer):
 
         def detect(self, image, max_side=None):
             calls.append(max_side)
-            return Detections(np.array([[100, 100, 300, 320]], np.float32), np.array([0.99], np.float32),
+            return Faces(np.array([[100, 100, 300, 320]], np.float32), np.array([0.99], np.float32),
                               np.zeros((1, 5, 2), np.float32))
 
     an = Analyzer(AnalysisOptions(detect_every=3), model=analyzer.model, detector=Recorder())

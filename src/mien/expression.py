@@ -23,14 +23,19 @@ import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from mien.errors import InputError, ModelError
+from mien.faces import Faces
 from mien.labels import EXPRESSIONS
 from mien.manifest import file_sha256
+from mien.runtime import make_session
+
+if TYPE_CHECKING:  # pragma: no cover
+    import onnxruntime
 
 DEFAULT_CARD = "expression.json"
 
@@ -83,7 +88,7 @@ class ExpressionModel:
             )
         self.prior_temperature = float(prior.get("temperature", self.temperature))
         self.logit_offset = self.prior_offset(self.prior_strength)
-        self._session = None
+        self._session: onnxruntime.InferenceSession | None = None
 
     def prior_offset(self, strength: float) -> np.ndarray:
         """The per-class offset added to the network's logits for a class-prior ``strength``."""
@@ -118,10 +123,8 @@ class ExpressionModel:
         return cls(card, onnx_path, threads)
 
     @property
-    def session(self):
+    def session(self) -> onnxruntime.InferenceSession:
         if self._session is None:
-            from mien.detection import make_session
-
             self._session = make_session(str(self.onnx_path), self.threads)
         return self._session
 
@@ -157,6 +160,15 @@ class ExpressionModel:
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         return softmax(self.predict_logits(crops), self.temperature)
+
+    def classify(self, faces: Faces, crops: np.ndarray) -> Faces:
+        """``faces`` with ``probs`` set for every face that does not abstain (one batch);
+        ``crops`` are their aligned crops, in the same order."""
+        probs = np.full((len(faces), len(self.labels)), np.nan)
+        ok = ~faces.abstain
+        if ok.any():
+            probs[ok] = self.predict_proba(crops[ok])
+        return faces.replace(probs=probs)
 
     def prepare_crops(self, images: list[np.ndarray]) -> np.ndarray:
         """Resize already-cropped face images (gray or BGR, any size) to the model input."""

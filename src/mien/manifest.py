@@ -1,14 +1,10 @@
-"""The run manifest: everything needed to know what produced a result and to reproduce it."""
+"""Fingerprints for the run manifest (:class:`mien.schema.RunManifest`): file hashes and times."""
 from __future__ import annotations
 
 import hashlib
-import platform
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import mien
 
 
 def now_iso() -> str:
@@ -33,28 +29,3 @@ def input_fingerprint(spec: str) -> dict[str, Any]:
     with p.open("rb") as f:
         h.update(f.read(1 << 20))
     return {"path": str(p.resolve()), "size_bytes": p.stat().st_size, "sha256_first_mib": h.hexdigest()}
-
-
-def build_manifest(
-    *,
-    source: str,
-    parameters: dict[str, Any],
-    models: list[dict[str, Any]],
-    stats: dict[str, Any],
-    started: str,
-    warnings: list[str],
-    status: str = "complete",
-) -> dict[str, Any]:
-    return {
-        "mien_version": mien.__version__,
-        "schema_version": 1,
-        "status": status,
-        "input": input_fingerprint(source),
-        "models": models,
-        "parameters": parameters,
-        "started": started,
-        "finished": now_iso(),
-        "frames": stats,
-        "warnings": warnings,
-        "environment": {"python": sys.version.split()[0], "platform": platform.platform()},
-    }

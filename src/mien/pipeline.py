@@ -1,17 +1,18 @@
-"""The analysis engine: frames in, per-face expression rows out.
+"""The analysis engine: frames in, one :class:`~mien.faces.Faces` record per frame out.
 
-For each analysed frame: find faces (full-frame detection every ``detect_every`` frames; on the
-frames between, re-detect each tracked face in a small window around where its track predicts it,
-which is several times cheaper and keeps fresh landmarks), give each face its anonymous track id,
-align it to the expression model's crop framing, measure its quality, classify its expression
-(batched across the frame's faces) unless it abstains, and smooth per track.
+source → detect → track → align → quality → classify → smooth → results. For each analysed frame:
+find faces (full-frame detection every ``detect_every`` frames; on the frames between, re-detect
+each tracked face in a small window around where its track predicts it, which is several times
+cheaper and keeps fresh landmarks), give each face its anonymous track id, align it to the
+expression model's crop framing, measure its quality, classify its expression (batched across the
+frame's faces) unless it abstains, and smooth per track. Every stage takes and returns ``Faces``.
 """
 from __future__ import annotations
 
 import dataclasses
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,24 +21,24 @@ import cv2
 import numpy as np
 
 from mien.alignment import align_faces
-from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, Detections, FaceDetector
+from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, FaceDetector
 from mien.errors import InputError, MienError
-from mien.expression import ExpressionModel
-from mien.labels import EXPRESSIONS
-from mien.manifest import build_manifest, now_iso
+from mien.expression import ExpressionModel, softmax
+from mien.faces import Faces
+from mien.manifest import input_fingerprint, now_iso
 from mien.quality import QualityThresholds, assess
-from mien.results import AnalysisResult, RowBuffer, concat, empty_frame
+from mien.results import AnalysisResult, RowBuffer
+from mien.schema import RunManifest, SourceRun, table_columns
 from mien.smoothing import ExpressionSmoother
 from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
 from mien.tracking import FaceTracker, TrackerConfig
 
-_ROI_SIDE = 128  # input side of the local re-detection window
-_ROI_SCORE = 0.3  # a face where a track predicts one needs less evidence (ByteTrack's insight)
+_STAGES = ("detect", "track_align_quality", "expression", "smooth_rows")
 
 
 @dataclass
 class AnalysisOptions:
-    """Every parameter of a run (recorded in the manifest)."""
+    """Every parameter of a run (recorded in the manifest). The CLI's defaults come from here."""
 
     stride: int = 1
     fps: float | None = None
@@ -63,6 +64,18 @@ class AnalysisOptions:
 
 
 @dataclass
+class FrameResult:
+    """One analysed frame: where it is in the source, its upright image and its faces, every
+    column filled (tracked faces only)."""
+
+    index: int
+    time_s: float
+    image: np.ndarray
+    faces: Faces
+    arrival: float  # time.perf_counter() when the frame left the decoder (latency = now - arrival)
+
+
+@dataclass
 class ImageClassification:
     """Expression of the largest face in a still image (for audits)."""
 
@@ -71,6 +84,35 @@ class ImageClassification:
     logits: np.ndarray | None
     box: tuple[float, float, float, float] | None
     n_faces: int
+
+
+@dataclass
+class _RunCounts:
+    """What the frame loop counts for a source's manifest."""
+
+    frames: int = 0
+    faces: int = 0
+    abstained: int = 0
+    full_detections: int = 0
+    last_time: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_STAGES, 0.0))
+
+    def stats(self, interrupted: bool) -> dict[str, Any]:
+        lat = np.asarray(self.latencies) * 1000
+        return {
+            "analysed": self.frames,
+            "duration_s": self.last_time,
+            "faces": self.faces,
+            "abstained": self.abstained,
+            "full_frame_detections": self.full_detections,
+            "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
+            "latency_ms_p95": float(np.percentile(lat, 95)) if len(lat) else None,
+            "interrupted": interrupted,
+            # main-thread time per analysed frame, by stage ("detect" excludes detections run
+            # ahead in the decode thread)
+            "stage_ms_per_frame": {k: round(v * 1000 / max(self.frames, 1), 3) for k, v in self.timing.items()},
+        }
 
 
 class Analyzer:
@@ -89,195 +131,113 @@ class Analyzer:
         )
 
     # ---------------------------------------------------------------- per frame
-    def _redetect_tracked(self, img: np.ndarray, tracker: FaceTracker, time_s: float) -> Detections:
-        """Detect each tracked face inside a window around its predicted box, in one batch."""
-        pred = tracker.predicted_boxes(time_s)
-        if len(pred) == 0:
-            return Detections.empty()
-        h, w = img.shape[:2]
-        blobs, maps = [], []
-        for x1, y1, x2, y2 in pred:
-            side = 2.0 * max(x2 - x1, y2 - y1)
-            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-            s = _ROI_SIDE / side
-            # affine: window (side x side centred on the face) -> ROI_SIDE square
-            m = np.array([[s, 0, _ROI_SIDE / 2 - s * cx], [0, s, _ROI_SIDE / 2 - s * cy]], np.float32)
-            roi = cv2.warpAffine(img, m, (_ROI_SIDE, _ROI_SIDE), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(104, 117, 127))
-            blobs.append(roi)
-            maps.append((s, cx, cy))
-        batch = np.stack(blobs).astype(np.float32) - np.array([104.0, 117.0, 127.0], np.float32)
-        loc, conf, landm = self.detector.session.run(None, {"input": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})
-        boxes, scores, lms = [], [], []
-        for i, (s, cx, cy) in enumerate(maps):
-            det = self.detector._decode(loc[i], conf[i], landm[i], _ROI_SIDE, _ROI_SIDE, 1.0,
-                                        score_threshold=min(_ROI_SCORE, self.detector.score_threshold))
-            if len(det) == 0:
-                continue
-            # the face nearest the window centre is the tracked one
-            centres = (det.xyxy[:, :2] + det.xyxy[:, 2:]) / 2
-            j = int(np.argmin(np.linalg.norm(centres - _ROI_SIDE / 2, axis=1) - det.scores * 10))
-            off = np.array([cx - _ROI_SIDE / (2 * s), cy - _ROI_SIDE / (2 * s)], np.float32)
-            boxes.append(det.xyxy[j].reshape(2, 2) / s + off)
-            lms.append(det.landmarks[j] / s + off)
-            scores.append(det.scores[j])
-        if not boxes:
-            return Detections.empty()
-        xyxy = np.stack(boxes).reshape(-1, 4).astype(np.float32)
-        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
-        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
-        det = Detections(xyxy, np.asarray(scores, np.float32), np.stack(lms).astype(np.float32))
-        if self.detector.min_face_px > 0:
-            det = det[det.sizes >= self.detector.min_face_px]
-        return det
+    def process_frames(self, frames: Iterable[Frame], counts: _RunCounts | None = None) -> Iterator[FrameResult]:
+        """Analyse a frame stream in time order, one :class:`FrameResult` per frame."""
+        o = self.options
+        counts = counts if counts is not None else _RunCounts()
+        timing = counts.timing
+        tracker = FaceTracker(o.tracker)
+        smoother = ExpressionSmoother(o.smoothing_tau_s)
+        since_detect = o.detect_every
+        for fr in frames:
+            img, t = fr.image, fr.time_s
+            counts.last_time = t
+            t0 = time.perf_counter()
+            if fr.detections is not None:  # detected ahead, in the decode thread
+                faces = fr.detections
+                since_detect = 1
+                counts.full_detections += 1
+            elif since_detect >= o.detect_every or not tracker.active_tracks():
+                faces = self.detector.detect(img)
+                since_detect = 1
+                counts.full_detections += 1
+            else:
+                faces = self.detector.detect_windows(img, tracker.predicted_boxes(t))
+                since_detect += 1
+                if o.fallback_detect and len(faces) < len(tracker.active_tracks()):
+                    # a face slipped out of its window: look at the whole frame at once
+                    faces = self.detector.detect(img)
+                    since_detect = 1
+                    counts.full_detections += 1
+            t1 = time.perf_counter()
+            timing["detect"] += t1 - t0
+            faces = tracker.update(faces, t)
+            faces = faces[faces.track_id >= 0]
+            counts.frames += 1
+            if len(faces):
+                gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+                crops = align_faces(gray, faces.landmarks, self.model.input_size, self.model.template)
+                faces = assess(faces, crops, o.quality)
+                t2 = time.perf_counter()
+                timing["track_align_quality"] += t2 - t1
+                faces = self.model.classify(faces, crops)
+                t3 = time.perf_counter()
+                timing["expression"] += t3 - t2
+                faces = smoother.smooth(faces, t)
+                timing["smooth_rows"] += time.perf_counter() - t3
+                counts.faces += len(faces)
+                counts.abstained += int(faces.abstain.sum())
+            counts.latencies.append(time.perf_counter() - fr.arrival)
+            yield FrameResult(fr.index, t, img, faces, fr.arrival)
 
     def analyze_frames(
         self,
         frames: Iterable[Frame],
         source: str,
-        on_frame: Callable[[Frame, dict[str, Any]], None] | None = None,
+        on_frame: Callable[[FrameResult], None] | None = None,
     ) -> tuple[Any, dict[str, Any]]:
-        """Analyse a frame stream; returns (DataFrame, stats). Stops cleanly on Ctrl-C, keeping rows."""
-        o = self.options
-        tracker = FaceTracker(o.tracker)
-        smoother = ExpressionSmoother(o.smoothing_tau_s)
+        """Analyse a frame stream; returns (table, stats). Stops cleanly on Ctrl-C, keeping rows."""
+        counts = _RunCounts()
         rows = RowBuffer()
-        S = self.model.input_size
-        n_frames = n_faces = n_abstained = n_full_detect = 0
-        latencies: list[float] = []
         interrupted = False
-        since_detect = o.detect_every
-        last_time = 0.0
-        timing = dict.fromkeys(("detect", "track_align_quality", "expression", "smooth_rows"), 0.0)
         try:
-            for fr in frames:
-                img, t = fr.image, fr.time_s
-                last_time = t
-                t0 = time.perf_counter()
-                if fr.detections is not None:  # detected ahead, in the decode thread
-                    det = fr.detections
-                    since_detect = 1
-                    n_full_detect += 1
-                elif since_detect >= o.detect_every or not tracker.active_tracks():
-                    det = self.detector.detect(img)
-                    since_detect = 1
-                    n_full_detect += 1
-                else:
-                    det = self._redetect_tracked(img, tracker, t)
-                    since_detect += 1
-                    if o.fallback_detect and len(det) < len(tracker.active_tracks()):
-                        # a face slipped out of its window: look at the whole frame at once
-                        det = self.detector.detect(img)
-                        since_detect = 1
-                        n_full_detect += 1
-                t1 = time.perf_counter()
-                timing["detect"] += t1 - t0
-                ids = tracker.update(det.xyxy, det.scores, t)
-                keep = ids >= 0
-                det, ids = det[keep], ids[keep]
-                n = len(det)
-                n_frames += 1
-                cols: dict[str, Any] | None = None
-                if n:
-                    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
-                    crops = align_faces(gray, det.landmarks, S, self.model.template)
-                    q = assess(det.xyxy, det.scores, det.landmarks, crops, o.quality)
-                    t2 = time.perf_counter()
-                    timing["track_align_quality"] += t2 - t1
-                    probs = np.full((n, len(EXPRESSIONS)), np.nan)
-                    ok = ~q.abstain
-                    if ok.any():
-                        probs[ok] = self.model.predict_proba(crops[ok])
-                    t1 = time.perf_counter()
-                    timing["expression"] += t1 - t2
-                    smooth = np.full_like(probs, np.nan)
-                    for i in np.flatnonzero(ok):
-                        smooth[i] = smoother.update(int(ids[i]), t, probs[i])
-                    top = np.where(ok, np.nanargmax(np.where(ok[:, None], smooth, 0.0), axis=1), -1)
-                    cols = {
-                        "source": source,
-                        "frame_index": fr.index,
-                        "time_s": t,
-                        "track_id": ids,
-                        "x1": det.xyxy[:, 0], "y1": det.xyxy[:, 1], "x2": det.xyxy[:, 2], "y2": det.xyxy[:, 3],
-                        "det_score": det.scores.astype(np.float64),
-                    }
-                    for k in range(5):
-                        cols[f"lm{k}_x"] = det.landmarks[:, k, 0]
-                        cols[f"lm{k}_y"] = det.landmarks[:, k, 1]
-                    cols.update(face_px=q.face_px, sharpness=q.sharpness, yaw_deg=q.yaw_deg,
-                                roll_deg=q.roll_deg, abstain=q.abstain, abstain_reason=q.reasons)
-                    for j, lab in enumerate(EXPRESSIONS):
-                        cols[f"prob_{lab}"] = probs[:, j]
-                    for j, lab in enumerate(EXPRESSIONS):
-                        cols[f"smooth_{lab}"] = smooth[:, j]
-                    cols["top_label"] = [EXPRESSIONS[k] if k >= 0 else "" for k in top]
-                    cols["top_prob"] = np.where(ok, smooth[np.arange(n), np.maximum(top, 0)], np.nan)
-                    rows.add(cols)
-                    timing["smooth_rows"] += time.perf_counter() - t1
-                    n_faces += n
-                    n_abstained += int(q.abstain.sum())
-                latencies.append(time.perf_counter() - fr.arrival)
+            for res in self.process_frames(frames, counts):
+                if len(res.faces):
+                    t0 = time.perf_counter()
+                    rows.add(table_columns(res.faces, source=source, frame_index=res.index, time_s=res.time_s))
+                    counts.timing["smooth_rows"] += time.perf_counter() - t0
                 if on_frame is not None:
-                    on_frame(fr, cols or {})
+                    on_frame(res)
         except KeyboardInterrupt:
             interrupted = True
-        lat = np.asarray(latencies) * 1000
-        stats = {
-            "analysed": n_frames,
-            "duration_s": last_time,
-            "faces": n_faces,
-            "abstained": n_abstained,
-            "full_frame_detections": n_full_detect,
-            "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
-            "latency_ms_p95": float(np.percentile(lat, 95)) if len(lat) else None,
-            "interrupted": interrupted,
-            # main-thread time per analysed frame, by stage ("detect" excludes detections run
-            # ahead in the decode thread)
-            "stage_ms_per_frame": {k: round(v * 1000 / max(n_frames, 1), 3) for k, v in timing.items()},
-        }
-        return rows.to_frame(), stats
+        return rows.to_frame(), counts.stats(interrupted)
 
     def classify_image(self, image_bgr: np.ndarray) -> ImageClassification:
         """Expression of the largest face in ``image_bgr`` (None when no face is found)."""
-        det = self.detector.detect(image_bgr)
-        if len(det) == 0:
+        faces = self.detector.detect(image_bgr)
+        if len(faces) == 0:
             return ImageClassification(False, None, None, None, 0)
-        areas = (det.xyxy[:, 2:] - det.xyxy[:, :2]).prod(1)
+        areas = (faces.xyxy[:, 2:] - faces.xyxy[:, :2]).prod(1)
         j = int(areas.argmax())
         gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
-        crop = align_faces(gray, det.landmarks[j : j + 1], self.model.input_size, self.model.template)
+        crop = align_faces(gray, faces.landmarks[j : j + 1], self.model.input_size, self.model.template)
         logits = self.model.predict_logits(crop)[0]
-        from mien.expression import softmax
-
+        x1, y1, x2, y2 = (float(v) for v in faces.xyxy[j])
         return ImageClassification(True, softmax(logits, self.model.temperature), logits,
-                                   tuple(float(v) for v in det.xyxy[j]), len(det))
+                                   (x1, y1, x2, y2), len(faces))
 
     def _scheduled_detection(self) -> Callable[[Frame], None]:
         """Full-frame detection on every ``detect_every``-th analysed frame, run in the decode
         thread so that it overlaps the analysis of earlier frames (ONNX Runtime releases the GIL:
         decode + detection use one core while tracking + expression use the other)."""
         every = self.options.detect_every
-        state = {"count": 0, "last_fine": -1e9, "min_face": 0.0}
+        count, last_fine, min_face = 0, -1e9, 0.0
 
         def prepare(fr: Frame) -> None:
-            if state["count"] % every == 0:
+            nonlocal count, last_fine, min_face
+            if count % every == 0:
                 # Coarse scan: when every face seen at the last scan was large, a half-size frame
                 # finds them as well at a quarter of the cost. A full-size scan still runs at least
                 # once a second, so small faces entering the scene are found.
                 h, w = fr.image.shape[:2]
                 side = min(max(h, w), self.detector.max_side or max(h, w))
-                coarse = (
-                    self.options.coarse_scan
-                    and state["min_face"] >= 96
-                    and fr.time_s - state["last_fine"] < 1.0
-                )
-                det = self.detector.detect(fr.image, max_side=side // 2 if coarse else None)
+                coarse = self.options.coarse_scan and min_face >= 96 and fr.time_s - last_fine < 1.0
+                faces = self.detector.detect(fr.image, max_side=side // 2 if coarse else None)
                 if not coarse:
-                    state["last_fine"] = fr.time_s
-                state["min_face"] = float(det.sizes.min()) if len(det) else 0.0
-                fr.detections = det
-            state["count"] += 1
+                    last_fine = fr.time_s
+                min_face = float(faces.sizes.min()) if len(faces) else 0.0
+                fr.detections = faces
+            count += 1
 
         return prepare
 
@@ -289,6 +249,25 @@ class Analyzer:
              "temperature": self.model.temperature, "prior_strength": self.model.prior_strength},
         ]
 
+    def _open(self, spec: str | int) -> Any:
+        o = self.options
+        selector = FrameSelector(o.stride, o.fps)
+        if is_stream(spec):
+            # build both ONNX sessions before the stream starts, so the first frames do not queue
+            self.detector.session, self.model.session  # noqa: B018
+            return open_source(spec, selector, open_timeout=o.open_timeout_s, max_frames=o.max_frames,
+                               max_seconds=o.max_seconds)
+        return open_source(spec, selector, prepare=self._scheduled_detection())
+
+    def stream(self, spec: str | int) -> Iterator[FrameResult]:
+        """Analyse one source frame by frame, yielding each frame's result as soon as it is ready
+        (for live use; :meth:`analyze_source` collects the same results into a table)."""
+        src = self._open(spec)
+        try:
+            yield from self.process_frames(iter(src))
+        finally:
+            src.close()
+
     def analyze_source(
         self,
         spec: str | int,
@@ -298,18 +277,10 @@ class Analyzer:
     ) -> AnalysisResult:
         o = self.options
         started = now_iso()
-        selector = FrameSelector(o.stride, o.fps)
-        if is_stream(spec):
-            # build both ONNX sessions before the stream starts, so the first frames do not queue
-            self.detector.session, self.model.session  # noqa: B018
-            src = open_source(spec, selector, open_timeout=o.open_timeout_s, max_frames=o.max_frames,
-                              max_seconds=o.max_seconds)
-        else:
-            src = open_source(spec, selector, prepare=self._scheduled_detection())
+        src = self._open(spec)
         source = str(spec)
-        bar = None
-        writer = None
-        on_frame = None
+        bar: Any = None
+        writer: Any = None
         if progress:
             from tqdm import tqdm
 
@@ -323,19 +294,15 @@ class Analyzer:
 
             writer = AnnotatedVideoWriter(annotate, (src.stats.fps or 30.0) / max(o.stride, 1))
 
-        def on_frame(fr: Frame, cols: dict[str, Any]) -> None:  # noqa: F811
+        def on_frame(res: FrameResult) -> None:
             if bar is not None:
                 bar.update(1)
             if writer is not None:
-                if cols:
-                    boxes = np.stack([cols["x1"], cols["y1"], cols["x2"], cols["y2"]], 1)
-                    img = draw(fr.image, boxes, cols["track_id"], cols["top_label"], np.nan_to_num(cols["top_prob"]), blur_faces)
-                else:
-                    img = fr.image
-                writer.write(img, fr.time_s)
+                writer.write(draw(res.image, res.faces, blur_faces), res.time_s)
 
         try:
-            df, stats = self.analyze_frames(iter(src), source, on_frame)
+            df, stats = self.analyze_frames(iter(src), source,
+                                            on_frame if bar is not None or writer is not None else None)
         finally:
             if bar is not None:
                 bar.close()
@@ -350,44 +317,67 @@ class Analyzer:
         warnings = list(s.warnings)
         if stats["interrupted"]:
             warnings.append(f"{source}: interrupted; results cover the frames analysed before the stop")
-        manifest = build_manifest(
-            source=source, parameters=o.to_dict(), models=self.model_records(), stats=stats,
-            started=started, warnings=warnings,
-            status="interrupted" if stats["interrupted"] else ("partial" if s.warnings else "complete"),
-        )
+        status = "interrupted" if stats["interrupted"] else ("partial" if s.warnings else "complete")
+        run = SourceRun(input=input_fingerprint(source), frames=stats, status=status, warnings=warnings)
+        manifest = RunManifest(parameters=o.to_dict(), models=self.model_records(), sources=[run],
+                               started=started, finished=now_iso(), status=status)
         return AnalysisResult(df, manifest)
+
+
+def analyze_each(
+    analyzer: Analyzer,
+    specs: Sequence[str | int],
+    *,
+    progress: bool = False,
+    annotate: str | Path | None = None,
+    blur_faces: bool = False,
+) -> Iterator[tuple[str | int, AnalysisResult | MienError]]:
+    """The folder loop: each source in turn, as (source, its result or the error that stopped it).
+    A source that fails with a :class:`MienError` does not stop the others; an interrupted one does."""
+    for spec in specs:
+        try:
+            result = analyzer.analyze_source(spec, progress=progress, annotate=annotate, blur_faces=blur_faces)
+        except MienError as exc:
+            yield spec, exc
+            continue
+        yield spec, result
+        if result.manifest.status == "interrupted":
+            return
 
 
 def analyze(
     source: str | Path | int,
     *,
+    options: AnalysisOptions | None = None,
     progress: bool = False,
     annotate: str | Path | None = None,
     blur_faces: bool = False,
-    **options: Any,
+    **option_fields: Any,
 ) -> AnalysisResult:
     """Analyse a video file, an image, a folder of them, a webcam index or a stream URL.
 
-    Keyword options are the fields of :class:`AnalysisOptions` (``stride``, ``fps``,
-    ``score_threshold``, ``detect_every``, ``smoothing_tau_s``, ``model_card``, ...), plus
-    ``quality=QualityThresholds(...)``. A folder is analysed file by file; a file that fails is
-    recorded in ``result.failures`` and the others go on.
+    Pass ``options=AnalysisOptions(...)``, or its fields as keywords (``stride``, ``fps``,
+    ``score_threshold``, ``detect_every``, ``smoothing_tau_s``, ``model_card``, ...,
+    ``quality=QualityThresholds(...)``). A folder is analysed file by file; a file that fails is
+    recorded in ``result.manifest.failures`` and the others go on.
     """
+    if options is not None and option_fields:
+        raise InputError("pass either options=AnalysisOptions(...) or its fields as keywords, not both")
     try:
-        opts = AnalysisOptions(**options)
+        opts = options or AnalysisOptions(**option_fields)
     except TypeError as exc:
         raise InputError(f"unknown analysis option: {exc}") from None
     analyzer = Analyzer(opts)
     specs = expand_inputs(source)
-    if len(specs) == 1:
+    if len(specs) == 1 and not Path(str(source)).is_dir():
         return analyzer.analyze_source(specs[0], progress=progress, annotate=annotate, blur_faces=blur_faces)
-    results, failures, manifests = [], [], []
-    for spec in specs:
-        try:
-            r = analyzer.analyze_source(spec, progress=progress)
-            results.append(r.frames)
-            manifests.append(r.manifest)
-        except MienError as exc:
-            failures.append({"source": str(spec), "error": str(exc)})
-    df = concat(results) if results else empty_frame()
-    return AnalysisResult(df, {"sources": manifests}, failures)
+    if annotate is not None:
+        raise InputError("annotate takes one input; analyse the videos one by one to annotate them")
+    results: list[AnalysisResult] = []
+    failures: list[dict[str, str]] = []
+    for spec, outcome in analyze_each(analyzer, specs, progress=progress):
+        if isinstance(outcome, MienError):
+            failures.append({"source": str(spec), "error": str(outcome)})
+        else:
+            results.append(outcome)
+    return AnalysisResult.combine(results, failures)

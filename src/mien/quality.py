@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mien.faces import Faces
+
 
 @dataclass(frozen=True)
 class QualityThresholds:
@@ -19,18 +21,6 @@ class QualityThresholds:
     min_det_score: float = 0.6
     min_sharpness: float = 0.08  # contrast-normalised; sharp video faces score 0.2-0.9
     max_abs_yaw_deg: float = 70.0
-
-
-@dataclass
-class FaceQuality:
-    """Columns for n faces."""
-
-    face_px: np.ndarray
-    sharpness: np.ndarray
-    yaw_deg: np.ndarray
-    roll_deg: np.ndarray
-    abstain: np.ndarray
-    reasons: list[str]
 
 
 def pose_from_landmarks(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,23 +53,18 @@ def sharpness(crops: np.ndarray) -> np.ndarray:
     return out
 
 
-def assess(
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    landmarks: np.ndarray,
-    crops: np.ndarray,
-    thresholds: QualityThresholds,
-) -> FaceQuality:
-    wh = boxes[:, 2:] - boxes[:, :2]
-    face_px = wh.min(1).astype(np.float64)
+def assess(faces: Faces, crops: np.ndarray, thresholds: QualityThresholds) -> Faces:
+    """``faces`` with their quality columns and abstention set; ``crops`` (n,S,S) are their aligned crops."""
+    face_px = faces.sizes.astype(np.float64)
     sharp = sharpness(crops)
-    yaw, roll = pose_from_landmarks(landmarks)
+    yaw, roll = pose_from_landmarks(faces.landmarks)
     checks = (
         ("small_face", face_px < thresholds.min_face_px),
-        ("low_score", scores < thresholds.min_det_score),
+        ("low_score", faces.score < thresholds.min_det_score),
         ("blurred", sharp < thresholds.min_sharpness),
         ("profile", np.abs(yaw) > thresholds.max_abs_yaw_deg),
     )
     reasons = [";".join(name for name, bad in checks if bad[i]) for i in range(len(face_px))]
     abstain = np.array([bool(r) for r in reasons], dtype=bool)
-    return FaceQuality(face_px, sharp, yaw, roll, abstain, reasons)
+    return faces.replace(face_px=face_px, sharpness=sharp, yaw_deg=yaw, roll_deg=roll, abstain=abstain,
+                         abstain_reason=np.asarray(reasons, dtype=object))

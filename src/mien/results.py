@@ -1,13 +1,13 @@
 """Results: the long-format per-face-per-frame table, per-track summaries, and atomic writers.
 
-The schema is documented in ``docs/schema.md``; its column order lives in :data:`COLUMNS`.
+The schema (columns, dtypes, file names) lives in :mod:`mien.schema`, documented in ``docs/schema.md``.
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,20 +17,7 @@ import pandas as pd
 
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS
-
-SCHEMA_VERSION = 1
-PROB_COLUMNS = [f"prob_{label}" for label in EXPRESSIONS]
-SMOOTH_COLUMNS = [f"smooth_{label}" for label in EXPRESSIONS]
-LANDMARK_COLUMNS = [f"lm{i}_{axis}" for i in range(5) for axis in ("x", "y")]
-COLUMNS = (
-    ["source", "frame_index", "time_s", "track_id", "x1", "y1", "x2", "y2", "det_score"]
-    + LANDMARK_COLUMNS
-    + ["face_px", "sharpness", "yaw_deg", "roll_deg", "abstain", "abstain_reason"]
-    + PROB_COLUMNS
-    + SMOOTH_COLUMNS
-    + ["top_label", "top_prob"]
-)
-OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
+from mien.schema import DTYPES, TABLE_SUFFIXES, RunManifest, empty_table, order_columns, sidecar_path
 
 
 class RowBuffer:
@@ -69,19 +56,13 @@ class RowBuffer:
         self._pending = 0
 
     def to_frame(self) -> pd.DataFrame:
+        """The table: the schema's columns in order and dtypes, then any extra columns."""
         if not self._n:
-            return empty_frame()
+            return empty_table()
         self._consolidate()
         df = pd.DataFrame({k: np.concatenate(v) for k, v in self._chunks.items()})
-        df = df.astype({"frame_index": "int64", "track_id": "int64", "abstain": "bool"})
-        return df[COLUMNS]
-
-
-def empty_frame() -> pd.DataFrame:
-    df = pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
-    df = df.astype({"source": "object", "frame_index": "int64", "track_id": "int64",
-                    "abstain": "bool", "abstain_reason": "object", "top_label": "object"})
-    return df
+        df = df.astype({c: t for c, t in DTYPES.items() if c in df.columns})
+        return order_columns(df)
 
 
 def track_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -114,46 +95,51 @@ def track_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class AnalysisResult:
-    """What :func:`mien.analyze` returns: the per-face-per-frame table, tracks and the manifest."""
+    """What :func:`mien.analyze` returns: the per-face-per-frame table and the run manifest."""
 
-    frames: pd.DataFrame
-    manifest: dict[str, Any] = field(default_factory=dict)
-    failures: list[dict[str, str]] = field(default_factory=list)
+    table: pd.DataFrame  # one row per face per analysed frame (docs/schema.md)
+    manifest: RunManifest = field(default_factory=RunManifest)
+
+    @classmethod
+    def combine(cls, results: list[AnalysisResult], failures: list[dict[str, str]] | None = None) -> AnalysisResult:
+        """One result for several sources analysed with one configuration (a folder)."""
+        return cls(concat(r.table for r in results), RunManifest.combine([r.manifest for r in results], failures))
+
+    @property
+    def frames(self) -> pd.DataFrame:
+        """Deprecated name of :attr:`table` (which holds a row per face, not per frame)."""
+        warnings.warn("AnalysisResult.frames is now AnalysisResult.table", DeprecationWarning, stacklevel=2)
+        return self.table
+
+    @property
+    def failures(self) -> list[dict[str, str]]:
+        """The sources that could not be analysed, with the error (``manifest.failures``)."""
+        return self.manifest.failures
 
     def to_pandas(self) -> pd.DataFrame:
         """The long-format table (a row per face per analysed frame; see docs/schema.md)."""
-        return self.frames
+        return self.table
 
     def tracks(self) -> pd.DataFrame:
         """Per-track summary (see :func:`track_summary`)."""
-        return track_summary(self.frames)
+        return track_summary(self.table)
 
     def track(self, track_id: int, source: str | None = None) -> pd.DataFrame:
         """Rows of one track (of one source, when several were analysed)."""
-        df = self.frames[self.frames["track_id"] == track_id]
+        df = self.table[self.table["track_id"] == track_id]
         if source is not None:
             df = df[df["source"] == source]
         return df
 
-    @property
-    def track_ids(self) -> list[int]:
-        return sorted(int(t) for t in self.frames["track_id"].unique())
-
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.table)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the table (.parquet/.csv/.jsonl), ``X.manifest.json`` and ``X.tracks.csv`` atomically."""
-        return write_results(self.frames, self.manifest, path)
-
-
-def sidecar(path: Path, kind: str) -> Path:
-    """``out.parquet`` → ``out.manifest.json`` / ``out.tracks.csv``."""
-    base = path.with_suffix("")
-    return base.with_name(base.name + {"manifest": ".manifest.json", "tracks": ".tracks.csv"}[kind])
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the table (.parquet/.csv/.jsonl), its manifest and tracks sidecars atomically."""
+        return write_results(self.table, self.manifest, path)
 
 
-def atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write via a temp file in the same folder and rename: a crash never leaves a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -169,7 +155,7 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write a text file (JSON, HTML, Markdown) atomically; raise ``InputError`` if it can't be."""
     p = Path(path)
     try:
@@ -181,8 +167,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
     suffix = path.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise InputError(f"{path}: unknown output format; use one of {', '.join(OUTPUT_SUFFIXES)}")
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(f"{path}: unknown output format; use one of {', '.join(TABLE_SUFFIXES)}")
     if suffix == ".parquet":
         atomic_write(path, lambda p: df.to_parquet(p, index=False))
     elif suffix == ".csv":
@@ -191,32 +177,15 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
         atomic_write(path, lambda p: df.to_json(p, orient="records", lines=True))
 
 
-def write_results(df: pd.DataFrame, manifest: dict[str, Any], path: str | os.PathLike) -> Path:
+def write_results(df: pd.DataFrame, manifest: RunManifest, path: str | os.PathLike[str]) -> Path:
+    """Write the table and, beside it, its tracks summary and run manifest (see :mod:`mien.schema`)."""
     path = Path(path)
     write_table(df, path)
-    atomic_write(sidecar(path, "tracks"), lambda p: track_summary(df).to_csv(p, index=False))
-    atomic_write(sidecar(path, "manifest"), lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
+    atomic_write(sidecar_path(path, "tracks"), lambda p: track_summary(df).to_csv(p, index=False))
+    atomic_write(sidecar_path(path, "manifest"), lambda p: p.write_text(manifest.to_json()))
     return path
 
 
-def read_results(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a table written by :func:`write_results`."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such results file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix == ".csv":
-            return pd.read_csv(path, keep_default_na=True).fillna({"abstain_reason": "", "top_label": ""})
-        if suffix == ".jsonl":
-            return pd.read_json(path, lines=True)
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{path}: cannot be read as mien results ({exc})") from None
-    raise InputError(f"{path}: unknown results format; expected {', '.join(OUTPUT_SUFFIXES)}")
-
-
 def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else empty_frame()
+    parts = [f for f in frames if len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else empty_table()

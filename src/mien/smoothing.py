@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from mien.faces import Faces
+
 
 class ExpressionSmoother:
     """Per-track exponential moving average with time constant ``tau_s`` seconds.
@@ -24,9 +26,6 @@ class ExpressionSmoother:
         self.tau_s, self.reset_s = float(tau_s), float(reset_s)
         self._state: dict[int, tuple[float, np.ndarray]] = {}
 
-    def reset(self) -> None:
-        self._state.clear()
-
     def update(self, track_id: int, time_s: float, probs: np.ndarray) -> np.ndarray:
         probs = np.asarray(probs, np.float64)
         prev = self._state.get(track_id)
@@ -38,3 +37,11 @@ class ExpressionSmoother:
             out = prev[1] + alpha * (probs - prev[1])
         self._state[track_id] = (time_s, out)
         return out
+
+    def smooth(self, faces: Faces, time_s: float) -> Faces:
+        """``faces`` with ``smoothed`` set for every tracked face that has probabilities."""
+        smoothed = np.full_like(faces.probs, np.nan)
+        has = (faces.track_id >= 0) & np.isfinite(faces.probs).all(axis=1)
+        for i in np.flatnonzero(has):
+            smoothed[i] = self.update(int(faces.track_id[i]), time_s, faces.probs[i])
+        return faces.replace(smoothed=smoothed)

@@ -19,12 +19,9 @@ import cv2
 import numpy as np
 
 from mien.errors import InputError
+from mien.faces import Faces
+from mien.schema import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = {
-    ".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
-    ".wmv", ".flv", ".3gp", ".ogv", ".mxf", ".y4m",
-}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "http://", "https://", "srt://")
 
 
@@ -36,7 +33,7 @@ class Frame:
     time_s: float  # presentation time in seconds
     image: np.ndarray
     arrival: float = field(default_factory=time.perf_counter)  # when it left the decoder
-    detections: object | None = None  # faces found ahead of time in the decode thread, if any
+    detections: Faces | None = None  # faces found ahead of time in the decode thread, if any
 
 
 @dataclass

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import lap
 import numpy as np
 
+from mien.faces import Faces
+
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of boxes a (n,4) and b (m,4) in x1,y1,x2,y2."""
@@ -94,11 +96,6 @@ class FaceTracker:
         self._next_id = 0
         self._last_time: float | None = None
 
-    def reset(self) -> None:
-        self.tracks = []
-        self._next_id = 0
-        self._last_time = None
-
     def active_tracks(self) -> list[FaceTrack]:
         """Tracks seen in the most recent frame."""
         return [t for t in self.tracks if t.last_time == self._last_time]
@@ -113,12 +110,16 @@ class FaceTracker:
             out.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
         return np.asarray(out, np.float64).reshape(-1, 4)
 
-    def update(self, boxes: np.ndarray, scores: np.ndarray, time_s: float) -> np.ndarray:
-        """Track ids (n,) for detections ``boxes`` (n,4) with ``scores`` (n,) at ``time_s``.
+    def update(self, faces: Faces, time_s: float) -> Faces:
+        """``faces`` (one frame's, at ``time_s``) with their ``track_id`` set; -1 for a face that
+        belongs to no track.
 
-        Detections below ``high_score`` are matched to existing tracks only (second stage,
+        Faces scored below ``high_score`` are matched to existing tracks only (second stage,
         ByteTrack's insight: a weak detection of a known face is still that face) and start no track.
         """
+        return faces.replace(track_id=self._assign(faces.xyxy, faces.score, time_s))
+
+    def _assign(self, boxes: np.ndarray, scores: np.ndarray, time_s: float) -> np.ndarray:
         cfg = self.config
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         scores = np.asarray(scores, np.float64).reshape(-1)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-import mien
+from mien._version import __version__
 from mien.audit.metrics import (
     accuracy,
     balanced_accuracy,
@@ -142,7 +142,7 @@ def calibrated_card(
         "data": data,
         **{k: float(v) for k, v in summary.items()},
         **({"prior_strength": prior_strength} if prior_strength else {}),
-        "mien_version": mien.__version__,
+        "mien_version": __version__,
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "note": "fitted by `mien calibrate`; metrics above are on the calibration data itself",
     }

@@ -38,6 +38,7 @@ from mien.audit.metrics import (
     json_number,
 )
 from mien.errors import InputError
+from mien.faces import Faces
 
 DETECTOR_SCHEMA = "mien.audit.detector"
 #: Face-size buckets (shorter side of the ground-truth box, pixels): [low, high).
@@ -60,7 +61,7 @@ class AnnotatedImage:
 
 
 class DetectorLike(Protocol):
-    def detect(self, image_bgr: np.ndarray) -> Any: ...  # .xyxy (n, 4), .scores (n,)
+    def detect(self, image_bgr: np.ndarray) -> Faces: ...
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -395,7 +396,7 @@ def evaluate_detector(
             continue
         d = detector.detect(image)
         dets.append(
-            (np.asarray(d.xyxy, dtype=np.float64).reshape(-1, 4), np.asarray(d.scores, dtype=np.float64))
+            (np.asarray(d.xyxy, dtype=np.float64).reshape(-1, 4), np.asarray(d.score, dtype=np.float64))
         )
         if progress:
             progress(i + 1, len(gts))

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-import mien
+from mien._version import __version__
 from mien.audit import SCHEMA_VERSION
 from mien.audit.datasets import Dataset, ImageReadError
 from mien.audit.groups import MIN_GROUP_N, group_audit
@@ -258,7 +258,7 @@ def build_evaluation(
     evaluation: dict[str, Any] = {
         "schema": EVALUATION_SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "mien_version": mien.__version__,
+        "mien_version": __version__,
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "labels": list(EXPRESSIONS),
         "mode": mode,

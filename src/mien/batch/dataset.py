@@ -27,11 +27,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mien.results import atomic_write
+from mien.schema import DTYPES
 
 RESULTS_DIR = "results"
-_STRING = {"video_id", "source", "abstain_reason", "top_label"}
-_INT = {"frame_index", "track_id"}
-_BOOL = {"abstain"}
+_ARROW = {"object": pa.string(), "str": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
+          "bool": pa.bool_()}
 
 
 def part_path(out_dir: Path, video_id: str) -> Path:
@@ -39,14 +39,14 @@ def part_path(out_dir: Path, video_id: str) -> Path:
 
 
 def arrow_schema(frame: pd.DataFrame) -> pa.Schema:
-    """The dataset's schema for these columns: fixed types, so empty parts match full ones."""
+    """The dataset's schema for these columns: the results schema's types (so an empty part
+    matches a full one), and for any extra column the type of its values (float when it has none)."""
     def arrow_type(col: str) -> pa.DataType:
-        if col in _STRING:
-            return pa.string()
-        if col in _INT:
-            return pa.int64()
-        if col in _BOOL:
-            return pa.bool_()
+        kind = "str" if col == "video_id" else DTYPES.get(col)
+        if kind is not None:
+            return _ARROW[kind]
+        if len(frame) and frame[col].notna().any():
+            return pa.Schema.from_pandas(frame[[col]], preserve_index=False).field(col).type
         return pa.float64()
 
     return pa.schema([(c, arrow_type(c)) for c in frame.columns])

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import mien
+from mien._version import __version__
 from mien.results import atomic_write
 
 INDEX_NAME = "index.parquet"
@@ -81,10 +81,12 @@ def fingerprint(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()[:32]
 
 
-def options_hash(parameters: dict[str, Any], model_card: str | None = None) -> str:
-    """Hash of the options that shape results, the mien version, and a custom card's contents."""
+def options_hash(parameters: dict[str, Any], mien_version: str = __version__) -> str:
+    """Hash of the options that shape results (as ``AnalysisOptions.to_dict()`` or a manifest's
+    ``parameters`` give them), the mien version, and a custom model card's contents."""
     shaping = {k: v for k, v in parameters.items() if k not in _NOT_HASHED}
-    key: dict[str, Any] = {"mien": mien.__version__, "options": shaping}
+    key: dict[str, Any] = {"mien": mien_version, "options": shaping}
+    model_card = parameters.get("model_card")
     if model_card:
         try:
             key["card_sha256"] = hashlib.sha256(Path(model_card).read_bytes()).hexdigest()

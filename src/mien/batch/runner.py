@@ -35,7 +35,7 @@ from mien.batch.walk import mirrored_output, walk_inputs
 from mien.batch.work import Job, Outcome
 from mien.errors import InputError
 from mien.pipeline import AnalysisOptions
-from mien.results import OUTPUT_SUFFIXES, sidecar
+from mien.schema import TABLE_SUFFIXES, RunManifest, sidecar_path
 
 _INDEX_EVERY_S = 2.0  # rewrite the index at most this often while inputs finish
 
@@ -110,25 +110,25 @@ def plan_workers(workers: int | None, threads: int | None, cores: int) -> tuple[
 
 def _up_to_date(job: Job) -> IndexRow | None:
     """The skipped row for ``job`` when its outputs were written from the same file and options."""
-    manifest_path = sidecar(Path(job.output), "manifest")
     try:
-        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        manifest = RunManifest.from_dict(json.loads(sidecar_path(job.output, "manifest").read_text()))
+        run = manifest.source
     except (OSError, ValueError):
         return None
-    b = manifest.get("batch") or {}
-    if (b.get("fingerprint") != job.fingerprint or b.get("options_hash") != job.options_hash
-            or manifest.get("status") not in ("complete", "partial")
+    if (run.input.get("fingerprint") != job.fingerprint
+            or options_hash(manifest.parameters, manifest.mien_version) != job.options_hash
+            or manifest.status not in ("complete", "partial")
             or not Path(job.output).is_file() or not part_path(Path(job.out_dir), job.video_id).is_file()):
         return None
-    frames = manifest.get("frames") or {}
+    frames = run.frames
     return IndexRow(job.relative, job.video_id, SKIPPED, frames=frames.get("analysed"),
-                    faces=frames.get("faces"), tracks=b.get("tracks"), duration_s=frames.get("duration_s"),
+                    faces=frames.get("faces"), tracks=frames.get("tracks"), duration_s=frames.get("duration_s"),
                     output=os.path.relpath(job.output, job.out_dir), fingerprint=job.fingerprint,
                     options_hash=job.options_hash)
 
 
 def check_output_dir(root: Path, out_dir: Path) -> None:
-    if out_dir.suffix.lower() in OUTPUT_SUFFIXES:
+    if out_dir.suffix.lower() in TABLE_SUFFIXES:
         raise InputError(f"{root} is a folder: -o must name an output folder, not {out_dir}")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir} exists and is not a folder; choose an output folder")
@@ -169,7 +169,7 @@ def run_batch(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         workers, threads = 0, batch.threads or 1
     else:
         workers, threads, warnings = plan_workers(batch.workers, batch.threads, cores)
-    ohash = options_hash(options.to_dict(), options.model_card)
+    ohash = options_hash(options.to_dict())
     out.mkdir(parents=True, exist_ok=True)
 
     rows: dict[str, IndexRow] = {}

@@ -19,7 +19,7 @@ from mien.batch.dataset import remove_part, write_part
 from mien.batch.index import DONE, FAILED, INTERRUPTED
 from mien.errors import MienError
 from mien.pipeline import AnalysisOptions, Analyzer
-from mien.results import sidecar
+from mien.schema import sidecar_path
 
 
 @dataclass(frozen=True)
@@ -64,25 +64,25 @@ def run_job(analyzer: Analyzer, job: Job) -> Outcome:
         result = analyzer.analyze_source(job.path)
     except Exception as exc:  # noqa: BLE001 - a broken input must never stop the batch
         remove_part(out_dir, job.video_id)  # an earlier success of a now-broken file is stale
-        sidecar(Path(job.output), "manifest").unlink(missing_ok=True)
+        sidecar_path(job.output, "manifest").unlink(missing_ok=True)
         message = str(exc) if isinstance(exc, MienError) else f"{type(exc).__name__}: {exc}"
         return Outcome(job.relative, FAILED, error=message.replace("\n", " "),
                        seconds=time.perf_counter() - t0, peak_rss_mib=peak_rss_mib())
-    frames = result.manifest["frames"]
-    interrupted = bool(frames.get("interrupted"))
-    df = result.frames
+    run = result.manifest.source
+    frames = run.frames
+    interrupted = result.manifest.status == "interrupted"
+    df = result.table
     tracks = int(df["track_id"].nunique()) if len(df) else 0
-    result.manifest["batch"] = {
-        "relative_path": job.relative, "video_id": job.video_id, "fingerprint": job.fingerprint,
-        "options_hash": job.options_hash, "tracks": tracks,
-    }
+    # what a resumed run compares (options: the manifest's parameters and mien version)
+    run.input["fingerprint"] = job.fingerprint
+    frames["tracks"] = tracks
     if interrupted:
         remove_part(out_dir, job.video_id)  # the combined table holds finished inputs only
     else:
         write_part(df, out_dir, job.video_id, job.relative)
     result.save(job.output)  # the manifest is written last: its presence means all is there
     return Outcome(job.relative, INTERRUPTED if interrupted else DONE, frames=int(frames["analysed"]),
-                   faces=int(frames["faces"]), tracks=tracks, duration_s=float(frames["duration_s"]),
+                   faces=int(frames["faces"]), tracks=tracks, duration_s=_duration(frames),
                    seconds=time.perf_counter() - t0, peak_rss_mib=peak_rss_mib())
 
 
@@ -94,3 +94,8 @@ def worker_analyzer(options: AnalysisOptions, threads: int) -> Analyzer:
 
     cv2.setNumThreads(threads)
     return Analyzer(dataclasses.replace(options, threads=threads))
+
+
+def _duration(frames: dict[str, object]) -> float | None:
+    value = frames.get("duration_s")
+    return float(value) if isinstance(value, (int, float)) else None

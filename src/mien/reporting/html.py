@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import mien
+from mien._version import __version__
 from mien.labels import EXPRESSIONS
 from mien.reporting.episodes import EpisodeParams, dominant_labels, find_episodes, frame_interval
 from mien.reporting.events import (
@@ -35,7 +35,7 @@ from mien.reporting.events import (
     summarise_events,
     unmatched_event_sources,
 )
-from mien.reporting.load import Results, load_many, manifest_duration
+from mien.reporting.load import Results, load_many
 from mien.reporting.svg import (
     COLOURS,
     Chart,
@@ -47,6 +47,7 @@ from mien.reporting.svg import (
     share_bar,
 )
 from mien.reporting.thumbs import SourceThumbs, source_thumbnails
+from mien.schema import RunManifest
 
 CAVEAT = (
     "mien measures facial <em>expressions</em>: configurations of the face (a smile, raised brows) "
@@ -127,47 +128,31 @@ def _flatten(obj: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, str]
     return [(prefix, text)]
 
 
-def _manifest_summary(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+def _manifest_summary(manifest: RunManifest) -> list[tuple[str, str]]:
     """The fields a reader checks first: version, input fingerprint, models, parameters, counts."""
-    out: list[tuple[str, str]] = []
-
-    def get(*keys: str) -> Any:
-        obj: Any = manifest
-        for k in keys:
-            if not isinstance(obj, dict) or k not in obj:
-                return None
-            obj = obj[k]
-        return obj
-
-    if get("mien_version") is not None:
-        status = get("status")
-        out.append(("mien", f"{get('mien_version')}" + (f" · run {status}" if status else "")))
-    inp = get("input")
-    if isinstance(inp, dict):
+    out: list[tuple[str, str]] = [("mien", f"{manifest.mien_version} · run {manifest.status}")]
+    many = len(manifest.sources) > 1
+    for run in manifest.sources:
+        inp = run.input
         text = str(inp.get("path", ""))
         if inp.get("size_bytes") is not None:
             text += f" · {inp['size_bytes']:,} bytes"
         if inp.get("sha256_first_mib"):
             text += f" · SHA-256 of first MiB {str(inp['sha256_first_mib'])[:16]}…"
-        out.append(("input", text))
-    elif inp is not None:
-        out.append(("input", str(inp)))
-    models = get("models")
-    if isinstance(models, list) and models:
+        out.append(("input", text + (f" · {run.status}" if many else "")))
+    if manifest.models:
         descr = []
-        for m in models:
-            if isinstance(m, dict):
-                sha = str(m.get("sha256", ""))[:12]
-                descr.append(f"{m.get('role', 'model')}: {m.get('name', '?')}" + (f" (sha256 {sha}…)" if sha else ""))
+        for m in manifest.models:
+            sha = str(m.get("sha256", ""))[:12]
+            descr.append(f"{m.get('role', 'model')}: {m.get('name', '?')}" + (f" (sha256 {sha}…)" if sha else ""))
         out.append(("models", "; ".join(descr)))
-    params = get("parameters")
-    if isinstance(params, dict):
-        flat = [f"{k}={v}" for k, v in _flatten(params) if v not in ("None", "")]
+    if manifest.parameters:
+        flat = [f"{k}={v}" for k, v in _flatten(manifest.parameters) if v not in ("None", "")]
         out.append(("parameters", ", ".join(flat)))
-    if get("started") or get("finished"):
-        out.append(("run", f"{get('started') or '?'} → {get('finished') or '?'}"))
-    frames = get("frames")
-    if isinstance(frames, dict):
+    if manifest.started or manifest.finished:
+        out.append(("run", f"{manifest.started or '?'} → {manifest.finished or '?'}"))
+    for run in manifest.sources:
+        frames = run.frames
         counts = [f"{frames[k]} {k}" for k in ("decoded", "analysed", "faces", "abstained") if k in frames]
         if counts:
             out.append(("frames", ", ".join(counts)))
@@ -182,6 +167,8 @@ def _manifest_summary(manifest: dict[str, Any]) -> list[tuple[str, str]]:
             video.append(f"rotated {frames['rotation']}°")
         if video:
             out.append(("video", " · ".join(video)))
+    for failure in manifest.failures:
+        out.append(("failed", f"{failure.get('source', '?')}: {failure.get('error', '')}"))
     return out
 
 
@@ -235,16 +222,16 @@ def _manifest_section(results: Sequence[Results]) -> str:
                 parts.append('<p class="warn">⚠ no run manifest came with these in-memory results; the '
                              "run's parameters and model are unknown.</p>")
             continue
-        warnings = res.manifest.get("warnings")
-        if isinstance(warnings, list) and warnings:
+        warnings = res.manifest.warnings
+        if warnings:
             items = "".join(f"<li>{escape(str(w))}</li>" for w in warnings)
             parts.append(f'<div class="warn"><b>Warnings recorded during the run</b><ul>{items}</ul></div>')
         summary = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>"
                           for k, v in _manifest_summary(res.manifest))
         parts.append(f'<table class="kv" id="manifest-{i}">{summary}</table>')
         rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>"
-                       for k, v in _flatten(res.manifest) if k != "warnings")
-        full = escape(json.dumps(res.manifest, indent=2, ensure_ascii=False, default=str))
+                       for k, v in _flatten(res.manifest.to_dict()) if not k.endswith("warnings"))
+        full = escape(json.dumps(res.manifest.to_dict(), indent=2, ensure_ascii=False, default=str))
         parts.append(f'<details><summary>every manifest field</summary><table class="kv">{rows}</table>'
                      f"<pre>{full}</pre></details>")
     parts.append("</section>")
@@ -377,14 +364,15 @@ def _source_section(index: int, res: Results, source: str, events: pd.DataFrame 
     src_id = f"src{index}"
     rows = res.frame[res.frame["source"] == source] if len(res.frame) else res.frame
     dt = frame_interval(rows["time_s"].to_numpy(float)) if len(rows) else 0.0
-    duration = manifest_duration(res.manifest) if len(res.sources()) == 1 else None
+    duration = res.duration_s if len(res.sources()) == 1 else None
     end = max(duration or 0.0, (float(rows["time_s"].max()) + dt) if len(rows) else 0.0) or 1.0
     x_range = (0.0, end)
     parts = [f'<section class="source" id="{src_id}"><h2>Video: {escape(Path(source).name or source)}</h2>',
              f'<p class="muted">source <code>{escape(source)}</code> · results {escape(res.name)}</p>']
     if not len(rows):
-        frames = (res.manifest or {}).get("frames")
-        analysed = frames.get("analysed") if isinstance(frames, dict) else None
+        runs = res.manifest.sources if res.manifest else []
+        runs = runs if len(runs) == 1 else [r for r in runs if r.path == source]
+        analysed = runs[0].frames.get("analysed") if len(runs) == 1 else None
         counted = f"mien analysed {analysed} frames and " if analysed is not None else ""
         parts.append(f'<p class="empty">{counted}found no face in this video, so there is no expression to '
                      "report. (A negative control such as an animation should look like this.)</p></section>")
@@ -513,7 +501,7 @@ def build_report(results: Sequence[Results], events: pd.DataFrame | None = None,
     nav = "".join(f'<li><a href="#src{k}">{escape(Path(s).name or s)}</a></li>'
                   for k, (_, _, s) in enumerate(sources))
     body = [f"<h1>{escape(title)}</h1>",
-            (f'<p class="muted">Generated {now} by mien {escape(mien.__version__)} from '
+            (f'<p class="muted">Generated {now} by mien {escape(__version__)} from '
             f"{len(results)} results file(s). Faces: {'shown' if options.show_faces else 'blurred'}.</p>"),
             f'<p class="caveat"><b>What this measures.</b> {CAVEAT}</p>',
             '<nav><b>Contents</b><ul><li><a href="#manifest">Run manifest</a></li>'

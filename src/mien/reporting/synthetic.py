@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mien.labels import EXPRESSIONS
-from mien.reporting.load import SCHEMA_COLUMNS
+from mien.schema import COLUMNS
 
 
 def make_track(source: str, track_id: int, times: Sequence[float] | np.ndarray,
@@ -63,7 +63,7 @@ def make_track(source: str, track_id: int, times: Sequence[float] | np.ndarray,
     top = np.where(ab, -1, np.nanargmax(np.where(ab[:, None], 0, probs), axis=1))
     data["top_label"] = ["" if k < 0 else EXPRESSIONS[k] for k in top]
     data["top_prob"] = np.where(ab, np.nan, np.nanmax(np.where(ab[:, None], 0, probs), axis=1))
-    return pd.DataFrame(data, columns=list(SCHEMA_COLUMNS))
+    return pd.DataFrame(data, columns=list(COLUMNS))
 
 
 def demo_results(source: str = "demo.mp4", duration_s: float = 20.0, fps: float = 25.0,

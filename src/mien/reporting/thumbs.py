@@ -15,12 +15,12 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mien.reporting.load import manifest_input
+from mien.reporting.load import manifest_inputs
+from mien.schema import RunManifest
 
 #: Below this many frames a video is decoded front to back and frames are matched by
 #: ``frame_index`` (exact whatever the timestamp convention); above it we seek by time.
@@ -46,12 +46,12 @@ class SourceThumbs:
 
 
 def resolve_source(source: str, origin: Path | None = None,
-                   manifest: dict[str, Any] | None = None) -> Path | None:
+                   manifest: RunManifest | None = None) -> Path | None:
     """Find the video a ``source`` value names: as given, beside the results file, or the manifest's."""
     if "://" in source:
         return None
     candidates: list[Path] = []
-    for name in filter(None, [source, manifest_input(manifest)]):
+    for name in [source, *manifest_inputs(manifest)]:
         path = Path(name).expanduser()
         candidates.append(path)
         if origin is not None and not path.is_absolute():
@@ -158,7 +158,7 @@ def _decode_targets(path: Path, targets: pd.DataFrame) -> dict[int, np.ndarray]:
 
 
 def source_thumbnails(frame: pd.DataFrame, source: str, *, origin: Path | None = None,
-                      manifest: dict[str, Any] | None = None, per_track: int = 3, blur: bool = True,
+                      manifest: RunManifest | None = None, per_track: int = 3, blur: bool = True,
                       size: int = 96, tracks: Sequence[int] | None = None) -> SourceThumbs:
     """Thumbnails for the tracks of ``source`` (or only ``tracks``); never raises on a bad video."""
     rows = frame[frame["source"] == source]

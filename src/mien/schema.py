@@ -1,0 +1,354 @@
+"""The results schema and its files, owned by the engine: columns and their types, output
+suffixes, sidecar names, the table reader and the run manifest.
+
+Everything that writes or reads a results table goes through this module (the engine, the report,
+the audit), so a column is named in one place. ``docs/schema.md`` is checked against
+:func:`schema_markdown` by a test.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from mien._version import __version__
+from mien.errors import InputError
+from mien.faces import Faces
+from mien.labels import EXPRESSIONS
+
+SCHEMA_VERSION = 1
+#: Layout of the ``.manifest.json`` sidecar (2: one entry per source under ``sources``).
+MANIFEST_VERSION = 2
+
+TABLE_SUFFIXES: tuple[str, ...] = (".parquet", ".csv", ".jsonl")
+VIDEO_SUFFIXES: frozenset[str] = frozenset({
+    ".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
+    ".wmv", ".flv", ".3gp", ".ogv", ".mxf", ".y4m",
+})
+#: Still images mien reads (with OpenCV), as a source and in labelled datasets.
+IMAGE_SUFFIXES: frozenset[str] = frozenset({
+    ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm",
+})
+
+SidecarKind = Literal["manifest", "tracks"]
+_SIDECAR_ENDINGS: dict[str, str] = {"manifest": ".manifest.json", "tracks": ".tracks.csv"}
+
+PROB_COLUMNS: tuple[str, ...] = tuple(f"prob_{label}" for label in EXPRESSIONS)
+SMOOTH_COLUMNS: tuple[str, ...] = tuple(f"smooth_{label}" for label in EXPRESSIONS)
+LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"lm{i}_{axis}" for i in range(5) for axis in ("x", "y"))
+_PANDAS_DTYPE = {"str": "object", "int": "int64", "float": "float64", "bool": "bool"}
+
+
+@dataclass(frozen=True)
+class ColumnGroup:
+    """One row of the schema's documentation: one column, or a family of them (same type)."""
+
+    title: str
+    columns: tuple[str, ...]
+    type: Literal["str", "int", "float", "bool"]
+    meaning: str
+
+
+COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
+    ColumnGroup("`source`", ("source",), "str", "the input (file path or stream URL) the frame came from"),
+    ColumnGroup("`frame_index`", ("frame_index",), "int",
+                "0-based index of the decoded frame in the source (before `--stride`/`--fps` subsampling)"),
+    ColumnGroup("`time_s`", ("time_s",), "float",
+                "presentation time of the frame in seconds, from the container's PTS (never index/fps)"),
+    ColumnGroup("`track_id`", ("track_id",), "int",
+                "anonymous per-source track number, stable while the face is followed; not an identity"),
+    ColumnGroup("`x1`,`y1`,`x2`,`y2`", ("x1", "y1", "x2", "y2"), "float",
+                "face box in pixels of the (rotation-corrected) frame"),
+    ColumnGroup("`det_score`", ("det_score",), "float", "detector confidence, 0..1"),
+    ColumnGroup("`lm0_x` … `lm4_y`", LANDMARK_COLUMNS, "float",
+                "5 landmarks in pixels: 0 left eye, 1 right eye (as seen in the image), 2 nose tip, "
+                "3 left mouth corner, 4 right mouth corner"),
+    ColumnGroup("`face_px`", ("face_px",), "float", "face size: the shorter side of the box in pixels"),
+    ColumnGroup("`sharpness`", ("sharpness",), "float",
+                "variance of the Laplacian of the aligned grayscale crop divided by the crop's variance "
+                "(contrast-invariant; low = blurred; sharp video faces score about 0.2–0.9, FER+ crops "
+                "0.7 (median); default threshold 0.08)"),
+    ColumnGroup("`yaw_deg`", ("yaw_deg",), "float", "head-yaw proxy from the landmarks (0 = frontal; ±90 = profile)"),
+    ColumnGroup("`roll_deg`", ("roll_deg",), "float", "in-plane head roll from the eye line"),
+    ColumnGroup("`abstain`", ("abstain",), "bool",
+                "True when the face is below a quality threshold: no expression is given for it"),
+    ColumnGroup("`abstain_reason`", ("abstain_reason",), "str",
+                "`\"\"`, or `;`-joined reasons: `small_face`, `low_score`, `blurred`, `profile`"),
+    ColumnGroup("`prob_<label>`", PROB_COLUMNS, "float",
+                "raw per-frame probability for each of the 8 labels (NaN when `abstain`)"),
+    ColumnGroup("`smooth_<label>`", SMOOTH_COLUMNS, "float",
+                "causal temporally smoothed probability per track (NaN when `abstain`)"),
+    ColumnGroup("`top_label`", ("top_label",), "str",
+                "label with the highest smoothed probability (`\"\"` when `abstain`)"),
+    ColumnGroup("`top_prob`", ("top_prob",), "float", "its smoothed probability (NaN when `abstain`)"),
+)
+
+#: Every column of the schema, in order.
+COLUMNS: tuple[str, ...] = tuple(c for g in COLUMN_GROUPS for c in g.columns)
+#: The pandas dtype of every column.
+DTYPES: dict[str, str] = {c: _PANDAS_DTYPE[g.type] for g in COLUMN_GROUPS for c in g.columns}
+STRING_COLUMNS: tuple[str, ...] = tuple(c for c, t in DTYPES.items() if t == "object")
+
+
+# ------------------------------------------------------------------------------------ file names
+def sidecar_path(output: str | os.PathLike[str], kind: SidecarKind) -> Path:
+    """The sidecar of a results table: ``out.parquet`` → ``out.manifest.json`` / ``out.tracks.csv``."""
+    path = Path(output)
+    base = path.with_suffix("") if path.suffix.lower() in TABLE_SUFFIXES else path
+    return base.with_name(base.name + _SIDECAR_ENDINGS[kind])
+
+
+def check_table_suffix(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it names a table format mien writes; else an :class:`InputError` saying which do."""
+    p = Path(path)
+    if p.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError(f"{p}: output must end in {', '.join(TABLE_SUFFIXES)}")
+    return p
+
+
+# ------------------------------------------------------------------------------- Faces -> table
+def table_columns(faces: Faces, *, source: str, frame_index: int, time_s: float) -> dict[str, Any]:
+    """The table columns of one frame's faces: the schema's, then each ``faces.data`` column
+    (a column with more than one value per face becomes ``name_0``, ``name_1``, ...)."""
+    n = len(faces)
+    cols: dict[str, Any] = {
+        "source": source, "frame_index": frame_index, "time_s": time_s, "track_id": faces.track_id,
+        "x1": faces.xyxy[:, 0], "y1": faces.xyxy[:, 1], "x2": faces.xyxy[:, 2], "y2": faces.xyxy[:, 3],
+        "det_score": faces.score.astype(np.float64),
+    }
+    for k in range(faces.landmarks.shape[1]):
+        cols[f"lm{k}_x"] = faces.landmarks[:, k, 0]
+        cols[f"lm{k}_y"] = faces.landmarks[:, k, 1]
+    cols.update(face_px=faces.face_px, sharpness=faces.sharpness, yaw_deg=faces.yaw_deg,
+                roll_deg=faces.roll_deg, abstain=faces.abstain, abstain_reason=faces.abstain_reason)
+    for j, label in enumerate(EXPRESSIONS):
+        cols[f"prob_{label}"] = faces.probs[:, j]
+    for j, label in enumerate(EXPRESSIONS):
+        cols[f"smooth_{label}"] = faces.smoothed[:, j]
+    cols["top_label"] = np.asarray(faces.top_label, dtype=object).reshape(n)
+    cols["top_prob"] = faces.top_prob
+    for key, value in faces.data.items():
+        if key in cols:
+            raise ValueError(f"Faces.data column {key!r} clashes with a schema column")
+        if value.ndim == 1:
+            cols[key] = value
+        else:
+            flat = value.reshape(n, -1)
+            for j in range(flat.shape[1]):
+                cols[f"{key}_{j}"] = flat[:, j]
+    return cols
+
+
+def empty_table() -> pd.DataFrame:
+    """A table with the schema's columns and dtypes and no rows."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in DTYPES.items()})
+
+
+def order_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """The schema's columns first, in order, then any extra ones as they come."""
+    extra = [c for c in df.columns if c not in DTYPES]
+    return df[[c for c in COLUMNS if c in df.columns] + extra]
+
+
+def _to_bool(series: pd.Series) -> pd.Series:
+    """Parse an ``abstain`` column that may be bool, 0/1 or the text True/False (CSV, JSONL)."""
+    if series.dtype == bool:
+        return series
+    mapping = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False,
+               "": False, "nan": False, "none": False}
+    text = series.astype("string").str.strip().str.lower().fillna("")
+    bad = sorted(set(text.unique()) - set(mapping))
+    if bad:
+        raise ValueError(f"abstain holds values that are not booleans: {bad[:5]}")
+    return text.map(mapping).astype(bool)
+
+
+def coerce_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The schema's dtypes for the columns present (CSV turns booleans into text and empty strings
+    into NaN; an empty JSONL has no columns at all). Other columns become numbers where they can.
+
+    Raises ``ValueError`` or ``TypeError`` when a column cannot be parsed as its type.
+    """
+    frame = frame.copy()
+    if frame.shape[1] == 0:
+        return empty_table()
+    for col in frame.columns:
+        kind = DTYPES.get(col)
+        if kind == "object":
+            frame[col] = frame[col].astype("string").fillna("").astype(object)
+        elif kind == "int64":
+            frame[col] = pd.to_numeric(frame[col]).astype("int64")
+        elif kind == "bool":
+            frame[col] = _to_bool(frame[col])
+        elif kind == "float64":
+            frame[col] = pd.to_numeric(frame[col]).astype("float64")
+        else:
+            try:
+                frame[col] = pd.to_numeric(frame[col])
+            except (ValueError, TypeError):
+                pass
+    return frame
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a results table (.parquet/.csv/.jsonl) with the schema's dtypes.
+
+    Raises :class:`InputError` naming the file when it is missing, of an unknown kind or unreadable.
+    Columns are not checked: what a reader needs, it checks.
+    """
+    p = Path(path)
+    if not p.is_file():
+        hint = " (it is a folder)" if p.is_dir() else ""
+        raise InputError(f"results file {p} not found{hint}; pass a {', '.join(TABLE_SUFFIXES)} "
+                         "file written by `mien analyze -o`")
+    suffix = p.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(f"cannot read results file {p}: unknown suffix {p.suffix!r}; pass one of "
+                         f"{', '.join(TABLE_SUFFIXES)} written by `mien analyze`")
+    try:
+        if suffix == ".parquet":
+            raw = pd.read_parquet(p)
+        elif p.stat().st_size == 0 or (suffix == ".jsonl" and not p.read_text(encoding="utf-8").strip()):
+            raw = pd.DataFrame()
+        elif suffix == ".csv":
+            raw = pd.read_csv(p, keep_default_na=True, na_values=["nan", "NaN"])
+        else:
+            raw = pd.read_json(p, lines=True, dtype=False)
+        return coerce_table(raw)
+    except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a results table
+        raise InputError(f"cannot read results file {p}: {exc}; is it a complete file written by "
+                         "`mien analyze`?") from None
+
+
+# ------------------------------------------------------------------------------------ manifest
+@dataclass
+class SourceRun:
+    """What happened to one source of a run: its fingerprint, frame counts and warnings."""
+
+    input: dict[str, Any]  # path (+ size_bytes, sha256_first_mib for files; kind "stream")
+    frames: dict[str, Any] = field(default_factory=dict)  # decoded, analysed, faces, abstained, fps, ...
+    status: str = "complete"  # complete | partial | interrupted
+    warnings: list[str] = field(default_factory=list)
+    output: str | None = None  # the table it was written to, when written
+
+    @property
+    def path(self) -> str | None:
+        value = self.input.get("path")
+        return str(value) if value is not None else None
+
+    @property
+    def duration_s(self) -> float | None:
+        """The source's duration: decoded frames / frame rate, or the last analysed time."""
+        decoded, fps = self.frames.get("decoded"), self.frames.get("fps")
+        if isinstance(decoded, (int, float)) and isinstance(fps, (int, float)) and decoded > 0 and fps > 0:
+            return float(decoded) / float(fps)
+        value = self.input.get("duration_s", self.frames.get("duration_s"))
+        return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+@dataclass
+class RunManifest:
+    """Everything needed to know what produced a result and to reproduce it.
+
+    The same shape for one file and for a folder: one :class:`SourceRun` per source analysed,
+    and the sources that failed in ``failures``. Written beside every table as
+    ``<output name>.manifest.json``.
+    """
+
+    parameters: dict[str, Any] = field(default_factory=dict)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[SourceRun] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)  # {"source": ..., "error": ...}
+    started: str = ""
+    finished: str = ""
+    status: str = "complete"  # complete | partial | interrupted | failed
+    mien_version: str = __version__
+    schema_version: int = SCHEMA_VERSION
+    manifest_version: int = MANIFEST_VERSION
+    environment: dict[str, str] = field(default_factory=lambda: {
+        "python": sys.version.split()[0], "platform": platform.platform()})
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every source's warnings, in order."""
+        return [w for s in self.sources for w in s.warnings]
+
+    @property
+    def source(self) -> SourceRun:
+        """The one source of a single-source run."""
+        if len(self.sources) != 1:
+            raise ValueError(f"the run has {len(self.sources)} sources; use .sources")
+        return self.sources[0]
+
+    @property
+    def frames(self) -> dict[str, Any]:
+        """Frame counts of a single-source run (``source.frames``)."""
+        return self.source.frames
+
+    @classmethod
+    def combine(cls, runs: list[RunManifest], failures: list[dict[str, str]] | None = None) -> RunManifest:
+        """One manifest for several single-source runs of one configuration (a folder)."""
+        failures = list(failures or [])
+        if not runs:
+            return cls(failures=failures, status="failed" if failures else "complete")
+        first = runs[0]
+        sources = [s for r in runs for s in r.sources]
+        statuses = {r.status for r in runs}
+        status = ("interrupted" if "interrupted" in statuses else
+                  "partial" if failures or statuses - {"complete"} else "complete")
+        return cls(parameters=first.parameters, models=first.models, sources=sources, failures=failures,
+                   started=first.started, finished=runs[-1].finished, status=status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunManifest:
+        """Read a manifest written by this or an earlier mien (version 1 had one source, at the
+        top level). Raises ``ValueError`` when ``data`` is not a manifest."""
+        if not isinstance(data, dict):
+            raise ValueError(f"it is not a JSON object (but a {type(data).__name__})")
+        if "sources" in data:
+            sources = [SourceRun(**{k: v for k, v in s.items() if k in _SOURCE_FIELDS})
+                       for s in data["sources"]]
+        elif "input" in data:  # manifest version 1: one source, at the top level
+            sources = [SourceRun(input=data["input"] if isinstance(data["input"], dict) else
+                                 {"path": str(data["input"])},
+                                 frames=data.get("frames") or {}, status=data.get("status", "complete"),
+                                 warnings=list(data.get("warnings") or []))]
+        else:
+            raise ValueError("not a mien run manifest: it names no sources")
+        known = {k: v for k, v in data.items() if k in _MANIFEST_FIELDS and k != "sources"}
+        known.setdefault("manifest_version", 1)
+        return cls(**known, sources=sources)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+
+_SOURCE_FIELDS = frozenset(SourceRun.__dataclass_fields__)
+_MANIFEST_FIELDS = frozenset(RunManifest.__dataclass_fields__)
+
+
+def read_manifest(path: str | os.PathLike[str]) -> RunManifest:
+    """Read a ``.manifest.json``; :class:`InputError` naming the file when it is not one."""
+    p = Path(path)
+    try:
+        return RunManifest.from_dict(json.loads(p.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError(f"{p}: not a readable mien run manifest ({exc})") from None
+
+
+# ---------------------------------------------------------------------------------------- docs
+def schema_markdown() -> str:
+    """The column table of ``docs/schema.md``, generated from :data:`COLUMN_GROUPS`."""
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    lines += [f"| {g.title} | {g.type} | {g.meaning} |" for g in COLUMN_GROUPS]
+    return "\n".join(lines) + "\n"
