@@ -54,6 +54,68 @@ def looped(name: str, minutes: float) -> Path:
     return out
 
 
+def uhd(name: str, seconds: float) -> Path:
+    """A 4K (3840×2160) copy of the first ``seconds`` of a shared clip, upscaled and encoded with
+    FFmpeg's libx264 through PyAV (no ffmpeg binary needed), cached in bench/.cache."""
+    import av
+    import cv2
+
+    src = shared(name)
+    out = CACHE / f"{src.stem}_4k_{seconds:g}s.mp4"
+    if out.is_file():
+        return out
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".part.mp4")
+    with av.open(str(src)) as inp, av.open(str(tmp), mode="w") as dst:
+        vin = inp.streams.video[0]
+        vout = dst.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = 3840, 2160, "yuv420p"
+        vout.options = {"preset": "ultrafast", "crf": "23"}
+        for frame in inp.decode(vin):
+            if frame.time is not None and frame.time >= seconds:
+                break
+            big = cv2.resize(frame.to_ndarray(format="bgr24"), (3840, 2160), interpolation=cv2.INTER_LINEAR)
+            for pkt in vout.encode(av.VideoFrame.from_ndarray(big, format="bgr24")):
+                dst.mux(pkt)
+        for pkt in vout.encode():
+            dst.mux(pkt)
+    tmp.replace(out)
+    return out
+
+
+def looped_file(src: Path, minutes: float) -> Path:
+    """Like :func:`looped`, for a file already in the cache (e.g. the 4K clip)."""
+    import av
+
+    out = CACHE / f"{src.stem}_loop{minutes:g}min.mp4"
+    if out.is_file():
+        return out
+    tmp = out.with_suffix(".part.mp4")
+    with av.open(str(src)) as probe:
+        clip_s = float(probe.duration / 1e6)
+    loops = max(1, round(minutes * 60 / clip_s))
+    with av.open(str(tmp), mode="w") as dst:
+        vout = None
+        offset = 0
+        for _ in range(loops):
+            with av.open(str(src)) as inp:
+                vin = inp.streams.video[0]
+                if vout is None:
+                    vout = dst.add_stream_from_template(vin)
+                last = 0
+                for pkt in inp.demux(vin):
+                    if pkt.dts is None:
+                        continue
+                    last = max(last, (pkt.pts or 0) + (pkt.duration or 0))
+                    pkt.pts = (pkt.pts or 0) + offset
+                    pkt.dts += offset
+                    pkt.stream = vout
+                    dst.mux(pkt)
+                offset += last
+    tmp.replace(out)
+    return out
+
+
 def run_child(code: str, *args: str) -> dict:
     """Run ``code`` in a fresh interpreter (so peak RSS is its own); it prints one JSON line last."""
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)

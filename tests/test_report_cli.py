@@ -41,7 +41,7 @@ def test_report_subcommand(results_file: Path, tmp_path: Path, capsys: pytest.Ca
 def test_report_default_output_path(results_file: Path) -> None:
     args = parse(["report", str(results_file)])
     assert args.func(args) == 0
-    assert results_file.with_name("clip.report.html").is_file()
+    assert results_file.with_name("clip.csv.report.html").is_file()
 
 
 def test_episodes_subcommand(results_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

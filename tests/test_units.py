@@ -122,7 +122,7 @@ def test_results_round_trip_and_sidecars(tmp_path, suffix):
     out = write_results(df, RunManifest(), tmp_path / f"r{suffix}")
     back = read_table(out)
     assert tuple(back.columns) == COLUMNS and len(back) == len(df)
-    assert (tmp_path / "r.manifest.json").is_file() and (tmp_path / "r.tracks.csv").is_file()
+    assert (tmp_path / f"r{suffix}.manifest.json").is_file() and (tmp_path / f"r{suffix}.tracks.csv").is_file()
     assert not list(tmp_path.glob("*.part"))
 
 

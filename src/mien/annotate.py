@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mien.errors import InputError
 from mien.faces import Faces
 
 _PALETTE = [(66, 135, 245), (245, 130, 48), (60, 180, 75), (230, 25, 75), (145, 30, 180),
@@ -53,6 +54,8 @@ class AnnotatedVideoWriter:
 
     def __init__(self, path: str | Path, fps: float | None) -> None:
         self.path = Path(path)
+        if self.path.suffix.lower() not in (".mp4", ".mkv", ".mov"):
+            raise InputError(f"--annotate {self.path}: an annotated video must end in .mp4, .mkv or .mov")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.part{self.path.suffix}")
         self.fps = fps or 30.0
@@ -86,11 +89,24 @@ class AnnotatedVideoWriter:
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 
+    def abort(self) -> None:
+        """The run failed: close the encoder and remove the temp file (no ``.part`` left behind)."""
+        try:
+            if self._container is not None:
+                self._container.close()
+        except Exception:  # noqa: BLE001 - the run's own error is what matters
+            pass
+        self._container = None
+        self.tmp.unlink(missing_ok=True)
+
     def close(self) -> None:
+        """Finish the video and move it into place (the frames written so far, even after a stop)."""
         if self._container is None:
             return
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
         self._container = None
+        if self.path.exists():  # a rewrite keeps the existing file's permission bits
+            self.tmp.chmod(self.path.stat().st_mode & 0o7777)
         self.tmp.replace(self.path)

@@ -7,14 +7,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from mien._version import __version__
+from mien.argtypes import (
+    non_negative_float,
+    number,
+    positive_float,
+    positive_int,
+    probability,
+)
 from mien.errors import MienError
+from mien.sources import DEFAULT_MAX_PIXELS, INPUT_KINDS
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+
+EXIT_CODES = """exit codes:
+  0    success
+  1    some inputs of a folder failed (the others were written)
+  2    usage error, or the input cannot be read (missing, empty, damaged beyond use, too large)
+  130  interrupted by Ctrl-C or SIGTERM; finished work was saved (status "interrupted")
+  141  standard output was closed early (e.g. `mien info | head`)"""
 
 
 def _add_analyze(sub: Any) -> None:
@@ -24,30 +40,31 @@ def _add_analyze(sub: Any) -> None:
         description="Detect, track and classify facial expressions; write a per-face-per-frame table.",
     )
     p.add_argument("input", help="video/image file, folder, webcam index (0) or stream URL (rtsp://, udp://, tcp://, http://)")
-    p.add_argument("-o", "--output", help="output .parquet/.csv/.jsonl (a folder when INPUT is a folder); "
-                   "default: <input name>.parquet in the current folder")
-    p.add_argument("--stride", type=int, default=1, help="analyse every N-th frame")
-    p.add_argument("--fps", type=float, default=None, help="analyse at most X frames per second")
-    p.add_argument("--detect-every", type=int, default=3,
+    p.add_argument("-o", "--output", help="output .parquet/.csv/.jsonl (a folder when INPUT is a folder: "
+                   "ROOT/clip.mp4 -> OUTPUT/clip.mp4.parquet); default: <input file name>.parquet in the "
+                   "current folder (clip.mp4 -> clip.mp4.parquet)")
+    p.add_argument("--stride", type=positive_int, default=1, help="analyse every N-th frame")
+    p.add_argument("--fps", type=positive_float, default=None, help="analyse at most X frames per second")
+    p.add_argument("--detect-every", type=positive_int, default=3,
                    help="full-frame face detection every K analysed frames; between them, tracked faces are "
                    "re-detected locally (default 3; 1 = full detection on every frame)")
     p.add_argument("--no-coarse-scan", action="store_true",
                    help="always run full-frame detection at full size (by default, when all faces are large, "
                    "it runs at half size, with a full-size scan at least once a second)")
-    p.add_argument("--score-threshold", type=float, default=0.5, help="face detector score threshold")
-    p.add_argument("--min-face", type=float, default=20.0, help="faces smaller than this (px) abstain")
-    p.add_argument("--min-score", type=float, default=0.6, help="faces with a lower detector score abstain")
-    p.add_argument("--min-sharpness", type=float, default=0.08, help="blurrier faces abstain")
-    p.add_argument("--max-yaw", type=float, default=70.0, help="faces turned further than this (deg) abstain")
-    p.add_argument("--smoothing", type=float, default=0.3, help="temporal smoothing time constant, seconds (0 = off)")
+    p.add_argument("--score-threshold", type=probability, default=0.5, help="face detector score threshold")
+    p.add_argument("--min-face", type=non_negative_float, default=20.0, help="faces smaller than this (px) abstain")
+    p.add_argument("--min-score", type=probability, default=0.6, help="faces with a lower detector score abstain")
+    p.add_argument("--min-sharpness", type=non_negative_float, default=0.08, help="blurrier faces abstain")
+    p.add_argument("--max-yaw", type=number(0, 180), default=70.0, help="faces turned further than this (deg) abstain")
+    p.add_argument("--smoothing", type=non_negative_float, default=0.3, help="temporal smoothing time constant, seconds (0 = off)")
     p.add_argument("--model-card", default=None, help="expression model card JSON (default: mien's own model)")
-    p.add_argument("--prior-strength", type=float, default=None, metavar="S",
+    p.add_argument("--prior-strength", type=probability, default=None, metavar="S",
                    help="class-prior strength, 0 (expressions as frequent as in FER+: mostly neutral and "
                    "happy) to 1 (all 8 equally likely a priori, e.g. posed or balanced designs); "
                    "default: the model card's")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=number(1, 256, integer=True), default=None,
                    help="threads per model (default 1; for a folder: cores / workers)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=number(1, 4096, integer=True), default=None, metavar="N",
                    help="folder: analyse N inputs at once, one model copy each (default: as many as "
                    "the cores allow)")
     p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
@@ -55,83 +72,161 @@ def _add_analyze(sub: Any) -> None:
                    "one); needs the [cluster] extra")
     p.add_argument("--force", action="store_true",
                    help="folder: redo inputs whose outputs are up to date (same file, same options)")
-    p.add_argument("--annotate", default=None, help="write an annotated video (.mp4) here (single input only)")
+    p.add_argument("--annotate", default=None, help="write an annotated video (.mp4, .mkv or .mov) here (single input only)")
     p.add_argument("--blur-faces", action="store_true", help="blur every face in the annotated video")
-    p.add_argument("--report", default=None, help="also write a self-contained HTML report here")
+    p.add_argument("--report", default=None, help="also write a self-contained HTML report (.html) here")
     p.add_argument("--events", default=None, help="events CSV (time_s[,end_s],label) for the report")
-    p.add_argument("--max-frames", type=int, default=None, help="live: stop after N analysed frames")
-    p.add_argument("--max-seconds", type=float, default=None, help="live: stop after N seconds")
+    p.add_argument("--max-frames", type=positive_int, default=None, help="live: stop after N analysed frames")
+    p.add_argument("--max-seconds", type=positive_float, default=None, help="live: stop after N seconds (opening included)")
+    p.add_argument("--input-kind", choices=INPUT_KINDS, default="auto",
+                   help="http(s) URLs: auto tells a file served over HTTP (finite duration: every frame read) "
+                   "from a live stream (frames dropped to keep up); file / live force it (default auto)")
+    p.add_argument("--checkpoint-s", type=non_negative_float, default=30.0, metavar="S",
+                   help="flush finished rows to OUTPUT.checkpoint/ at most every S seconds, so a killed run "
+                   "keeps all but the last S seconds (default 30; 0 = off)")
+    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"refuse images and video frames above N pixels before decoding (default {DEFAULT_MAX_PIXELS})")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_analyze)
 
 
-def _default_output(spec: str) -> Path:
-    name = Path(spec).stem if not spec.isdigit() and "://" not in spec else "stream"
-    return Path(f"{name or 'mien'}.parquet")
-
-
-def _cmd_analyze(args: argparse.Namespace) -> int:
-    from mien.pipeline import AnalysisOptions, Analyzer, analyze_each
+def _analysis_options(args: argparse.Namespace) -> Any:
+    from mien.pipeline import AnalysisOptions
     from mien.quality import QualityThresholds
-    from mien.schema import check_table_suffix
-    from mien.sources import expand_inputs
 
-    if args.prior_strength is not None:
-        from mien.expression import check_prior_strength
-
-        check_prior_strength(args.prior_strength)
-    options = AnalysisOptions(
+    return AnalysisOptions(
         stride=args.stride, fps=args.fps, score_threshold=args.score_threshold,
-        detect_every=max(1, args.detect_every), coarse_scan=not args.no_coarse_scan,
+        detect_every=args.detect_every, coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
         model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads or 1,
-        max_frames=args.max_frames,
-        max_seconds=args.max_seconds,
+        max_frames=args.max_frames, max_seconds=args.max_seconds, input_kind=args.input_kind,
+        max_pixels=args.max_pixels, checkpoint_s=args.checkpoint_s,
         quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_score,
                                   min_sharpness=args.min_sharpness, max_abs_yaw_deg=args.max_yaw),
     )
+
+
+def _plan_outputs(args: argparse.Namespace, specs: list[str | int]) -> tuple[bool, list[Path]]:
+    """(folder run?, one table path per input), checked before any work (see :mod:`mien.outputs`)."""
+    from mien.checkpoint import checkpoint_dir
+    from mien.outputs import ANNOTATE_SUFFIXES, REPORT_SUFFIXES, Output, check_outputs, display
+    from mien.schema import TABLE_SUFFIXES, default_output, mirrored_output
+
+    folder = len(specs) > 1 or Path(str(args.input)).is_dir()
+    if folder:
+        out_dir = Path(args.output or "mien_results")
+        if out_dir.suffix.lower() in TABLE_SUFFIXES:
+            raise MienError(f"{display(args.input)} is a folder: -o must name an output folder, not {display(out_dir)}")
+        if args.annotate:
+            raise MienError("--annotate takes one input; run it per video")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise MienError(f"-o {display(out_dir)}: is a file; a folder input needs an output folder")
+        root = Path(str(args.input))
+        outputs = [mirrored_output(root, str(s), out_dir, ".parquet") for s in specs]
+    else:
+        outputs = [Path(args.output) if args.output else default_output(str(specs[0]))]
+    planned = [Output(o, "-o", TABLE_SUFFIXES, sidecars=True) for o in outputs]
+    if args.annotate:
+        planned.append(Output(Path(args.annotate), "--annotate", ANNOTATE_SUFFIXES))
+    if args.report:
+        planned.append(Output(Path(args.report), "--report", REPORT_SUFFIXES))
+    inputs: list[str] = [str(s) for s in specs]
+    if args.events:
+        inputs.append(str(args.events))
+    check_outputs(inputs, planned)
+    for out in outputs:
+        ckpt = checkpoint_dir(out)
+        if ckpt.exists():
+            raise MienError(
+                f"{display(ckpt)} holds the checkpoint of an earlier run that was killed; read it with "
+                "mien.checkpoint.read_partial(), then move or delete it, before writing this output again"
+            )
+    return folder, outputs
+
+
+def _summary(spec: str, manifest: Any, n_tracks: int, out: Path) -> str:
+    from mien.outputs import display
+
+    f = manifest.frames
+    lost = []
+    if f.get("dropped"):
+        lost.append(f"{f['dropped']} dropped")
+    if f.get("lost"):
+        lost.append(f"{f['lost']} lost")
+    missing = f" ({', '.join(lost)})" if lost else ""
+    return (f"{display(spec)}: {f['analysed']} frames analysed{missing}, {f['faces']} faces "
+            f"({f['abstained']} abstained), {n_tracks} tracks, {manifest.status} -> {display(out)}")
+
+
+def _error_line(spec: str, err: str) -> str:
+    """The message already names its input ("x.mp4: ..."): don't name it twice."""
+    from mien.outputs import display
+
+    shown = display(spec)
+    return err if err.startswith(shown) or shown in err.split(":", 1)[0] else f"{shown}: {err}"
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from mien.outputs import display
+    from mien.pipeline import Analyzer, analyze_each
+    from mien.signals import protected_save, stop_requested
+    from mien.sources import expand_inputs
+
+    options = _analysis_options(args)
     if Path(str(args.input)).is_dir():
         return _analyze_folder(args, options)
     if args.workers is not None or args.ray or args.force:
         raise MienError("--workers, --ray and --force apply to a folder input; "
-                        f"{args.input} is a single input")
+                        f"{display(args.input)} is a single input")
     specs = expand_inputs(args.input)
-    outputs = [check_table_suffix(args.output) if args.output else _default_output(str(specs[0]))]
+    folder, outputs = _plan_outputs(args, specs)
     show = not args.quiet and sys.stderr.isatty()
     analyzer = Analyzer(options)
     failures: list[tuple[str, str]] = []
     written: list[Path] = []
     interrupted = False
     out_for = dict(zip(map(str, specs), outputs))
-    for spec, outcome in analyze_each(analyzer, specs, progress=show, annotate=args.annotate,
-                                      blur_faces=args.blur_faces):
-        if isinstance(outcome, MienError):
-            failures.append((str(spec), str(outcome)))
-            print(f"mien: error: {outcome}", file=sys.stderr)
-            continue
-        out = out_for[str(spec)]
-        outcome.save(out)
-        written.append(out)
-        for w in outcome.manifest.warnings:
-            print(f"mien: warning: {w}", file=sys.stderr)
-        if not args.quiet:
-            f = outcome.manifest.frames
-            n_tracks = outcome.table["track_id"].nunique() if len(outcome) else 0
-            print(f"{spec}: {f['analysed']} frames analysed, {f['faces']} faces "
-                  f"({f['abstained']} abstained), {n_tracks} tracks -> {out}")
-        interrupted = interrupted or outcome.manifest.status == "interrupted"
+    try:
+        for spec, outcome in analyze_each(analyzer, specs, progress=show, annotate=args.annotate,
+                                          blur_faces=args.blur_faces, checkpoints=outputs):
+            if isinstance(outcome, MienError):
+                if not folder:
+                    raise outcome
+                failures.append((str(spec), str(outcome)))
+                print(f"mien: error: {_error_line(str(spec), str(outcome))}", file=sys.stderr)
+                continue
+            out = out_for[str(spec)]
+            with protected_save():
+                outcome.save(out)
+                if outcome.checkpoint is not None:
+                    outcome.checkpoint.finish()
+            written.append(out)
+            for w in outcome.manifest.warnings:
+                print(f"mien: warning: {w}", file=sys.stderr)
+            if not args.quiet:
+                n_tracks = outcome.table["track_id"].nunique() if len(outcome) else 0
+                print(_summary(str(spec), outcome.manifest, n_tracks, out))
+            if outcome.manifest.status == "interrupted" or stop_requested():
+                interrupted = True
+                break
+    except KeyboardInterrupt:  # stopped before a source's first frame: nothing of it to keep
+        interrupted = True
     if args.report and written:
         from mien.reporting import write_report
 
-        write_report(written, args.report, events=args.events)
+        with protected_save():
+            write_report(written, args.report, events=args.events)
         if not args.quiet:
-            print(f"report -> {args.report}")
+            print(f"report -> {display(args.report)}")
+    if interrupted:
+        print(f"mien: interrupted; kept {len(written)} finished output(s)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if failures:
         print(f"mien: {len(failures)} of {len(specs)} inputs failed:", file=sys.stderr)
         for spec, err in failures:
-            print(f"  {spec}: {err}", file=sys.stderr)
+            print(f"  {_error_line(spec, err)}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_FAILED if interrupted else EXIT_OK
+    return EXIT_OK
 
 
 def _analyze_folder(args: argparse.Namespace, options: Any) -> int:
@@ -192,7 +287,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mien",
+        prog="mien", epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Measure facial expressions in video, offline. mien identifies no one and infers "
         "no emotion, intent, deception, risk or demographic trait.",
     )
@@ -209,20 +304,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse; an unknown flag is reported with the *subcommand's* usage, not the top level's."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        subparsers = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        command = getattr(args, "command", None)
+        target = subparsers.choices.get(command) if subparsers is not None and command else None
+        (target or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        try:  # non-UTF-8 file names print as \xNN instead of crashing
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+    from mien.signals import graceful_stop
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        with graceful_stop():
+            code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
     except MienError as exc:
         print(f"mien: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("mien: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (`mien info | head`): stop quietly; Python would otherwise complain
+        # again when it flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

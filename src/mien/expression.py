@@ -111,6 +111,13 @@ class ExpressionModel:
             card = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ModelError(f"model card {path} is not valid JSON ({exc}); fix or regenerate it")
+        if not isinstance(card, dict):
+            raise ModelError(f"model card {path} is not a JSON object; fix or regenerate it")
+        missing = [k for k in ("file", "sha256", "labels", "input")
+                   if not isinstance(card.get(k), (str, list, dict))]
+        if missing:
+            raise ModelError(f"model card {path} lacks {', '.join(repr(k) for k in missing)}; a card names its "
+                             "ONNX \"file\", its \"sha256\", its \"labels\" and \"input\" — fix or regenerate it")
         onnx_path = (path.parent / card["file"]).resolve()
         if not onnx_path.is_file():
             raise ModelError(f"model file {onnx_path} named by card {path} is missing")
@@ -120,7 +127,12 @@ class ExpressionModel:
                 f"model file {onnx_path} has SHA-256 {digest} but its card says {card['sha256']}; "
                 "the file is corrupt or was replaced: reinstall mien or regenerate the card"
             )
-        return cls(card, onnx_path, threads)
+        try:
+            return cls(card, onnx_path, threads)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ModelError):
+                raise
+            raise ModelError(f"model card {path} is malformed ({type(exc).__name__}: {exc}); fix or regenerate it") from None
 
     @property
     def session(self) -> onnxruntime.InferenceSession:

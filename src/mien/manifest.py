@@ -22,10 +22,12 @@ def file_sha256(path: Path) -> str:
 
 def input_fingerprint(spec: str) -> dict[str, Any]:
     """Path, size and SHA-256 of the first MiB (cheap, and enough to tell files apart)."""
+    from mien.outputs import display
+
     p = Path(spec)
     if not p.is_file():
-        return {"path": spec, "kind": "stream"}
+        return {"path": display(spec), "kind": "stream"}
     h = hashlib.sha256()
     with p.open("rb") as f:
         h.update(f.read(1 << 20))
-    return {"path": str(p.resolve()), "size_bytes": p.stat().st_size, "sha256_first_mib": h.hexdigest()}
+    return {"path": display(p.resolve()), "size_bytes": p.stat().st_size, "sha256_first_mib": h.hexdigest()}

@@ -21,16 +21,19 @@ import cv2
 import numpy as np
 
 from mien.alignment import align_faces
+from mien.checkpoint import Checkpointer
 from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, FaceDetector
 from mien.errors import InputError, MienError
 from mien.expression import ExpressionModel, softmax
 from mien.faces import Faces
 from mien.manifest import input_fingerprint, now_iso
+from mien.outputs import display
 from mien.quality import QualityThresholds, assess
-from mien.results import AnalysisResult, RowBuffer
+from mien.results import AnalysisResult, RowBuffer, concat
 from mien.schema import RunManifest, SourceRun, table_columns
+from mien.signals import protected_save
 from mien.smoothing import ExpressionSmoother
-from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
+from mien.sources import DEFAULT_MAX_PIXELS, Frame, FrameSelector, expand_inputs, is_stream, open_source
 from mien.tracking import FaceTracker, TrackerConfig
 
 _STAGES = ("detect", "track_align_quality", "expression", "smooth_rows")
@@ -58,6 +61,10 @@ class AnalysisOptions:
     max_frames: int | None = None
     max_seconds: float | None = None
     open_timeout_s: float = 10.0
+    input_kind: str = "auto"  # http(s) URLs: "auto" probes file vs live stream; "file" / "live" force it
+    # safety
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse frames/images larger than this before decoding
+    checkpoint_s: float = 30.0  # with a checkpoint path: flush finished rows at most this often
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,6 +102,7 @@ class _RunCounts:
     abstained: int = 0
     full_detections: int = 0
     last_time: float = 0.0
+    last_index: int = -1
     latencies: list[float] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_STAGES, 0.0))
 
@@ -103,6 +111,7 @@ class _RunCounts:
         return {
             "analysed": self.frames,
             "duration_s": self.last_time,
+            "last_frame_index": self.last_index,
             "faces": self.faces,
             "abstained": self.abstained,
             "full_frame_detections": self.full_detections,
@@ -178,6 +187,7 @@ class Analyzer:
                 counts.faces += len(faces)
                 counts.abstained += int(faces.abstain.sum())
             counts.latencies.append(time.perf_counter() - fr.arrival)
+            counts.last_index = fr.index
             yield FrameResult(fr.index, t, img, faces, fr.arrival)
 
     def analyze_frames(
@@ -185,10 +195,14 @@ class Analyzer:
         frames: Iterable[Frame],
         source: str,
         on_frame: Callable[[FrameResult], None] | None = None,
+        checkpoint: Checkpointer | None = None,
     ) -> tuple[Any, dict[str, Any]]:
-        """Analyse a frame stream; returns (table, stats). Stops cleanly on Ctrl-C, keeping rows."""
+        """Analyse a frame stream; returns (table, stats). Stops cleanly on Ctrl-C (or SIGTERM
+        under :func:`mien.signals.graceful_stop`), keeping rows; with ``checkpoint``, finished rows
+        are also flushed to disk as the run goes."""
         counts = _RunCounts()
         rows = RowBuffer()
+        flushed: list[Any] = []  # row chunks already checkpointed
         interrupted = False
         try:
             for res in self.process_frames(frames, counts):
@@ -198,9 +212,15 @@ class Analyzer:
                     counts.timing["smooth_rows"] += time.perf_counter() - t0
                 if on_frame is not None:
                     on_frame(res)
+                if checkpoint is not None and checkpoint.due():
+                    chunk = rows.to_frame()
+                    flushed.append(chunk)  # kept in memory first: an interrupted flush loses nothing
+                    rows = RowBuffer()
+                    checkpoint.flush(chunk, frames_analysed=counts.frames, last_frame_index=counts.last_index,
+                                     last_time_s=counts.last_time)
         except KeyboardInterrupt:
             interrupted = True
-        return rows.to_frame(), counts.stats(interrupted)
+        return concat([*flushed, rows.to_frame()]), counts.stats(interrupted)
 
     def classify_image(self, image_bgr: np.ndarray) -> ImageClassification:
         """Expression of the largest face in ``image_bgr`` (None when no face is found)."""
@@ -255,9 +275,11 @@ class Analyzer:
         if is_stream(spec):
             # build both ONNX sessions before the stream starts, so the first frames do not queue
             self.detector.session, self.model.session  # noqa: B018
-            return open_source(spec, selector, open_timeout=o.open_timeout_s, max_frames=o.max_frames,
-                               max_seconds=o.max_seconds)
-        return open_source(spec, selector, prepare=self._scheduled_detection())
+        # a URL that turns out to be a file served over HTTP is read like a local file, with
+        # detection ahead in the decode thread; a live stream never gets ``prepare``
+        return open_source(spec, selector, prepare=self._scheduled_detection(), max_pixels=o.max_pixels,
+                           input_kind=o.input_kind, open_timeout=o.open_timeout_s, max_frames=o.max_frames,
+                           max_seconds=o.max_seconds)
 
     def stream(self, spec: str | int) -> Iterator[FrameResult]:
         """Analyse one source frame by frame, yielding each frame's result as soon as it is ready
@@ -274,11 +296,15 @@ class Analyzer:
         progress: bool = False,
         annotate: str | Path | None = None,
         blur_faces: bool = False,
+        checkpoint: str | Path | None = None,
     ) -> AnalysisResult:
+        """Analyse one source. ``checkpoint``: the output path whose ``.checkpoint/`` folder gets
+        the finished rows every ``checkpoint_s`` seconds (see :mod:`mien.checkpoint`)."""
         o = self.options
         started = now_iso()
         src = self._open(spec)
-        source = str(spec)
+        live = not hasattr(src, "_packets_decoded") and is_stream(spec)
+        source = display(str(spec))
         bar: Any = None
         writer: Any = None
         if progress:
@@ -300,28 +326,61 @@ class Analyzer:
             if writer is not None:
                 writer.write(draw(res.image, res.faces, blur_faces), res.time_s)
 
+        ckpt = (Checkpointer(checkpoint, source, o.checkpoint_s)
+                if checkpoint is not None and o.checkpoint_s > 0 else None)
+        ok = False
         try:
             df, stats = self.analyze_frames(iter(src), source,
-                                            on_frame if bar is not None or writer is not None else None)
+                                            on_frame if bar is not None or writer is not None else None,
+                                            checkpoint=ckpt)
+            ok = True
         finally:
-            if bar is not None:
-                bar.close()
-            if writer is not None:
-                writer.close()
+            # from here on a signal is only recorded: the finished work is being put in place
+            with protected_save():
+                if bar is not None:
+                    bar.close()
+                if writer is not None:
+                    if ok:
+                        writer.close()
+                    else:
+                        writer.abort()
+        with protected_save():
+            return self._finish(spec, source, src, df, stats, ckpt, started, live)
+
+    def _finish(self, spec: str | int, source: str, src: Any, df: Any, stats: dict[str, Any],
+                ckpt: Checkpointer | None, started: str, live: bool) -> AnalysisResult:
+        """Counts, warnings, status and manifest of one analysed source."""
+        o = self.options
         s = src.stats
         stats = {
             "decoded": s.decoded, "analysed": stats.pop("analysed"), **stats,
-            "dropped": s.dropped, "expected": s.expected_frames, "fps": s.fps,
+            "dropped": s.dropped, "lost": s.lost, "damaged_packets": s.damaged_packets,
+            "expected": s.expected_frames, "fps": s.fps,
             "width": s.width, "height": s.height, "rotation": s.rotation, "codec": s.codec,
+            "read_as": "live" if live else "file",
         }
+        if ckpt is not None:
+            stats["checkpoint"] = {"interval_s": ckpt.interval_s, "parts": ckpt.parts}
+        if s.decoded == 0 and not stats["interrupted"]:
+            if ckpt is not None:
+                ckpt.finish()
+            what = "no frame arrived" if live else "the video stream holds no decodable frame"
+            extra = f" ({'; '.join(s.warnings)})" if s.warnings else ""
+            raise InputError(f"{source}: {what}{extra}; nothing to analyse")
         warnings = list(s.warnings)
+        if s.dropped:
+            warnings.append(f"{source}: {s.dropped} of {s.decoded} decoded frames dropped to keep up with the "
+                            "live stream (use --input-kind file for a file served over HTTP)")
         if stats["interrupted"]:
             warnings.append(f"{source}: interrupted; results cover the frames analysed before the stop")
-        status = "interrupted" if stats["interrupted"] else ("partial" if s.warnings else "complete")
-        run = SourceRun(input=input_fingerprint(source), frames=stats, status=status, warnings=warnings)
+        incomplete = bool(warnings) or s.lost > 0 or s.dropped > 0
+        status = "interrupted" if stats["interrupted"] else ("partial" if incomplete else "complete")
+        run = SourceRun(input=input_fingerprint(str(spec)), frames=stats, status=status, warnings=warnings)
         manifest = RunManifest(parameters=o.to_dict(), models=self.model_records(), sources=[run],
                                started=started, finished=now_iso(), status=status)
-        return AnalysisResult(df, manifest)
+        result = AnalysisResult(df, manifest)
+        result.checkpoint = ckpt
+        return result
 
 
 def analyze_each(
@@ -331,12 +390,15 @@ def analyze_each(
     progress: bool = False,
     annotate: str | Path | None = None,
     blur_faces: bool = False,
+    checkpoints: Sequence[str | Path | None] | None = None,
 ) -> Iterator[tuple[str | int, AnalysisResult | MienError]]:
     """The folder loop: each source in turn, as (source, its result or the error that stopped it).
-    A source that fails with a :class:`MienError` does not stop the others; an interrupted one does."""
-    for spec in specs:
+    A source that fails with a :class:`MienError` does not stop the others; an interrupted one does.
+    ``checkpoints``: per source, the output path to checkpoint beside (see :meth:`Analyzer.analyze_source`)."""
+    for i, spec in enumerate(specs):
         try:
-            result = analyzer.analyze_source(spec, progress=progress, annotate=annotate, blur_faces=blur_faces)
+            result = analyzer.analyze_source(spec, progress=progress, annotate=annotate, blur_faces=blur_faces,
+                                             checkpoint=checkpoints[i] if checkpoints is not None else None)
         except MienError as exc:
             yield spec, exc
             continue

@@ -4,6 +4,7 @@ The schema (columns, dtypes, file names) lives in :mod:`mien.schema`, documented
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import warnings
@@ -17,6 +18,8 @@ import pandas as pd
 
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS
+from mien.manifest import file_sha256
+from mien.outputs import display, keep_mode
 from mien.schema import DTYPES, TABLE_SUFFIXES, RunManifest, empty_table, order_columns, sidecar_path
 
 
@@ -99,6 +102,7 @@ class AnalysisResult:
 
     table: pd.DataFrame  # one row per face per analysed frame (docs/schema.md)
     manifest: RunManifest = field(default_factory=RunManifest)
+    checkpoint: Any = None  # the run's mien.checkpoint.Checkpointer, when it checkpointed
 
     @classmethod
     def combine(cls, results: list[AnalysisResult], failures: list[dict[str, str]] | None = None) -> AnalysisResult:
@@ -139,16 +143,27 @@ class AnalysisResult:
         return write_results(self.table, self.manifest, path)
 
 
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write via a temp file in the same folder and rename: a crash never leaves a half file."""
+def table_fingerprint(path: Path, rows: int) -> dict[str, Any]:
+    """What the manifest records about its table, so a reader can check they belong together."""
+    return {"file": display(path.name), "rows": int(rows), "sha256": file_sha256(path)}
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write via a temp file in the same folder and rename: a crash never leaves a half file.
+    A file that already exists keeps its permission bits (a private 0600 table stays private)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    mode = keep_mode(path)
+    # the temp name is printable text even when the output's name is not UTF-8 (some writers,
+    # pyarrow among them, cannot take such a path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{display(path.name)}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask  # mkstemp creates 0600; new results are ordinary files
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -159,7 +174,8 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write a text file (JSON, HTML, Markdown) atomically; raise ``InputError`` if it can't be."""
     p = Path(path)
     try:
-        atomic_write(p, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        # non-UTF-8 file names inside the text (lone surrogates) are written as \xNN escapes
+        atomic_write(p, lambda tmp: tmp.write_text(display(text), encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot write {p}: {exc.strerror or exc}; choose a writable path") from None
     return p
@@ -170,17 +186,25 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
     if suffix not in TABLE_SUFFIXES:
         raise InputError(f"{path}: unknown output format; use one of {', '.join(TABLE_SUFFIXES)}")
     if suffix == ".parquet":
-        atomic_write(path, lambda p: df.to_parquet(p, index=False))
+        atomic_write(path, lambda p: write_parquet(df, p))
     elif suffix == ".csv":
         atomic_write(path, lambda p: df.to_csv(p, index=False))
     else:
         atomic_write(path, lambda p: df.to_json(p, orient="records", lines=True))
 
 
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """``df.to_parquet`` through a file object, so folders with non-UTF-8 names work."""
+    with open(path, "wb") as f:
+        df.to_parquet(f, index=False)
+
+
 def write_results(df: pd.DataFrame, manifest: RunManifest, path: str | os.PathLike[str]) -> Path:
-    """Write the table and, beside it, its tracks summary and run manifest (see :mod:`mien.schema`)."""
+    """Write the table and, beside it, its tracks summary and run manifest (see :mod:`mien.schema`);
+    the manifest records the table's fingerprint, which readers check."""
     path = Path(path)
     write_table(df, path)
+    manifest = dataclasses.replace(manifest, table=table_fingerprint(path, len(df)))
     atomic_write(sidecar_path(path, "tracks"), lambda p: track_summary(df).to_csv(p, index=False))
     atomic_write(sidecar_path(path, "manifest"), lambda p: p.write_text(manifest.to_json()))
     return path

@@ -37,8 +37,9 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({
     ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm",
 })
 
-SidecarKind = Literal["manifest", "tracks"]
-_SIDECAR_ENDINGS: dict[str, str] = {"manifest": ".manifest.json", "tracks": ".tracks.csv"}
+SidecarKind = Literal["manifest", "tracks", "checkpoint", "report"]
+_SIDECAR_ENDINGS: dict[str, str] = {"manifest": ".manifest.json", "tracks": ".tracks.csv",
+                                    "checkpoint": ".checkpoint", "report": ".report.html"}
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"prob_{label}" for label in EXPRESSIONS)
 SMOOTH_COLUMNS: tuple[str, ...] = tuple(f"smooth_{label}" for label in EXPRESSIONS)
@@ -54,6 +55,11 @@ class ColumnGroup:
     columns: tuple[str, ...]
     type: Literal["str", "int", "float", "bool"]
     meaning: str
+    dtype: str = ""  # the pandas dtype, when not the type's usual one
+
+    @property
+    def pandas_dtype(self) -> str:
+        return self.dtype or _PANDAS_DTYPE[self.type]
 
 
 COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
@@ -65,11 +71,11 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
     ColumnGroup("`track_id`", ("track_id",), "int",
                 "anonymous per-source track number, stable while the face is followed; not an identity"),
     ColumnGroup("`x1`,`y1`,`x2`,`y2`", ("x1", "y1", "x2", "y2"), "float",
-                "face box in pixels of the (rotation-corrected) frame"),
+                "face box in pixels of the (rotation-corrected) frame", "float32"),
     ColumnGroup("`det_score`", ("det_score",), "float", "detector confidence, 0..1"),
     ColumnGroup("`lm0_x` … `lm4_y`", LANDMARK_COLUMNS, "float",
                 "5 landmarks in pixels: 0 left eye, 1 right eye (as seen in the image), 2 nose tip, "
-                "3 left mouth corner, 4 right mouth corner"),
+                "3 left mouth corner, 4 right mouth corner", "float32"),
     ColumnGroup("`face_px`", ("face_px",), "float", "face size: the shorter side of the box in pixels"),
     ColumnGroup("`sharpness`", ("sharpness",), "float",
                 "variance of the Laplacian of the aligned grayscale crop divided by the crop's variance "
@@ -93,16 +99,50 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
 #: Every column of the schema, in order.
 COLUMNS: tuple[str, ...] = tuple(c for g in COLUMN_GROUPS for c in g.columns)
 #: The pandas dtype of every column.
-DTYPES: dict[str, str] = {c: _PANDAS_DTYPE[g.type] for g in COLUMN_GROUPS for c in g.columns}
+DTYPES: dict[str, str] = {c: g.pandas_dtype for g in COLUMN_GROUPS for c in g.columns}
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c, t in DTYPES.items() if t == "object")
 
 
 # ------------------------------------------------------------------------------------ file names
 def sidecar_path(output: str | os.PathLike[str], kind: SidecarKind) -> Path:
-    """The sidecar of a results table: ``out.parquet`` → ``out.manifest.json`` / ``out.tracks.csv``."""
+    """A file beside a results table, named after the table's *whole* name, so ``talk.parquet``
+    and ``talk.csv`` never share one: ``talk.parquet`` → ``talk.parquet.manifest.json``,
+    ``talk.parquet.tracks.csv``, ``talk.parquet.checkpoint/`` (a run in progress, see
+    :mod:`mien.checkpoint`) and ``talk.parquet.report.html`` (``mien report``'s default)."""
+    path = Path(output)
+    try:
+        return path.with_name(path.name + _SIDECAR_ENDINGS[kind])
+    except KeyError:
+        raise ValueError(f"unknown sidecar kind {kind!r}; one of {', '.join(_SIDECAR_ENDINGS)}") from None
+
+
+def legacy_sidecar_path(output: str | os.PathLike[str], kind: SidecarKind) -> Path:
+    """The name mien used before sidecars carried the whole table name (``talk.manifest.json``);
+    readers fall back to it, writers never use it."""
     path = Path(output)
     base = path.with_suffix("") if path.suffix.lower() in TABLE_SUFFIXES else path
     return base.with_name(base.name + _SIDECAR_ENDINGS[kind])
+
+
+def mirrored_output(root: str | os.PathLike[str], path: str | os.PathLike[str],
+                    out_dir: str | os.PathLike[str], suffix: str) -> Path:
+    """The table of one input of a folder run: ``ROOT/sub/clip.mp4`` → ``OUT/sub/clip.mp4<suffix>``
+    (the input's path relative to ``root``, its own suffix kept, plus ``suffix``), so ``clip.mp4``,
+    ``clip.mov`` and ``clip.jpg`` get three tables. A ``path`` outside ``root`` keeps its name."""
+    p, r = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    try:
+        rel = p.relative_to(r)
+    except ValueError:
+        rel = Path(p.name)
+    return Path(out_dir) / rel.parent / (rel.name + suffix)
+
+
+def default_output(spec: str, suffix: str = ".parquet") -> Path:
+    """The table of a single input without ``-o``: ``clip.mp4`` → ``./clip.mp4.parquet`` (the
+    same rule as :func:`mirrored_output`); ``stream.parquet`` for webcams and URLs."""
+    if spec.isdigit() or "://" in spec:
+        return Path("stream" + suffix)
+    return Path(Path(spec).name + suffix)
 
 
 def check_table_suffix(path: str | os.PathLike[str]) -> Path:
@@ -187,8 +227,8 @@ def coerce_table(frame: pd.DataFrame) -> pd.DataFrame:
             frame[col] = pd.to_numeric(frame[col]).astype("int64")
         elif kind == "bool":
             frame[col] = _to_bool(frame[col])
-        elif kind == "float64":
-            frame[col] = pd.to_numeric(frame[col]).astype("float64")
+        elif kind in ("float64", "float32"):
+            frame[col] = pd.to_numeric(frame[col]).astype(kind)
         else:
             try:
                 frame[col] = pd.to_numeric(frame[col])
@@ -214,7 +254,8 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
                          f"{', '.join(TABLE_SUFFIXES)} written by `mien analyze`")
     try:
         if suffix == ".parquet":
-            raw = pd.read_parquet(p)
+            with p.open("rb") as f:  # a file object: pyarrow cannot take non-UTF-8 path names
+                raw = pd.read_parquet(f)
         elif p.stat().st_size == 0 or (suffix == ".jsonl" and not p.read_text(encoding="utf-8").strip()):
             raw = pd.DataFrame()
         elif suffix == ".csv":
@@ -223,7 +264,8 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
             raw = pd.read_json(p, lines=True, dtype=False)
         return coerce_table(raw)
     except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a results table
-        raise InputError(f"cannot read results file {p}: {exc}; is it a complete file written by "
+        why = " ".join(str(exc).split())  # one line, whatever the parser's message holds
+        raise InputError(f"cannot read results file {p}: {why}; is it a complete file written by "
                          "`mien analyze`?") from None
 
 
@@ -272,6 +314,9 @@ class RunManifest:
     mien_version: str = __version__
     schema_version: int = SCHEMA_VERSION
     manifest_version: int = MANIFEST_VERSION
+    #: the table this manifest describes: file name, rows, SHA-256 (set when it is written;
+    #: readers check it, so a manifest moved beside another table is caught)
+    table: dict[str, Any] | None = None
     environment: dict[str, str] = field(default_factory=lambda: {
         "python": sys.version.split()[0], "platform": platform.platform()})
 

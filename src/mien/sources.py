@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from mien.errors import InputError
 from mien.faces import Faces
+from mien.outputs import display
 from mien.schema import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "http://", "https://", "srt://")
@@ -43,6 +45,8 @@ class SourceStats:
     decoded: int = 0
     yielded: int = 0
     dropped: int = 0  # live: frames skipped to keep up
+    lost: int = 0  # files: frames in damaged packets, or announced but missing (truncated file)
+    damaged_packets: int = 0
     expected_frames: int | None = None
     fps: float | None = None
     width: int | None = None
@@ -115,36 +119,46 @@ def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
     return img
 
 
-def _open_container(spec: str, options: dict | None = None, timeout: float | None = None, fmt=None):
+def _open_container(spec: str, options: dict | None = None,
+                    timeout: float | tuple[float, float] | None = None, fmt: str | None = None) -> Any:
     import av
 
     try:
-        kwargs = {"options": options or {}}
+        kwargs: dict[str, Any] = {"options": options or {}}
         if timeout is not None:
             kwargs["timeout"] = timeout
         if fmt is not None:
             kwargs["format"] = fmt
         container = av.open(spec, **kwargs)
     except av.error.FileNotFoundError:
-        raise InputError(f"{spec}: no such file; check the path") from None
+        raise InputError(f"{display(spec)}: no such file; check the path") from None
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise InputError(_explain_open_error(spec, exc)) from None
+        raise InputError(_explain_open_error(spec, exc, timeout[0] if isinstance(timeout, tuple) else timeout)) from None
     if not container.streams.video:
         container.close()
         raise InputError(f"{spec}: holds no video stream; pass a video file, an image or a stream URL")
     return container
 
 
-def _explain_open_error(spec: str, exc: Exception) -> str:
-    msg = str(exc).strip().rstrip(".")
+def _explain_open_error(spec: str, exc: Exception, timeout: float | None = None) -> str:
+    # FFmpeg's message without the file name PyAV appends (the message names the input already)
+    msg = (getattr(exc, "strerror", None) or str(exc)).strip().rstrip(".")
     if is_stream(spec):
+        if "Immediate exit requested" in msg or "timed out" in msg.lower():
+            limit = f"within the {timeout:g} s open timeout " if timeout else ""
+            return (
+                f"{spec}: no video arrived {limit}(the stream did not answer); check that the sender "
+                "is running and reachable, and the protocol/port match"
+            )
         return (
             f"{spec}: cannot open the stream ({msg}); check that the address is right, the sender "
             "is running and reachable, and the protocol/port match"
         )
     p = Path(spec)
+    if isinstance(exc, PermissionError) or "Permission denied" in msg:
+        return f"{display(spec)}: permission denied; check the file's permissions (ls -l) or run as a user who may read it"
     if p.is_file() and p.stat().st_size == 0:
-        return f"{spec}: the file is empty (0 bytes); re-copy or re-export the video"
+        return f"{display(spec)}: the file is empty (0 bytes); re-copy or re-export the video"
     if "moov atom not found" in msg or "Invalid data" in msg:
         return (
             f"{spec}: not a readable video ({msg}); the file may be truncated, damaged or not a "
@@ -153,8 +167,107 @@ def _explain_open_error(spec: str, exc: Exception) -> str:
     return f"{spec}: cannot be decoded as video ({msg}); check it plays in a media player"
 
 
+DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: above 8K (33 MP); a 50 MP BGR frame is 150 MB
+
+
+def check_pixels(spec: str, width: int | None, height: int | None, max_pixels: int) -> None:
+    """Refuse frames above ``max_pixels`` before any is decoded (``--max-pixels`` raises the limit)."""
+    if not width or not height:
+        return
+    if width * height > max_pixels:
+        raise InputError(
+            f"{display(spec)}: {width}×{height} pixels ({width * height / 1e6:.0f} MP) is above the "
+            f"{max_pixels / 1e6:g} MP limit; if the size is real, raise it with --max-pixels {width * height}"
+        )
+
+
+def _read_header(path: Path, n: int = 1 << 16) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(n)
+    except PermissionError:
+        raise InputError(f"{display(path)}: permission denied; check the file's permissions (ls -l) "
+                         "or run as a user who may read it") from None
+    except OSError as exc:
+        raise InputError(f"{display(path)}: cannot be read ({exc.strerror or exc})") from None
+
+
+def image_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first bytes of a PNG, JPEG, BMP, WebP or TIFF file; None if unknown.
+
+    Read from the header alone, so an image claiming 100000×100000 pixels is refused without
+    allocating them."""
+    import struct
+
+    try:
+        if head[:8] == b"\x89PNG\r\n\x1a\n":
+            w, h = struct.unpack(">II", head[16:24])
+            return int(w), int(h)
+        if head[:2] == b"BM":
+            w, h = struct.unpack("<ii", head[18:26])
+            return abs(int(w)), abs(int(h))
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            kind = head[12:16]
+            if kind == b"VP8X":
+                return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+            if kind == b"VP8 ":
+                w, h = struct.unpack("<HH", head[26:30])
+                return w & 0x3FFF, h & 0x3FFF
+            if kind == b"VP8L":
+                b = int.from_bytes(head[21:25], "little")
+                return (b & 0x3FFF) + 1, ((b >> 14) & 0x3FFF) + 1
+        if head[:2] == b"\xff\xd8":
+            i = 2
+            while i + 9 < len(head):
+                if head[i] != 0xFF:
+                    i += 1
+                    continue
+                marker = head[i + 1]
+                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                    i += 1 if marker == 0xFF else 2
+                    continue
+                length = struct.unpack(">H", head[i + 2:i + 4])[0]
+                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                    h, w = struct.unpack(">HH", head[i + 5:i + 9])
+                    return int(w), int(h)
+                i += 2 + length
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            e = "<" if head[:2] == b"II" else ">"
+            off = struct.unpack(e + "I", head[4:8])[0]
+            n = struct.unpack(e + "H", head[off:off + 2])[0]
+            dims: dict[int, int] = {}
+            for k in range(n):
+                tag, typ, _cnt = struct.unpack(e + "HHI", head[off + 2 + 12 * k:off + 10 + 12 * k])
+                raw = head[off + 10 + 12 * k:off + 14 + 12 * k]
+                val = struct.unpack(e + ("H" if typ == 3 else "I"), raw[:2] if typ == 3 else raw)[0]
+                dims[tag] = int(val)
+            if 256 in dims and 257 in dims:
+                return dims[256], dims[257]
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
+def _y4m_size(head: bytes) -> tuple[int, int] | None:
+    if not head.startswith(b"YUV4MPEG2"):
+        return None
+    line = head.split(b"\n", 1)[0].split()
+    size = {t[:1]: t[1:] for t in line[1:] if t[:1] in (b"W", b"H")}
+    try:
+        return int(size[b"W"]), int(size[b"H"])
+    except (KeyError, ValueError):
+        return None
+
+
 class VideoFileSource:
-    """Frames of a video file, decoded with FFmpeg (PyAV) in a background thread."""
+    """Frames of a video file (or a file served over HTTP), decoded with FFmpeg (PyAV) in a
+    background thread.
+
+    Packets are decoded one by one: a damaged packet is skipped and counted (``stats.lost``), and
+    decoding carries on with the next, as ffmpeg does; frames the container announces but never
+    delivers (a truncated file) are counted as lost too. The decode queue is bounded in bytes
+    (``queue_bytes``), so a 4K video holds no more frame memory than a small one.
+    """
 
     def __init__(
         self,
@@ -162,26 +275,45 @@ class VideoFileSource:
         selector: FrameSelector | None = None,
         queue_size: int = 8,
         prepare: Callable[[Frame], None] | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        container: Any = None,
+        queue_bytes: int = 64 << 20,
     ) -> None:
-        p = Path(path)
-        if not p.exists():
-            raise InputError(f"{path}: no such file; check the path")
-        if p.is_file() and p.stat().st_size == 0:
-            raise InputError(f"{path}: the file is empty (0 bytes); re-copy or re-export the video")
         self.spec = str(path)
+        if container is None:
+            p = Path(path)
+            if not p.exists():
+                raise InputError(f"{display(path)}: no such file; check the path")
+            if p.is_file() and p.stat().st_size == 0:
+                raise InputError(f"{display(path)}: the file is empty (0 bytes); re-copy or re-export the video")
+            head = _read_header(p, 4096)
+            y4m = _y4m_size(head)
+            if y4m is not None:
+                check_pixels(self.spec, *y4m, max_pixels)
+            container = _open_container(self.spec)
         self.selector = selector or FrameSelector()
-        self.queue_size = queue_size
         self.prepare = prepare  # runs in the decode thread (e.g. face detection ahead of analysis)
         self.stats = SourceStats()
-        self._container = _open_container(self.spec)
+        self._container: Any = container
         stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
         self._stream = stream
         self.stats.expected_frames = int(stream.frames) or None
         rate = stream.average_rate or stream.guessed_rate
         self.stats.fps = float(rate) if rate else None
         self.stats.codec = stream.codec_context.name
         self.stats.width, self.stats.height = stream.codec_context.width, stream.codec_context.height
+        try:
+            check_pixels(self.spec, self.stats.width, self.stats.height, max_pixels)
+        except InputError:
+            self.close()
+            raise
+        frame_bytes = 3 * (self.stats.width or 640) * (self.stats.height or 360)
+        # at least 2 frames so decode overlaps analysis; at most queue_size
+        self.queue_size = max(2, min(queue_size, queue_bytes // max(frame_bytes, 1)))
+        # frame threading keeps one decoded frame per thread in flight: few threads for big frames
+        stream.thread_type = "AUTO"
+        if frame_bytes > 8 << 20:
+            stream.codec_context.thread_count = 2
 
     def close(self) -> None:
         try:
@@ -189,47 +321,78 @@ class VideoFileSource:
         except Exception:  # noqa: BLE001 - closing a broken container must not mask results
             pass
 
-    def _decode(self) -> Iterator[Frame]:
+    def _packets_decoded(self) -> Iterator[object]:
+        """Video frames, packet by packet: damaged packets are skipped and counted."""
         import av
 
-        index = -1
-        t0 = None
+        stream = self._stream
+        packets = 0
         try:
-            for vf in self._container.decode(self._stream):
-                index += 1
-                self.stats.decoded += 1
-                if vf.time is not None:
-                    t = float(vf.time)
-                elif self.stats.fps:
-                    t = index / self.stats.fps
-                else:
-                    t = float(index)
-                if t0 is None:
-                    t0 = t
-                t -= t0  # time since the first frame; some containers start at an offset
-                if not self.selector.take(index, t):
+            for packet in self._container.demux(stream):
+                if packet.size == 0 and packet.dts is None:
+                    continue  # the demuxer's end-of-stream marker
+                packets += 1
+                try:
+                    decoded = stream.decode(packet)
+                except av.error.FFmpegError:
+                    self.stats.damaged_packets += 1
                     continue
-                img = vf.to_ndarray(format="bgr24")
-                rot = getattr(vf, "rotation", 0) or 0
-                if rot:
-                    self.stats.rotation = int(rot)
-                    img = _rotate(img, rot)
-                self.stats.yielded += 1
-                fr = Frame(index, t, img)
-                if self.prepare is not None:
-                    self.prepare(fr)
-                yield fr
+                yield from decoded
         except av.error.FFmpegError as exc:
             self.stats.warnings.append(
-                f"{self.spec}: decoding stopped after {self.stats.decoded} frames ({exc}); "
+                f"{display(self.spec)}: reading stopped after {packets} packets ({exc}); "
                 "the file is probably truncated or damaged — results cover the frames before it"
             )
+        try:
+            yield from stream.decode(None)
+        except av.error.FFmpegError:
+            pass
         exp = self.stats.expected_frames
-        if exp and self.stats.decoded < 0.9 * exp and not self.stats.warnings:
+        missing = max(0, exp - packets) if exp else 0
+        self.stats.lost = self.stats.damaged_packets + missing
+        if self.stats.lost and exp:
+            # once damage is certain, every announced frame that did not decode is lost (a decoder
+            # also swallows the frames around a bad packet); without damage a small shortfall is
+            # the container's edit list at work, not a loss
+            self.stats.lost = max(self.stats.lost, exp - self.stats.decoded)
+        if self.stats.damaged_packets:
             self.stats.warnings.append(
-                f"{self.spec}: decoded {self.stats.decoded} of {exp} frames the container announces; "
+                f"{display(self.spec)}: {self.stats.damaged_packets} damaged packet(s) skipped; "
+                "the file is damaged — results cover the frames that decoded"
+            )
+        if missing:
+            self.stats.warnings.append(
+                f"{display(self.spec)}: {missing} of the {exp} frames the container announces are missing; "
                 "the file is probably truncated — results cover the frames decoded"
             )
+
+    def _decode(self) -> Iterator[Frame]:
+        index = -1
+        t0 = None
+        for vf in self._packets_decoded():
+            index += 1
+            self.stats.decoded += 1
+            if vf.time is not None:  # type: ignore[attr-defined]
+                t = float(vf.time)  # type: ignore[attr-defined]
+            elif self.stats.fps:
+                t = index / self.stats.fps
+            else:
+                t = float(index)
+            if t0 is None:
+                t0 = t
+            t -= t0  # time since the first frame; some containers start at an offset
+            if not self.selector.take(index, t):
+                continue
+            img = vf.to_ndarray(format="bgr24")  # type: ignore[attr-defined]
+            rot = getattr(vf, "rotation", 0) or 0
+            if rot:
+                self.stats.rotation = int(rot)
+                img = _rotate(img, rot)
+            self.stats.yielded += 1
+            fr = Frame(index, t, img)
+            if self.prepare is not None:
+                self.prepare(fr)
+            yield fr
 
     def __iter__(self) -> Iterator[Frame]:
         try:
@@ -239,19 +402,25 @@ class VideoFileSource:
 
 
 class ImageSource:
-    """A still image as a one-frame source."""
+    """A still image as a one-frame source; its size is read from the header and checked against
+    ``max_pixels`` before it is decoded."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.spec = str(path)
         self.stats = SourceStats(expected_frames=1)
         p = Path(path)
         if not p.is_file():
-            raise InputError(f"{path}: no such file; check the path")
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)  # applies EXIF orientation
-        if img is None:
-            raise InputError(f"{path}: cannot be read as an image; check it is a valid image file")
+            raise InputError(f"{display(path)}: no such file; check the path")
+        head = _read_header(p)
+        if not head:
+            raise InputError(f"{display(path)}: the file is empty (0 bytes); re-copy or re-export the image")
+        size = image_size(head)
+        if size is not None:
+            check_pixels(self.spec, *size, max_pixels)
+        img = read_image(p)
         self._image = img
         self.stats.height, self.stats.width = img.shape[:2]
+        check_pixels(self.spec, self.stats.width, self.stats.height, max_pixels)
 
     def __iter__(self) -> Iterator[Frame]:
         self.stats.decoded = self.stats.yielded = 1
@@ -259,6 +428,26 @@ class ImageSource:
 
     def close(self) -> None:
         pass
+
+
+def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to BGR (EXIF orientation applied); one-line errors for bad files.
+
+    The size in the header is checked against ``max_pixels`` first; OpenCV's own failures (a
+    header that lies, an unsupported variant) become :class:`InputError`."""
+    p = Path(path)
+    size = image_size(_read_header(p))
+    if size is not None:
+        check_pixels(str(p), *size, max_pixels)
+    try:
+        data = np.fromfile(str(p), dtype=np.uint8)
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # applies EXIF orientation
+    except (cv2.error, OSError, MemoryError) as exc:
+        raise InputError(f"{display(p)}: cannot be decoded as an image ({str(exc).strip()[:120]}); "
+                         "check it is a valid image file") from None
+    if img is None:
+        raise InputError(f"{display(p)}: cannot be read as an image; check it is a valid image file")
+    return img
 
 
 class StreamSource:
@@ -277,22 +466,26 @@ class StreamSource:
         max_frames: int | None = None,
         max_seconds: float | None = None,
         buffer_frames: int = 4,
+        container: Any = None,
     ) -> None:
         self.spec = str(spec)
         self.selector = selector or FrameSelector()
         self.stats = SourceStats()
         self.max_frames, self.max_seconds = max_frames, max_seconds
         self.buffer_frames = max(1, int(buffer_frames))
-        if isinstance(spec, int) or str(spec).isdigit():
+        self.read_timeout = read_timeout
+        self._start = time.perf_counter()  # --max-seconds counts from here, opening included
+        self._container: Any
+        if container is not None:
+            self._container = container
+        elif isinstance(spec, int) or str(spec).isdigit():
             device = f"/dev/video{int(spec)}"
             if not Path(device).exists():
                 raise InputError(f"webcam {spec}: {device} does not exist; check the camera index")
             self._container = _open_container(device, fmt="v4l2")
         else:
-            opts = {}
-            if self.spec.startswith(("rtsp://", "rtsps://")):
-                opts["rtsp_transport"] = "tcp"
-            self._container = _open_container(self.spec, opts, timeout=(open_timeout, read_timeout))
+            self._container = open_stream_container(self.spec, min(open_timeout, max_seconds or open_timeout),
+                                                    read_timeout)
         stream = self._container.streams.video[0]
         stream.thread_type = "SLICE"  # frame threading would hold frames back (latency)
         self._stream = stream
@@ -308,7 +501,7 @@ class StreamSource:
         # A short queue absorbs the bursts in which network video arrives; when it is full the
         # oldest frame is dropped, so latency stays bounded by a few frame intervals.
         latest: queue.Queue[Frame | None] = queue.Queue(maxsize=self.buffer_frames)
-        start = time.perf_counter()
+        start = self._start
 
         def reader() -> None:
             index = -1
@@ -333,7 +526,11 @@ class StreamSource:
                         latest.put_nowait(fr)
             except (av.error.FFmpegError, OSError) as exc:
                 if not self._stop.is_set():
-                    self.stats.warnings.append(f"{self.spec}: stream ended with an error ({exc})")
+                    if "Immediate exit requested" in str(exc):
+                        why = f"no data for {self.read_timeout:g} s (the read timeout)"
+                    else:
+                        why = f"an error: {exc}"
+                    self.stats.warnings.append(f"{display(self.spec)}: stream ended with {why}")
             finally:
                 # the reader owns the container: closing it from another thread mid-decode crashes FFmpeg
                 try:
@@ -353,7 +550,13 @@ class StreamSource:
         t_first: float | None = None
         try:
             while True:
-                fr = latest.get()
+                try:
+                    # wake up at least every 0.2 s, so --max-seconds holds when no frame comes
+                    fr = latest.get(timeout=0.2)
+                except queue.Empty:
+                    if self.max_seconds is not None and time.perf_counter() - start >= self.max_seconds:
+                        break
+                    continue
                 if fr is None:
                     break
                 if t_first is None:
@@ -367,7 +570,8 @@ class StreamSource:
                     break
         finally:
             self._stop.set()
-            th.join(timeout=15.0)
+            # the reader leaves within the read timeout; a run with --max-seconds does not wait for it
+            th.join(timeout=1.0 if self.max_seconds is not None else self.read_timeout + 5.0)
 
 
 def _threaded(it: Iterator[Frame], maxsize: int) -> Iterator[Frame]:
@@ -413,15 +617,52 @@ def _threaded(it: Iterator[Frame], maxsize: int) -> Iterator[Frame]:
         th.join(timeout=5.0)
 
 
+def open_stream_container(spec: str, open_timeout: float, read_timeout: float) -> Any:
+    opts = {}
+    if spec.startswith(("rtsp://", "rtsps://")):
+        opts["rtsp_transport"] = "tcp"
+    return _open_container(spec, opts, timeout=(open_timeout, read_timeout))
+
+
+INPUT_KINDS = ("auto", "file", "live")
+
+
+def served_file(container: Any) -> bool:
+    """True when an opened URL is a finite file (a duration is known and it is not an endless
+    multipart/MJPEG stream): such a source is read frame by frame, none dropped."""
+    duration = getattr(container, "duration", None)
+    fmt = getattr(getattr(container, "format", None), "name", "") or ""
+    live_formats = {"mpjpeg", "mjpeg", "rtsp", "rtp", "sdp"}
+    return bool(duration and duration > 0) and not live_formats & set(fmt.split(","))
+
+
 def open_source(
     spec: str | int,
     selector: FrameSelector | None = None,
     prepare: Callable[[Frame], None] | None = None,
-    **stream_options: float,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    input_kind: str = "auto",
+    **stream_options: float | int | None,
 ) -> VideoFileSource | ImageSource | StreamSource:
-    """The right source for ``spec`` (video file, image file, webcam index or stream URL)."""
+    """The right source for ``spec`` (video file, image file, webcam index or stream URL).
+
+    An http(s) URL is opened once and probed: a file served over HTTP (finite duration) is read
+    like a local file, every frame decoded; an endless stream is read live (frames dropped to keep
+    up, and counted). ``input_kind`` ("file" or "live") overrides the probe."""
+    if input_kind not in INPUT_KINDS:
+        raise InputError(f"--input-kind must be one of {', '.join(INPUT_KINDS)}, not {input_kind!r}")
     if is_stream(spec):
+        s = str(spec)
+        url = not s.isdigit()
+        if url and input_kind != "live" and (input_kind == "file" or s.lower().startswith(("http://", "https://"))):
+            container = open_stream_container(s, float(stream_options.get("open_timeout") or 10.0),
+                                               float(stream_options.get("read_timeout") or 10.0))
+            if input_kind == "file" or served_file(container):
+                return VideoFileSource(s, selector, prepare=prepare, max_pixels=max_pixels, container=container)
+            return StreamSource(spec, selector, container=container, **stream_options)  # type: ignore[arg-type]
         return StreamSource(spec, selector, **stream_options)  # type: ignore[arg-type]
+    if input_kind == "live":
+        raise InputError(f"{display(str(spec))}: --input-kind live needs a webcam index or a stream URL")
     if Path(str(spec)).suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource(str(spec))
-    return VideoFileSource(str(spec), selector, prepare=prepare)
+        return ImageSource(str(spec), max_pixels=max_pixels)
+    return VideoFileSource(str(spec), selector, prepare=prepare, max_pixels=max_pixels)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mien.argtypes import any_int, non_negative_int, number, positive_int, probability
 from mien.audit.metrics import DEFAULT_RESAMPLES, HEADLINE
 from mien.errors import InputError
 
@@ -56,14 +57,14 @@ def _add_data_options(p: argparse.ArgumentParser, split_default: str) -> None:
     )
     p.add_argument(
         "--prior-strength",
-        type=float,
+        type=probability,
         default=None,
         metavar="S",
         help="class-prior strength, 0 (FER+ class frequencies) to 1 (all expressions equally likely); "
         "default: the model card's",
     )
-    p.add_argument("--limit", type=int, metavar="N", help="evaluate a seeded random subset of N items")
-    p.add_argument("--seed", type=int, default=0, help="seed for --limit and the bootstrap (default 0)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="evaluate a seeded random subset of N items")
+    p.add_argument("--seed", type=any_int, default=0, help="seed for --limit and the bootstrap (default 0)")
 
 
 def _add_evaluate(subparsers: Any) -> None:
@@ -88,14 +89,14 @@ def _add_evaluate(subparsers: Any) -> None:
     )
     p.add_argument(
         "--bootstrap",
-        type=int,
+        type=non_negative_int,
         default=DEFAULT_RESAMPLES,
         metavar="N",
         help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})",
     )
     p.add_argument(
         "--min-group-n",
-        type=int,
+        type=positive_int,
         default=10,
         metavar="N",
         help="smallest group counted in gaps and the worst group (default 10)",
@@ -138,20 +139,20 @@ def _add_evaluate_detector(subparsers: Any) -> None:
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML page")
     p.add_argument(
         "--threshold",
-        type=float,
+        type=probability,
         default=DETECTOR_OPERATING_THRESHOLD,
         help=f"operating score threshold (default {DETECTOR_OPERATING_THRESHOLD})",
     )
     p.add_argument(
         "--min-score",
-        type=float,
+        type=probability,
         default=DETECTOR_MIN_SCORE,
         help=f"lowest score kept for the PR curve and AP (default {DETECTOR_MIN_SCORE})",
     )
-    p.add_argument("--iou", type=float, default=0.5, help="IoU for a match (default 0.5)")
-    p.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, metavar="N")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, metavar="N", help="only the first N images")
+    p.add_argument("--iou", type=number(0, 1, lo_open=True), default=0.5, help="IoU for a match (default 0.5)")
+    p.add_argument("--bootstrap", type=non_negative_int, default=DEFAULT_RESAMPLES, metavar="N")
+    p.add_argument("--seed", type=any_int, default=0)
+    p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
     p.set_defaults(func=cmd_evaluate_detector)
 
 

@@ -125,7 +125,16 @@ def read_image(path: Path) -> np.ndarray:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise ImageReadError(f"cannot open {path}: {exc.strerror or exc}") from None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    from mien.sources import DEFAULT_MAX_PIXELS, image_size
+
+    size = image_size(data[: 1 << 16].tobytes())
+    if size is not None and size[0] * size[1] > DEFAULT_MAX_PIXELS:
+        raise ImageReadError(f"{path} claims {size[0]}×{size[1]} pixels, above the "
+                             f"{DEFAULT_MAX_PIXELS / 1e6:g} MP limit for an image")
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error:
+        img = None
     if img is None:
         raise ImageReadError(f"{path} is not a readable image")
     return img
@@ -199,6 +208,9 @@ def load_csv(path: Path, groups: Sequence[str] | None = None) -> Dataset:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the CSV {path}: {exc}; save it as UTF-8 text") from None
+    except csv.Error as exc:
+        raise InputError(f"cannot read the CSV {path}: {exc} (a field over {csv.field_size_limit() // 1024} KB "
+                         "or an unclosed quote); a dataset CSV holds path,label and short group columns") from None
     if not rows:
         raise InputError(f"{path} is empty; it needs a header row with path,label")
     header = [h.strip() for h in rows[0]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from mien.batch.dataset import read_dataset
 from mien.batch.index import read_index
 from mien.batch.runner import BatchOptions, BatchSummary, run_batch
-from mien.batch.walk import BatchInput, mirrored_output, walk_inputs
+from mien.batch.walk import BatchInput, walk_inputs
 
-__all__ = ["BatchInput", "BatchOptions", "BatchSummary", "mirrored_output", "read_dataset", "read_index",
+__all__ = ["BatchInput", "BatchOptions", "BatchSummary", "read_dataset", "read_index",
            "run_batch", "walk_inputs"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,8 +31,6 @@ from mien.results import atomic_write
 from mien.schema import DTYPES
 
 RESULTS_DIR = "results"
-_ARROW = {"object": pa.string(), "str": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
-          "bool": pa.bool_()}
 
 
 def part_path(out_dir: Path, video_id: str) -> Path:
@@ -42,9 +41,9 @@ def arrow_schema(frame: pd.DataFrame) -> pa.Schema:
     """The dataset's schema for these columns: the results schema's types (so an empty part
     matches a full one), and for any extra column the type of its values (float when it has none)."""
     def arrow_type(col: str) -> pa.DataType:
-        kind = "str" if col == "video_id" else DTYPES.get(col)
+        kind = "object" if col == "video_id" else DTYPES.get(col)
         if kind is not None:
-            return _ARROW[kind]
+            return pa.string() if kind == "object" else pa.from_numpy_dtype(np.dtype(kind))
         if len(frame) and frame[col].notna().any():
             return pa.Schema.from_pandas(frame[[col]], preserve_index=False).field(col).type
         return pa.float64()

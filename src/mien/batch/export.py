@@ -7,6 +7,7 @@
   to align with eye tracking or physiology recorded at its own rate. Grid point ``k/hz`` averages
   the track's non-abstained frames in ``[k/hz - 0.5/hz, k/hz + 0.5/hz)``; a point with none is
   empty (NaN, ``n_frames`` 0), never interpolated, so a gap in the face stays a gap in the table.
+  A row without a time (``time_s`` NaN) has no place on the grid and is left out.
 """
 from __future__ import annotations
 
@@ -53,7 +54,10 @@ def resample_tracks(frame: pd.DataFrame, hz: float) -> pd.DataFrame:
     cols = ["input", "track", "time_s", "n_frames", *SMOOTH, "top_label"]
     if not len(frame):
         return pd.DataFrame(columns=cols)
-    df = frame[["source", "track_id", "time_s", "abstain", *SMOOTH]].copy()
+    df = frame[["source", "track_id", "time_s", "abstain", *SMOOTH]]
+    df = df[np.isfinite(df["time_s"].to_numpy(float))].copy()  # a row without a time has no place
+    if not len(df):
+        return pd.DataFrame(columns=cols)
     df["k"] = np.floor(df["time_s"].to_numpy(float) * hz + 0.5).astype(np.int64)
     pieces = []
     for (source, track), g in df.groupby(["source", "track_id"], sort=True):

@@ -17,6 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from mien.batch.index import FAILED, INTERRUPTED
 from mien.batch.work import Job, Outcome, run_job, worker_analyzer
 from mien.pipeline import AnalysisOptions, Analyzer
+from mien.signals import stop_requested
 
 OnOutcome = Callable[[Job, Outcome, int], None]  # job, outcome, attempts
 MAX_ATTEMPTS = 3  # a broken pool fails every input it held, started or not
@@ -41,7 +42,7 @@ def run_in_process(jobs: list[Job], options: AnalysisOptions, threads: int, on_o
     for job in jobs:
         outcome = run_job(analyzer, job)
         on_outcome(job, outcome, 1)
-        if outcome.status == INTERRUPTED:
+        if outcome.status == INTERRUPTED or stop_requested():
             raise KeyboardInterrupt
 
 
@@ -70,6 +71,8 @@ def run_in_pool(jobs: list[Job], options: AnalysisOptions, workers: int, threads
                         broken.append(job)
                         continue
                     on_outcome(job, outcome, attempts[job.relative])
+                if stop_requested():  # a signal that arrived while a save was protected
+                    raise KeyboardInterrupt
         except BaseException:
             _end_workers(pool)
             raise

@@ -21,6 +21,7 @@ from mien.batch.pool import OnOutcome
 from mien.batch.work import Job, Outcome, run_job, worker_analyzer
 from mien.errors import MienError
 from mien.pipeline import AnalysisOptions
+from mien.signals import stop_requested
 
 ACTOR_RESTARTS = 3  # a worker that keeps dying is a node problem, not worth more tries
 TASK_RETRIES = 3
@@ -98,6 +99,8 @@ def run_on_ray(jobs: list[Job], options: AnalysisOptions, address: str, threads:
                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"))
                 on_outcome(job, outcome, 1)
                 idle.append(actor)
+            if stop_requested():  # a signal that arrived while a save was protected
+                raise KeyboardInterrupt
         return n
     finally:
         for actor in actors:

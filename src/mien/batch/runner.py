@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 from mien.batch.dataset import part_path, remove_stale_parts
 from mien.batch.index import (
@@ -31,11 +27,12 @@ from mien.batch.index import (
     write_index,
 )
 from mien.batch.progress import BatchProgress
-from mien.batch.walk import mirrored_output, walk_inputs
+from mien.batch.walk import walk_inputs
 from mien.batch.work import Job, Outcome
 from mien.errors import InputError
 from mien.pipeline import AnalysisOptions
-from mien.schema import TABLE_SUFFIXES, RunManifest, sidecar_path
+from mien.schema import TABLE_SUFFIXES, RunManifest, mirrored_output, sidecar_path
+from mien.signals import graceful_stop
 
 _INDEX_EVERY_S = 2.0  # rewrite the index at most this often while inputs finish
 
@@ -136,24 +133,6 @@ def check_output_dir(root: Path, out_dir: Path) -> None:
         raise InputError(f"-o {out_dir} is the input folder itself; choose a separate output folder")
 
 
-class _TermAsInterrupt:
-    """While active, SIGTERM (a cluster's scheduler, ``kill``) stops the batch like Ctrl-C."""
-
-    def __enter__(self) -> _TermAsInterrupt:
-        self._old: Any = None
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGTERM, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
-
-
 def run_batch(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
               options: AnalysisOptions | None = None, batch: BatchOptions | None = None) -> BatchSummary:
     """Analyse every video/image under ``root`` into ``out_dir`` (see the module docstring)."""
@@ -220,7 +199,7 @@ def run_batch(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     # longest first: the last worker to finish is not the one that drew the longest file
     jobs.sort(key=lambda j: -sizes.get(j.relative, 0))
     try:
-        with _TermAsInterrupt():
+        with graceful_stop():  # Ctrl-C and SIGTERM stop the batch; a second one never breaks a save
             if not jobs:
                 pass
             elif batch.ray:

@@ -6,8 +6,8 @@ start with ``.`` (hidden files, temp files of interrupted copies) are left out, 
 output folder when it lies inside the input tree.
 
 Each input's results go to the same relative place under the output folder with the input's own
-suffix kept (``ROOT/sub/clip.mp4`` → ``OUT/sub/clip.mp4.parquet``), so ``a.mp4`` and ``a.mov``
-never collide.
+suffix kept (``ROOT/sub/clip.mp4`` → ``OUT/sub/clip.mp4.parquet``, by
+:func:`mien.schema.mirrored_output`), so ``a.mp4`` and ``a.mov`` never collide.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mien.errors import InputError
-from mien.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mien.schema import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 MEDIA_SUFFIXES = frozenset(VIDEO_SUFFIXES | IMAGE_SUFFIXES)
 
@@ -37,15 +37,6 @@ class BatchInput:
 
 def video_id(relative: str) -> str:
     return hashlib.sha1(relative.encode("utf-8")).hexdigest()[:16]
-
-
-def mirrored_output(root: Path, path: Path, out_dir: Path, suffix: str) -> Path:
-    """``ROOT/sub/clip.mp4`` → ``OUT/sub/clip.mp4<suffix>``: the input's relative path, its own
-    suffix kept, plus the output suffix (the naming rule shared with single-file outputs)."""
-    rel = Path(os.path.relpath(path, root))
-    if rel.is_absolute() or rel.parts[:1] == ("..",):
-        raise InputError(f"{path} is not inside {root}")
-    return out_dir / rel.parent / (rel.name + suffix)
 
 
 def walk_inputs(root: str | os.PathLike[str], exclude: str | os.PathLike[str] | None = None) -> list[BatchInput]:

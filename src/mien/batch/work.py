@@ -11,15 +11,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mien.batch.dataset import remove_part, write_part
 from mien.batch.index import DONE, FAILED, INTERRUPTED
+from mien.checkpoint import checkpoint_dir
 from mien.errors import MienError
 from mien.pipeline import AnalysisOptions, Analyzer
+from mien.results import AnalysisResult
 from mien.schema import sidecar_path
+from mien.signals import protected_save
 
 
 @dataclass(frozen=True)
@@ -60,14 +64,23 @@ def run_job(analyzer: Analyzer, job: Job) -> Outcome:
     """Analyse ``job``'s input and write its outputs; a failing input gives a FAILED outcome."""
     t0 = time.perf_counter()
     out_dir = Path(job.out_dir)
+    # a checkpoint left by a killed run: this run starts the input again (resuming from it is
+    # not done yet), so the old rows must not mix with the new ones
+    shutil.rmtree(checkpoint_dir(job.output), ignore_errors=True)
     try:
-        result = analyzer.analyze_source(job.path)
+        result = analyzer.analyze_source(job.path, checkpoint=job.output)
     except Exception as exc:  # noqa: BLE001 - a broken input must never stop the batch
+        shutil.rmtree(checkpoint_dir(job.output), ignore_errors=True)
         remove_part(out_dir, job.video_id)  # an earlier success of a now-broken file is stale
         sidecar_path(job.output, "manifest").unlink(missing_ok=True)
         message = str(exc) if isinstance(exc, MienError) else f"{type(exc).__name__}: {exc}"
         return Outcome(job.relative, FAILED, error=message.replace("\n", " "),
                        seconds=time.perf_counter() - t0, peak_rss_mib=peak_rss_mib())
+    with protected_save():  # a signal now only stops the batch after this input is written
+        return _write(result, job, out_dir, t0)
+
+
+def _write(result: AnalysisResult, job: Job, out_dir: Path, t0: float) -> Outcome:
     run = result.manifest.source
     frames = run.frames
     interrupted = result.manifest.status == "interrupted"
@@ -81,6 +94,8 @@ def run_job(analyzer: Analyzer, job: Job) -> Outcome:
     else:
         write_part(df, out_dir, job.video_id, job.relative)
     result.save(job.output)  # the manifest is written last: its presence means all is there
+    if result.checkpoint is not None:
+        result.checkpoint.finish()
     return Outcome(job.relative, INTERRUPTED if interrupted else DONE, frames=int(frames["analysed"]),
                    faces=int(frames["faces"]), tracks=tracks, duration_s=_duration(frames),
                    seconds=time.perf_counter() - t0, peak_rss_mib=peak_rss_mib())

@@ -10,20 +10,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from mien.argtypes import any_int, non_negative_float, non_negative_int, positive_int, probability
 from mien.errors import InputError
+from mien.outputs import CSV_SUFFIXES, REPORT_SUFFIXES, Output, check_outputs, sidecar_path
 from mien.reporting.episodes import EpisodeParams, find_episodes
 from mien.reporting.events import parse_window
 from mien.reporting.html import write_report
 from mien.reporting.load import load_many, pooled_frame
+from mien.results import atomic_write
 
 
 def _episode_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("episodes")
-    group.add_argument("--threshold", type=float, default=0.5, metavar="P",
+    group.add_argument("--threshold", type=probability, default=0.5, metavar="P",
                        help="smoothed probability the top expression must reach (default 0.5)")
-    group.add_argument("--min-duration", type=float, default=0.5, metavar="S",
+    group.add_argument("--min-duration", type=non_negative_float, default=0.5, metavar="S",
                        help="shortest episode in seconds (default 0.5)")
-    group.add_argument("--max-gap", type=float, default=0.25, metavar="S",
+    group.add_argument("--max-gap", type=non_negative_float, default=0.25, metavar="S",
                        help="longest gap bridged inside an episode, in seconds (default 0.25)")
 
 
@@ -37,21 +40,38 @@ def _episode_params(args: argparse.Namespace) -> EpisodeParams:
 def run_report(args: argparse.Namespace) -> int:
     """``mien report``: write the HTML report and print its path."""
     window = parse_window(args.window) if isinstance(args.window, str) else args.window
-    out = args.output or Path(args.results[0]).with_suffix("").as_posix() + ".report.html"
-    path = write_report(args.results, out, events=args.events, show_faces=args.show_faces, window=window,
+    out = Path(args.output) if args.output else sidecar_path(args.results[0], "report")
+    _refuse_overwriting(args, Output(out, "-o", REPORT_SUFFIXES))
+    results = load_many(args.results)
+    for res in results:
+        for w in res.warnings:
+            if "describes another table" in w:  # a manifest that does not match its table: say so now
+                print(f"mien: warning: {w}", file=sys.stderr)
+    path = write_report(results, out, events=args.events, show_faces=args.show_faces, window=window,
                         episodes=_episode_params(args), n_boot=args.n_boot, seed=args.seed,
                         max_tracks=args.max_tracks, min_track_s=args.min_track, title=args.title)
     print(path)
     return 0
 
 
+def _refuse_overwriting(args: argparse.Namespace, output: Output) -> None:
+    """No output may be one of the results files, their sidecars, or the events file."""
+    inputs = [Path(r) for r in args.results]
+    inputs += [sidecar_path(r, k) for r in args.results for k in ("manifest", "tracks")]
+    if getattr(args, "events", None):
+        inputs.append(Path(args.events))
+    check_outputs(inputs, [output])
+
+
 def run_episodes(args: argparse.Namespace) -> int:
     """``mien episodes``: print the episodes table as CSV, or write it with ``-o``."""
+    if args.output:
+        _refuse_overwriting(args, Output(Path(args.output), "-o", CSV_SUFFIXES))
     frame = pooled_frame(load_many(args.results))
     table = find_episodes(frame, _episode_params(args))
     if args.output:
         try:
-            table.to_csv(args.output, index=False, float_format="%.3f")
+            atomic_write(Path(args.output), lambda p: table.to_csv(p, index=False, float_format="%.3f"))
         except OSError as exc:
             raise InputError(f"cannot write episodes to {args.output} ({exc}); choose a writable -o path.") from exc
         print(f"{len(table)} episode(s) written to {args.output}", file=sys.stderr)
@@ -68,18 +88,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "files written by `mien analyze`: run manifest, per-track expression timelines, "
                     "episodes, quality, blurred face thumbnails, and expressions after events.")
     rep.add_argument("results", nargs="+", help="results files (.parquet, .csv or .jsonl)")
-    rep.add_argument("-o", "--output", help="report path (default: <first results>.report.html)")
+    rep.add_argument("-o", "--output", help="report path, .html (default: <first results file name>.report.html)")
     rep.add_argument("--events", help="CSV with columns time_s[,end_s],label[,source]")
     rep.add_argument("--window", default="0,2",
                      help="seconds after each event onset to average, START,END (default 0,2), or 'span' "
                           "for each event's time_s..end_s")
     rep.add_argument("--show-faces", action="store_true",
                      help="show face thumbnails sharp (they are blurred by default)")
-    rep.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for event CIs")
-    rep.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    rep.add_argument("--max-tracks", type=int, default=24,
+    rep.add_argument("--n-boot", type=non_negative_int, default=2000, help="bootstrap resamples for event CIs")
+    rep.add_argument("--seed", type=any_int, default=0, help="bootstrap seed (default 0)")
+    rep.add_argument("--max-tracks", type=positive_int, default=24,
                      help="draw timelines for at most this many of the longest tracks per video")
-    rep.add_argument("--min-track", type=float, default=1.0, metavar="S",
+    rep.add_argument("--min-track", type=non_negative_float, default=1.0, metavar="S",
                      help="draw timelines only for tracks lasting at least S seconds (default 1)")
     rep.add_argument("--title", help="report title")
     _episode_args(rep)

@@ -18,12 +18,14 @@ import numpy as np
 import pandas as pd
 
 from mien.errors import InputError
+from mien.manifest import file_sha256
 from mien.results import AnalysisResult
 from mien.schema import (
     COLUMNS,
     SMOOTH_COLUMNS,
     RunManifest,
     coerce_table,
+    legacy_sidecar_path,
     read_manifest,
     read_table,
     sidecar_path,
@@ -70,6 +72,29 @@ class Results:
         return self.manifest.sources[0].duration_s
 
 
+def sidecar_paths(table: Path) -> tuple[Path, Path]:
+    """``(X.manifest.json, X.tracks.csv)`` for the table ``X`` (``talk.parquet`` →
+    ``talk.parquet.manifest.json``); the names older mien wrote (``talk.manifest.json``) are used
+    when the new ones are absent."""
+    found = []
+    for kind in ("manifest", "tracks"):
+        new, old = sidecar_path(table, kind), legacy_sidecar_path(table, kind)  # type: ignore[arg-type]
+        found.append(old if not new.is_file() and old.is_file() else new)
+    return found[0], found[1]
+
+
+def check_manifest_matches(table: Path, manifest: RunManifest) -> str | None:
+    """Why ``manifest`` does not describe ``table`` (the fingerprint it records differs), or None."""
+    recorded = manifest.table
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("sha256"), str):
+        return (f"the manifest beside {table.name} records no table fingerprint (older mien); "
+                "it cannot be checked against the table")
+    if recorded["sha256"] != file_sha256(table):
+        return (f"the manifest beside {table.name} describes another table ({recorded.get('file')}, "
+                f"{recorded.get('rows')} rows), not this one; manifest not used — re-run `mien analyze`")
+    return None
+
+
 def manifest_inputs(manifest: RunManifest | None) -> list[str]:
     """The input paths (or stream URLs) a run manifest names, in order."""
     return [p for p in (s.path for s in manifest.sources) if p] if manifest is not None else []
@@ -109,13 +134,19 @@ def load_results(path: str | Path) -> Results:
     """Load one results table (any of the three formats) with its manifest and tracks table."""
     path = Path(path)
     frame, warnings = normalise_frame(read_table(path), what=f"results file {path}")
-    manifest_path, tracks_path = sidecar_path(path, "manifest"), sidecar_path(path, "tracks")
+    manifest_path, tracks_path = sidecar_paths(path)
     manifest: RunManifest | None = None
     if manifest_path.is_file():
         try:
             manifest = read_manifest(manifest_path)
         except InputError as exc:
             warnings.append(f"{manifest_path.name} could not be read ({exc}); manifest not shown")
+        if manifest is not None:
+            mismatch = check_manifest_matches(path, manifest)
+            if mismatch is not None and "describes another table" in mismatch:
+                manifest = None
+            if mismatch:
+                warnings.append(mismatch)
     else:
         warnings.append(f"no run manifest beside {path.name} (expected {manifest_path.name}); "
                         "the run's parameters and model are unknown")
