@@ -230,6 +230,55 @@ def test_interrupted_batch_resumes_without_redoing_finished_files(tmp_path, sig,
     assert_combined_equals_per_file(out, good)
 
 
+@pytest.mark.slow
+def test_a_killed_input_is_finished_from_its_checkpoint(tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "long.mp4").symlink_to(shared_video("talking_d6.mp4"))  # 1008 frames
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "mien", "analyze", str(root), "-o", str(out), "--stride", "2",
+           "--workers", "1", "--checkpoint-s", "0.5", "--quiet"]
+    progress = out / "long.mp4.parquet.checkpoint" / "progress.json"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the input finished before it could be killed"
+            try:
+                if json.loads(progress.read_text())["parts"] >= 2:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)  # no clean-up at all: only the checkpoint survives
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    from mien.checkpoint import read_partial
+
+    partial = read_partial(out / "long.mp4.parquet")
+    cut = partial.last_frame_index
+    assert cut is not None and cut < 1000 and len(partial.frame)
+
+    summary = run_batch(root, out, AnalysisOptions(stride=2, threads=1), BatchOptions(workers=1, progress=False))
+    assert summary.counts == {"done": 1}
+    manifest = RunManifest.from_dict(json.loads(sidecar_path(out / "long.mp4.parquet", "manifest").read_text()))
+    frames = manifest.source.frames
+    assert frames["resumed_after_frame"] == cut
+    assert frames["analysed"] == 504  # every 2nd of 1008 frames, none lost or repeated at the cut
+    table = read_table(out / "long.mp4.parquet")
+    assert (table["frame_index"] % 2 == 0).all()
+    assert not table.duplicated(["frame_index", "track_id"]).any()
+    before = table[table["frame_index"] <= cut].reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, partial.frame.reset_index(drop=True), check_dtype=False)
+    after = table[table["frame_index"] > cut]
+    assert len(after) and after["track_id"].min() > before["track_id"].max()  # new tracks after the cut
+    assert not (out / "long.mp4.parquet.checkpoint").exists()
+    assert_combined_equals_per_file(out, ["long.mp4"])
+
+
 def test_cli_folder_summary_and_clean_failure_line(tmp_path):
     root = tmp_path / "in"
     (root / "x").mkdir(parents=True)

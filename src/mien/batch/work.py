@@ -11,14 +11,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mien.batch.dataset import remove_part, write_part
 from mien.batch.index import DONE, FAILED, INTERRUPTED
-from mien.checkpoint import checkpoint_dir
+from mien.batch.resume import (
+    ResumableAnalyzer,
+    finish_from,
+    mark_checkpoint,
+    remove_checkpoint,
+    usable_checkpoint,
+)
 from mien.errors import MienError
 from mien.pipeline import AnalysisOptions, Analyzer
 from mien.results import AnalysisResult
@@ -64,13 +69,16 @@ def run_job(analyzer: Analyzer, job: Job) -> Outcome:
     """Analyse ``job``'s input and write its outputs; a failing input gives a FAILED outcome."""
     t0 = time.perf_counter()
     out_dir = Path(job.out_dir)
-    # a checkpoint left by a killed run: this run starts the input again (resuming from it is
-    # not done yet), so the old rows must not mix with the new ones
-    shutil.rmtree(checkpoint_dir(job.output), ignore_errors=True)
+    # a killed worker's checkpoint for this very file and options: finish it from there
+    partial = usable_checkpoint(job.output, job.fingerprint, job.options_hash)
     try:
-        result = analyzer.analyze_source(job.path, checkpoint=job.output)
+        if partial is not None and isinstance(analyzer, ResumableAnalyzer):
+            result = finish_from(analyzer, job.path, partial)
+        else:
+            mark_checkpoint(job.output, job.fingerprint, job.options_hash)
+            result = analyzer.analyze_source(job.path, checkpoint=job.output)
     except Exception as exc:  # noqa: BLE001 - a broken input must never stop the batch
-        shutil.rmtree(checkpoint_dir(job.output), ignore_errors=True)
+        remove_checkpoint(job.output)
         remove_part(out_dir, job.video_id)  # an earlier success of a now-broken file is stale
         sidecar_path(job.output, "manifest").unlink(missing_ok=True)
         message = str(exc) if isinstance(exc, MienError) else f"{type(exc).__name__}: {exc}"
@@ -94,8 +102,8 @@ def _write(result: AnalysisResult, job: Job, out_dir: Path, t0: float) -> Outcom
     else:
         write_part(df, out_dir, job.video_id, job.relative)
     result.save(job.output)  # the manifest is written last: its presence means all is there
-    if result.checkpoint is not None:
-        result.checkpoint.finish()
+    if not interrupted:  # an interrupted input keeps its checkpoint: the next run finishes from it
+        remove_checkpoint(job.output)
     return Outcome(job.relative, INTERRUPTED if interrupted else DONE, frames=int(frames["analysed"]),
                    faces=int(frames["faces"]), tracks=tracks, duration_s=_duration(frames),
                    seconds=time.perf_counter() - t0, peak_rss_mib=peak_rss_mib())
@@ -108,7 +116,7 @@ def worker_analyzer(options: AnalysisOptions, threads: int) -> Analyzer:
     import cv2
 
     cv2.setNumThreads(threads)
-    return Analyzer(dataclasses.replace(options, threads=threads))
+    return ResumableAnalyzer(dataclasses.replace(options, threads=threads))
 
 
 def _duration(frames: dict[str, object]) -> float | None:
