@@ -1,6 +1,7 @@
 """The schema module is the one description of the results files; docs/schema.md follows it."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -30,8 +31,9 @@ def test_docs_schema_md_shows_the_schema_table():
 
 
 def test_sidecar_names():
-    assert sidecar_path("out/r.parquet", "manifest") == Path("out/r.manifest.json")
-    assert sidecar_path(Path("r.csv"), "tracks") == Path("r.tracks.csv")
+    # after the table's whole name, so r.parquet and r.csv never share a sidecar (issue #16)
+    assert sidecar_path("out/r.parquet", "manifest") == Path("out/r.parquet.manifest.json")
+    assert sidecar_path(Path("r.csv"), "tracks") == Path("r.csv.tracks.csv")
 
 
 def _result(n_frames: int = 3) -> AnalysisResult:
@@ -55,7 +57,8 @@ def test_round_trip_keeps_dtypes_and_extra_columns(tmp_path, suffix):
     assert list(back["top_label"]) == ["neutral"] * 3 and list(back["abstain_reason"]) == [""] * 3
     np.testing.assert_allclose(back["mouth_open"], [0.0, 0.1, 0.2])
     manifest = read_manifest(sidecar_path(out, "manifest"))
-    assert manifest == res.manifest and manifest.frames["decoded"] == 3
+    assert manifest.table["rows"] == 3 and manifest.table["file"] == f"r{suffix}"  # the table's fingerprint
+    assert dataclasses.replace(manifest, table=None) == res.manifest and manifest.frames["decoded"] == 3
 
 
 def test_manifest_has_one_shape_for_one_source_and_many():

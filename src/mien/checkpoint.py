@@ -113,11 +113,13 @@ def read_partial(output: str | os.PathLike[str]) -> PartialRun:
     if progress.get("format") != FORMAT or progress.get("version") != VERSION:
         raise InputError(f"{display(progress_path)}: not a version-{VERSION} mien checkpoint")
     parts = [d / f"part-{i:05d}.parquet" for i in range(int(progress.get("parts", 0)))]
+    from mien.results import concat
+    from mien.schema import coerce_table
+
     frames = []
     for p in parts:
         with open(p, "rb") as f:
-            frames.append(pd.read_parquet(f))
-    from mien.results import concat
+            frames.append(coerce_table(pd.read_parquet(f)))  # the schema's dtypes, as the run had them
 
     return PartialRun(concat(frames), progress)
 

@@ -27,6 +27,7 @@ from mien.errors import InputError, MienError
 from mien.expression import ExpressionModel, softmax
 from mien.faces import Faces
 from mien.manifest import input_fingerprint, now_iso
+from mien.memory import release_large_frames
 from mien.outputs import display
 from mien.quality import QualityThresholds, assess
 from mien.results import AnalysisResult, RowBuffer, concat
@@ -131,6 +132,7 @@ class Analyzer:
                  detector: FaceDetector | None = None) -> None:
         self.options = options or AnalysisOptions()
         o = self.options
+        release_large_frames()  # 4K frames: memory flat in video length (see mien.memory)
         self.model = model or ExpressionModel.load(o.model_card, threads=o.threads)
         if o.prior_strength is not None:
             self.model = self.model.with_prior_strength(o.prior_strength)

@@ -329,9 +329,8 @@ class VideoFileSource:
         packets = 0
         try:
             for packet in self._container.demux(stream):
-                if packet.size == 0 and packet.dts is None:
-                    continue  # the demuxer's end-of-stream marker
-                packets += 1
+                if packet.size or packet.dts is not None:  # the last, empty one flushes the decoder
+                    packets += 1
                 try:
                     decoded = stream.decode(packet)
                 except av.error.FFmpegError:
@@ -343,10 +342,6 @@ class VideoFileSource:
                 f"{display(self.spec)}: reading stopped after {packets} packets ({exc}); "
                 "the file is probably truncated or damaged — results cover the frames before it"
             )
-        try:
-            yield from stream.decode(None)
-        except av.error.FFmpegError:
-            pass
         exp = self.stats.expected_frames
         missing = max(0, exp - packets) if exp else 0
         self.stats.lost = self.stats.damaged_packets + missing
