@@ -293,6 +293,10 @@ def test_cli_folder_summary_and_clean_failure_line(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mien", "analyze", str(root), "-o", str(root)],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "input folder itself" in bad.stderr and "Traceback" not in bad.stderr
+    (tmp_path / "a_file").write_text("")
+    bad = subprocess.run([sys.executable, "-m", "mien", "analyze", str(root), "-o", str(tmp_path / "a_file" / "out")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "cannot write there" in bad.stderr and "Traceback" not in bad.stderr
 
 
 # ------------------------------------------------------------------ exports

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -149,7 +150,12 @@ def run_batch(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     else:
         workers, threads, warnings = plan_workers(batch.workers, batch.threads, cores)
     ohash = options_hash(options.to_dict())
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()  # a folder we may write in, before any work
+    except OSError as exc:
+        raise InputError(f"-o {out}: cannot write there ({exc.strerror or exc}); choose a writable "
+                         "output folder") from None
 
     rows: dict[str, IndexRow] = {}
     jobs: list[Job] = []
