@@ -24,7 +24,7 @@ from common import shared
 
 from mien.batch import BatchOptions, read_index, run_batch
 from mien.batch.runner import available_cores
-from mien.pipeline import AnalysisOptions
+from mien.options import AnalysisOptions
 
 CLIPS = ("single_face.mp4", "talking_d0.mp4", "talking_d5.mp4", "talking_d7.mp4")
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mien.detection import FaceDetector, make_session
+from mien.detection import FaceDetector
 from mien.expression import ExpressionModel
+from mien.runtime import make_session
 
 
 def per_call_ms(fn, n: int) -> float:

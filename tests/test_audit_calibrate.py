@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mien.audit.calibrate import calibrated_card, calibration_summary, fit_temperature
-from mien.audit.metrics import softmax
+from mien.stats import softmax
 
 
 def test_fit_temperature_closed_form():

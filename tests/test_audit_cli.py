@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -74,7 +73,7 @@ def data(tmp_path: Path) -> Path:
 
 def test_register_adds_three_subcommands_with_func():
     p = _parser()
-    for argv in (["evaluate", "x"], ["calibrate", "x", "--out", "c.json"], ["evaluate-detector", "d"]):
+    for argv in (["evaluate", "x"], ["calibrate", "x", "-o", "c.json"], ["evaluate-detector", "d"]):
         args = p.parse_args(argv)
         assert callable(args.func)
     with pytest.raises(SystemExit):
@@ -90,7 +89,7 @@ def test_evaluate_writes_json_html_and_card(tmp_path: Path, data: Path, fake_mod
             "--crops",
             "--bootstrap",
             "50",
-            "--json",
+            "-o",
             str(out / "ev.json"),
             "--html",
             str(out / "ev.html"),
@@ -111,7 +110,7 @@ def test_evaluate_writes_json_html_and_card(tmp_path: Path, data: Path, fake_mod
 
 def test_evaluate_compare(tmp_path: Path, data: Path, fake_model, capsys):
     a = tmp_path / "a.json"
-    _run(["evaluate", str(data), "--crops", "--bootstrap", "30", "--json", str(a)])
+    _run(["evaluate", str(data), "--crops", "--bootstrap", "30", "-o", str(a)])
     assert (
         _run(
             [
@@ -121,7 +120,7 @@ def test_evaluate_compare(tmp_path: Path, data: Path, fake_model, capsys):
                 str(a),
                 "--bootstrap",
                 "30",
-                "--json",
+                "-o",
                 str(tmp_path / "c.json"),
                 "--html",
                 str(tmp_path / "c.html"),
@@ -144,47 +143,32 @@ def test_evaluate_input_errors(data: Path, tmp_path: Path):
         _run(["evaluate", str(data), "--bootstrap", "0"])
 
 
-@pytest.mark.parametrize("engine_api", ["function", "analyzer"])
-def test_full_pipeline_is_the_default_for_folders(
-    data: Path, fake_model, monkeypatch, tmp_path: Path, engine_api
-):
+def test_full_pipeline_is_the_default_for_folders(data: Path, fake_model, monkeypatch, tmp_path: Path):
     calls = []
     model = fake_model
 
-    class Detector:
-        score_threshold, min_face_px = 0.5, 0.0
+    class Analyzer:  # stands in for mien.pipeline.Analyzer(model=, detector=None)
+        def __init__(self, model, detector):
+            assert model is fake_model and detector is None
+            self.detector = SimpleNamespace(score_threshold=0.5, min_face_px=0.0, max_side=960)
 
-    def classify(image, detector=None, model=model):
-        assert isinstance(detector, Detector)
-        calls.append(image.shape)
-        if image[0, 0, 0] == 20:
-            return SimpleNamespace(face_found=False, probs=None, logits=None, box=None, n_faces=0)
-        return SimpleNamespace(
-            face_found=True,
-            probs=None,
-            logits=model.predict_logits(model.prepare_crops([image]))[0],
-            box=None,
-            n_faces=1,
-        )
+        def classify_image(self, image):
+            calls.append(image.shape)
+            if image[0, 0, 0] == 20:
+                return SimpleNamespace(face_found=False, probs=None, logits=None, box=None, n_faces=0)
+            return SimpleNamespace(
+                face_found=True,
+                probs=None,
+                logits=model.predict_logits(model.prepare_crops([image]))[0],
+                box=None,
+                n_faces=1,
+            )
 
-    import mien.detection
+    import mien.audit.evaluate
 
-    monkeypatch.setattr(mien.detection, "FaceDetector", Detector)
-    if engine_api == "function":  # mien.pipeline.classify_image(image, detector=, model=)
-        pipeline = SimpleNamespace(classify_image=classify)
-    else:  # mien.pipeline.Analyzer(model=, detector=None).classify_image(image)
-
-        class Analyzer:
-            def __init__(self, model, detector):
-                self.detector = detector or Detector()
-
-            def classify_image(self, image):
-                return classify(image, self.detector)
-
-        pipeline = SimpleNamespace(Analyzer=Analyzer)
-    monkeypatch.setitem(sys.modules, "mien.pipeline", pipeline)
+    monkeypatch.setattr(mien.audit.evaluate, "Analyzer", Analyzer)
     out = tmp_path / "fp.json"
-    assert _run(["evaluate", str(data), "--bootstrap", "20", "--json", str(out)]) == 0
+    assert _run(["evaluate", str(data), "--bootstrap", "20", "-o", str(out)]) == 0
     ev = json.loads(out.read_text())
     assert ev["mode"] == "full_pipeline" and len(calls) == 6
     assert ev["detector"]["score_threshold"] == 0.5
@@ -195,7 +179,7 @@ def test_full_pipeline_is_the_default_for_folders(
 
 def test_calibrate_writes_a_loadable_user_card(tmp_path: Path, data: Path, fake_model, capsys):
     out = tmp_path / "user" / "card.json"
-    assert _run(["calibrate", str(data), "--crops", "--out", str(out)]) == 0
+    assert _run(["calibrate", str(data), "--crops", "-o", str(out)]) == 0
     card = json.loads(out.read_text())
     # 5 of 6 right with logit margin 4: the fitted T makes p(top) close to 5/6
     assert card["temperature"] != 1.0 and card["calibration"]["temperature_before"] == 1.0
@@ -207,7 +191,7 @@ def test_calibrate_writes_a_loadable_user_card(tmp_path: Path, data: Path, fake_
 
 def test_calibrate_fit_prior_strength_needs_a_training_prior(tmp_path: Path, data: Path, fake_model):
     with pytest.raises(InputError, match="training_prior"):
-        _run(["calibrate", str(data), "--crops", "--fit-prior-strength", "--out", str(tmp_path / "c.json")])
+        _run(["calibrate", str(data), "--crops", "--fit-prior-strength", "-o", str(tmp_path / "c.json")])
     assert not (tmp_path / "c.json").exists()
 
 
@@ -238,7 +222,7 @@ def test_evaluate_detector_command(tmp_path: Path, monkeypatch, capsys):
                 str(tmp_path),
                 "--bootstrap",
                 "10",
-                "--json",
+                "-o",
                 str(out),
                 "--html",
                 str(tmp_path / "det.html"),
@@ -250,4 +234,4 @@ def test_evaluate_detector_command(tmp_path: Path, monkeypatch, capsys):
     assert r["ap"]["value"] == 1.0 and r["detector"]["min_score"] == cli.DETECTOR_MIN_SCORE
     assert "AP@0.5 1.000" in capsys.readouterr().out
     with pytest.raises(InputError, match="min-score"):
-        _run(["evaluate-detector", str(tmp_path), "--min-score", "0.9", "--threshold", "0.5"])
+        _run(["evaluate-detector", str(tmp_path), "--curve-min-score", "0.9", "--detect-threshold", "0.5"])

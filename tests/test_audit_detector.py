@@ -12,7 +12,6 @@ from mien.audit.detector import (
     AnnotatedImage,
     average_precision,
     evaluate_detector,
-    iou_matrix,
     load_annotations,
     match_all,
     match_image,
@@ -21,6 +20,7 @@ from mien.audit.detector import (
 )
 from mien.errors import InputError
 from mien.faces import Faces
+from mien.stats import iou_matrix
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "face_detection"
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from mien import stats as st
 from mien.audit import metrics as m
 
 # A 3-class case computed by hand:
@@ -73,9 +74,9 @@ def test_weights_equal_repetition():
 
 
 def test_softmax_and_temperature():
-    assert m.softmax(np.array([[0.0, math.log(3)]])) == pytest.approx(np.array([[0.25, 0.75]]))
-    assert m.softmax(np.array([[0.0, 2 * math.log(3)]]), 2.0) == pytest.approx(np.array([[0.25, 0.75]]))
-    assert m.softmax(np.array([[1000.0, 0.0]]))[0, 0] == pytest.approx(1.0)  # no overflow
+    assert st.softmax(np.array([[0.0, math.log(3)]])) == pytest.approx(np.array([[0.25, 0.75]]))
+    assert st.softmax(np.array([[0.0, 2 * math.log(3)]]), 2.0) == pytest.approx(np.array([[0.25, 0.75]]))
+    assert st.softmax(np.array([[1000.0, 0.0]]))[0, 0] == pytest.approx(1.0)  # no overflow
 
 
 def test_nll_and_brier_by_hand():
@@ -126,9 +127,9 @@ def test_scored_turns_misses_into_uniform_wrong_guesses():
 
 
 def test_percentile_interval():
-    lo, hi = m.percentile_interval(np.arange(101.0))
+    lo, hi = st.percentile_interval(np.arange(101.0))
     assert (lo, hi) == pytest.approx((2.5, 97.5))
-    assert m.percentile_interval(np.array([np.nan, np.nan])) == (None, None)
+    assert st.percentile_interval(np.array([np.nan, np.nan])) == (None, None)
 
 
 def _acc_stat(correct):
@@ -140,9 +141,9 @@ def _acc_stat(correct):
 
 def test_bootstrap_is_reproducible_with_a_seed():
     correct = np.random.default_rng(0).random(200) < 0.7
-    a = m.bootstrap_ci(_acc_stat(correct), 200, n_resamples=300, seed=7)
-    b = m.bootstrap_ci(_acc_stat(correct), 200, n_resamples=300, seed=7)
-    c = m.bootstrap_ci(_acc_stat(correct), 200, n_resamples=300, seed=8)
+    a = st.bootstrap_ci(_acc_stat(correct), 200, n_resamples=300, seed=7)
+    b = st.bootstrap_ci(_acc_stat(correct), 200, n_resamples=300, seed=7)
+    c = st.bootstrap_ci(_acc_stat(correct), 200, n_resamples=300, seed=8)
     assert a == b
     assert a != c
     v = a["accuracy"]
@@ -151,18 +152,14 @@ def test_bootstrap_is_reproducible_with_a_seed():
     assert 0.09 < v["ci_high"] - v["ci_low"] < 0.16
 
 
-def test_default_resamples_at_least_1000():
-    assert m.DEFAULT_RESAMPLES >= 1000
-
-
 def test_cluster_bootstrap_resamples_whole_subjects():
     subjects = np.repeat(np.arange(10), 5)
-    for w in m.resample_weights(50, subjects=subjects, n_resamples=20, seed=3):
+    for w in st.resample_weights(50, subjects=subjects, n_resamples=20, seed=3):
         per_subject = w.reshape(10, 5)
         assert (per_subject == per_subject[:, :1]).all()  # one weight per subject
         assert per_subject[:, 0].sum() == 10  # 10 subjects drawn
     # missing subject ids are their own clusters
-    assert m.cluster_codes(["a", "", "a", None, "b"]).tolist() == [0, 1, 0, 2, 3]
+    assert st.cluster_codes(["a", "", "a", None, "b"]).tolist() == [0, 1, 0, 2, 3]
 
 
 def test_cluster_bootstrap_is_wider_when_subjects_are_correlated():
@@ -170,8 +167,8 @@ def test_cluster_bootstrap_is_wider_when_subjects_are_correlated():
     subj_ok = np.random.default_rng(2).random(20) < 0.6
     correct = np.repeat(subj_ok, 10)
     subjects = np.repeat(np.arange(20), 10)
-    flat = m.bootstrap_ci(_acc_stat(correct), 200, n_resamples=500, seed=1)["accuracy"]
-    clus = m.bootstrap_ci(_acc_stat(correct), 200, subjects=subjects, n_resamples=500, seed=1)["accuracy"]
+    flat = st.bootstrap_ci(_acc_stat(correct), 200, n_resamples=500, seed=1)["accuracy"]
+    clus = st.bootstrap_ci(_acc_stat(correct), 200, subjects=subjects, n_resamples=500, seed=1)["accuracy"]
     assert (clus["ci_high"] - clus["ci_low"]) > 2 * (flat["ci_high"] - flat["ci_low"])
 
 

@@ -25,7 +25,7 @@ from mien.batch.index import options_hash
 from mien.batch.runner import plan_workers
 from mien.batch.walk import video_id
 from mien.errors import InputError
-from mien.pipeline import AnalysisOptions
+from mien.options import AnalysisOptions
 from mien.reporting.events import align_events
 from mien.schema import RunManifest, mirrored_output, read_table, sidecar_path
 

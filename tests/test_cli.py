@@ -33,6 +33,7 @@ def assert_clean_error(proc: subprocess.CompletedProcess, must_name: str) -> Non
     assert must_name in errors[0]
 
 
+@pytest.mark.slow
 def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
     video = shared_video("single_face.mp4")
     out = tmp_path / "single.parquet"
@@ -61,6 +62,7 @@ def test_analyze_writes_table_manifest_tracks_and_annotation(tmp_path):
     assert n == 72
 
 
+@pytest.mark.slow
 def test_csv_and_jsonl_outputs_and_stride(tmp_path):
     video = shared_video("single_face.mp4")
     for suffix in (".csv", ".jsonl"):
@@ -71,6 +73,7 @@ def test_csv_and_jsonl_outputs_and_stride(tmp_path):
         assert sorted(df["frame_index"].unique()) == list(range(0, 72, 6))
 
 
+@pytest.mark.slow
 def test_no_face_video_gives_zero_rows_and_exit_0(tmp_path):
     out = tmp_path / "nf.parquet"
     proc = run_mien("analyze", str(shared_video("no_face.mp4")), "-o", str(out), "--quiet")
@@ -97,6 +100,7 @@ def test_text_file_named_mp4(tmp_path):
     assert_clean_error(run_mien("analyze", str(p)), "notes.mp4")
 
 
+@pytest.mark.slow
 def test_truncated_video_keeps_frames_before_the_damage(tmp_path):
     src = shared_video("WolfgangLanger_Pexels.mp4")
     p = tmp_path / "truncated.mp4"
@@ -122,6 +126,7 @@ def test_bad_output_suffix(tmp_path):
     assert_clean_error(proc, "x.xlsx")
 
 
+@pytest.mark.slow
 def test_folder_survives_a_bad_file(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -145,6 +150,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["tcp", "udp", "http"])
 def test_live_stream_from_loopback(tmp_path, protocol):
     """MPEG-TS over TCP and UDP, and MJPEG over HTTP (as IP cameras serve it), streamed in real
@@ -184,6 +190,7 @@ def test_live_stream_from_loopback(tmp_path, protocol):
     assert df["time_s"].is_monotonic_increasing
 
 
+@pytest.mark.slow
 def test_still_images_and_image_folder(tmp_path):
     with av.open(str(shared_video("single_face.mp4"))) as c:
         frame = next(c.decode(video=0)).to_ndarray(format="bgr24")
@@ -203,9 +210,14 @@ def test_still_images_and_image_folder(tmp_path):
         assert len(pd.read_parquet(tmp_path / "out" / f"{name}.parquet")) == 1
 
 
+@pytest.mark.slow
 def test_prior_strength_option_shifts_towards_rare_expressions_and_is_recorded(tmp_path):
     video = shared_video("single_face.mp4")
     rare = [f"prob_{label}" for label in ("disgust", "fear", "contempt")]
+    from mien.expression import ExpressionModel
+
+    shipped = ExpressionModel.load().prior_strength  # the model card's
+    assert 0 < shipped < 1
     mean_rare = {}
     for name, extra in (("default", ()), ("uniform", ("--prior-strength", "1")), ("ferplus", ("--prior-strength", "0"))):
         out = tmp_path / f"{name}.parquet"
@@ -216,7 +228,7 @@ def test_prior_strength_option_shifts_towards_rare_expressions_and_is_recorded(t
         manifest = json.loads((tmp_path / f"{name}.parquet.manifest.json").read_text())
         expr = next(m for m in manifest["models"] if m["role"] == "expression")
         assert manifest["parameters"]["prior_strength"] == (None if name == "default" else float(extra[1]))
-        assert expr["prior_strength"] == {"default": expr["prior_strength"], "uniform": 1.0, "ferplus": 0.0}[name]
+        assert expr["prior_strength"] == {"default": shipped, "uniform": 1.0, "ferplus": 0.0}[name]
     assert mean_rare["ferplus"] < mean_rare["default"] < mean_rare["uniform"]
 
 
@@ -224,3 +236,35 @@ def test_prior_strength_out_of_range(tmp_path):
     proc = run_mien("analyze", str(tmp_path / "x.mp4"), "--prior-strength", "2")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "usage: mien analyze" in proc.stderr and "argument --prior-strength: 2 must be ≤ 1" in proc.stderr
+
+
+def test_a_subcommand_that_cannot_be_imported_says_so(monkeypatch, capsys):
+    import importlib
+
+    from mien import cli
+
+    real = importlib.import_module
+
+    def broken(name, *args):
+        if name == "mien.audit.cli":
+            raise ImportError("No module named 'mien.audit.metrics'")
+        return real(name, *args)
+
+    monkeypatch.setattr(cli.importlib, "import_module", broken)
+    assert cli.main(["evaluate", "faces/", "-o", "audit.json"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mien: error:")
+    assert "mien.audit.cli" in err[0] and "mien.audit.metrics" in err[0]
+    assert "report" in cli.build_parser().format_help()  # the other subcommands are still there
+
+
+def test_cli_defaults_come_from_the_options_dataclasses():
+    from mien.cli import build_parser
+    from mien.options import AnalysisOptions, QualityThresholds
+
+    args = build_parser().parse_args(["analyze", "x.mp4"])
+    d, q = AnalysisOptions(), QualityThresholds()
+    assert (args.detect_threshold, args.detect_every, args.smoothing) == (d.score_threshold, d.detect_every,
+                                                                           d.smoothing_tau_s)
+    assert (args.min_face, args.min_det_score, args.min_sharpness, args.max_yaw) == (
+        q.min_face_px, q.min_det_score, q.min_sharpness, q.max_abs_yaw_deg)

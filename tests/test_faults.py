@@ -450,7 +450,7 @@ def test_evaluate_survives_an_image_bomb_in_its_dataset(tmp_path, mien):
     (root / "bomb.png").write_bytes(_png_header_only(100000, 100000))
     with av.open(str(shared_video("single_face.mp4"))) as c:
         cv2.imwrite(str(root / "face.jpg"), next(c.decode(video=0)).to_ndarray(format="bgr24"))
-    proc = mien("evaluate", str(tmp_path / "data"), "--json", str(tmp_path / "e.json"), "--bootstrap", "10")
+    proc = mien("evaluate", str(tmp_path / "data"), "-o", str(tmp_path / "e.json"), "--bootstrap", "10")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "2 items, 1 scored" in proc.stdout and "1 unreadable" in proc.stdout
 
@@ -458,14 +458,14 @@ def test_evaluate_survives_an_image_bomb_in_its_dataset(tmp_path, mien):
 # -------------------------------------------------------------------- 13. numeric flags
 @pytest.mark.parametrize("command, flag", [
     ("analyze", "--smoothing"), ("analyze", "--stride"), ("analyze", "--fps"), ("analyze", "--detect-every"),
-    ("analyze", "--score-threshold"), ("analyze", "--min-face"), ("analyze", "--min-score"),
+    ("analyze", "--detect-threshold"), ("analyze", "--min-face"), ("analyze", "--min-det-score"),
     ("analyze", "--min-sharpness"), ("analyze", "--max-yaw"), ("analyze", "--prior-strength"),
     ("analyze", "--threads"), ("analyze", "--max-frames"), ("analyze", "--max-seconds"),
     ("analyze", "--checkpoint-s"), ("analyze", "--max-pixels"),
-    ("report", "--threshold"), ("report", "--min-duration"), ("report", "--max-gap"), ("report", "--n-boot"),
-    ("report", "--max-tracks"), ("report", "--min-track"), ("episodes", "--threshold"),
+    ("report", "--min-prob"), ("report", "--min-duration"), ("report", "--max-gap"), ("report", "--bootstrap"),
+    ("report", "--max-tracks"), ("report", "--min-track"), ("episodes", "--min-prob"),
     ("evaluate", "--bootstrap"), ("evaluate", "--min-group-n"), ("evaluate", "--limit"),
-    ("evaluate-detector", "--iou"), ("evaluate-detector", "--threshold"),
+    ("evaluate-detector", "--iou"), ("evaluate-detector", "--detect-threshold"),
 ])
 @pytest.mark.parametrize("value", ["nan", "-1", "inf"])
 def test_numeric_flags_reject_nan_negative_and_infinite_values(command, flag, value):
@@ -489,7 +489,7 @@ def test_a_bad_number_is_a_usage_error_naming_the_flag(mien):
 def test_evaluate_csv_with_a_huge_field_is_a_one_line_error(tmp_path, mien):
     csv = tmp_path / "d.csv"
     csv.write_text('path,label\n"' + "x" * 200_000 + '",happiness\n')
-    one_line_error(mien("evaluate", str(csv), "--json", str(tmp_path / "e.json")), 2, "d.csv", "field")
+    one_line_error(mien("evaluate", str(csv), "-o", str(tmp_path / "e.json")), 2, "d.csv", "field")
 
 
 def test_a_model_card_without_file_is_a_one_line_error(tmp_path, mien):

@@ -51,6 +51,7 @@ def _fer_private(n: int):
     return test.pixels[idx], test.majority[idx]
 
 
+@pytest.mark.slow
 def test_engine_crops_frame_faces_like_training_images(analyzer):
     """FER test images, upscaled into a larger frame, through detection + alignment: accuracy
     within 3 points of the direct crops (on the images where a face is found)."""
@@ -72,6 +73,7 @@ def test_engine_crops_frame_faces_like_training_images(analyzer):
     assert abs(acc_engine - acc_direct) <= 0.03
 
 
+@pytest.mark.slow
 def test_onnx_matches_torch_when_training_extra_installed():
     torch = pytest.importorskip("torch", reason="torch not installed (pip install -e '.[train]')")
     pytest.importorskip("onnx")
@@ -96,6 +98,7 @@ def test_onnx_matches_torch_when_training_extra_installed():
     assert diff < 1e-4
 
 
+@pytest.mark.slow
 def test_real_video_sad_then_laughing():
     """Out of FER's distribution, through the whole engine: WolfgangLanger_Pexels.mp4 shows one
     woman looking sad for the first seconds, then laughing (``../shared/data/README.md``). The
@@ -153,6 +156,7 @@ def test_prior_strength_out_of_range_or_unsupported_is_refused(tmp_path):
         ExpressionModel.load(tmp_path / "card.json")
 
 
+@pytest.mark.slow
 def test_shipped_prior_strength_is_chosen_on_publictest_and_helps_the_rare_expressions():
     """The card's strength is what the selection rule picks on PublicTest (so the one command
     reproduces it), and on PrivateTest it finds more of the rare expressions — their pooled recall
@@ -189,6 +193,7 @@ def test_shipped_prior_strength_is_chosen_on_publictest_and_helps_the_rare_expre
     assert acc > acc0 - 0.01
 
 
+@pytest.mark.slow
 def test_calibrate_can_fit_the_prior_strength_on_the_users_data(tmp_path):
     """`mien calibrate --fit-prior-strength` on FER+ PublicTest picks the strength the card was
     packaged with (the same rule on the same data), and the user card it writes loads and uses it."""
@@ -201,7 +206,7 @@ def test_calibrate_can_fit_the_prior_strength_on_the_users_data(tmp_path):
     base_card = tmp_path / "base.json"
     base_card.write_text(json.dumps(dict(base.card, file=str(base.onnx_path))))
     assert main(["calibrate", str(FERPLUS), "--model-card", str(base_card), "--fit-prior-strength",
-                 "--out", str(out)]) == 0
+                 "-o", str(out)]) == 0
     card = json.loads(out.read_text())
     shipped = ExpressionModel.load()
     assert card["calibration"]["prior_strength"]["before"] == 0.0

@@ -30,7 +30,7 @@ def test_report_subcommand(results_file: Path, tmp_path: Path, capsys: pytest.Ca
     events.write_text("time_s,end_s,label\n2,,question\n7,9,joke\n")
     out = tmp_path / "r.html"
     args = parse(["report", str(results_file), "-o", str(out), "--events", str(events), "--window", "0,1.5",
-                  "--threshold", "0.6", "--min-duration", "1", "--max-gap", "0.1", "--n-boot", "200"])
+                  "--min-prob", "0.6", "--min-duration", "1", "--max-gap", "0.1", "--bootstrap", "200"])
     assert args.func(args) == 0
     text = out.read_text()
     assert "[0, 1.5) s after each event" in text
@@ -50,7 +50,7 @@ def test_episodes_subcommand(results_file: Path, tmp_path: Path, capsys: pytest.
     printed = capsys.readouterr().out
     assert printed.startswith("source,track_id,label,onset_s,apex_s,apex_value,offset_s,duration_s,n_frames")
     out = tmp_path / "eps.csv"
-    args = parse(["episodes", str(results_file), "-o", str(out), "--threshold", "0.7"])
+    args = parse(["episodes", str(results_file), "-o", str(out), "--min-prob", "0.7"])
     assert args.func(args) == 0
     table = pd.read_csv(out)
     assert set(table["label"]) == {"happiness"}  # only the smile bouts reach 0.7
@@ -65,7 +65,7 @@ def test_bad_input_raises_input_error(tmp_path: Path, results_file: Path) -> Non
     with pytest.raises(InputError, match="window"):
         args.func(args)
     with pytest.raises(SystemExit) as info:  # numeric flags are checked when parsed: a usage error
-        parse(["episodes", str(results_file), "--threshold", "2"])
+        parse(["episodes", str(results_file), "--min-prob", "2"])
     assert info.value.code == 2
 
 

@@ -12,13 +12,13 @@ from mien.errors import InputError
 from mien.reporting.events import (
     EventStats,
     align_events,
-    bootstrap_ci,
     event_responses,
     load_events,
     parse_window,
     summarise_events,
 )
 from mien.reporting.synthetic import make_track
+from mien.stats import bootstrap_mean_ci
 
 FPS = 10.0
 TIMES = np.round(np.arange(0.0, 40.0, 1.0 / FPS), 6)
@@ -67,18 +67,18 @@ def test_varying_response_mean_and_ci_bounds() -> None:
     again = align_events(frame, events(), stats=EventStats(n_boot=4000, seed=1))
     pd.testing.assert_frame_equal(out, again)  # seeded: same inputs, same CIs
     values = np.random.default_rng(0).uniform(size=(20, 8))
-    seed1 = bootstrap_ci(values, EventStats(n_boot=500, seed=1), "k")
-    assert np.array_equal(seed1[0], bootstrap_ci(values, EventStats(n_boot=500, seed=1), "k")[0])
-    assert not np.array_equal(seed1[0], bootstrap_ci(values, EventStats(n_boot=500, seed=2), "k")[0])
+    seed1 = bootstrap_mean_ci(values, n_resamples=500, seed=[1, 7])
+    assert np.array_equal(seed1[0], bootstrap_mean_ci(values, n_resamples=500, seed=[1, 7])[0])
+    assert not np.array_equal(seed1[0], bootstrap_mean_ci(values, n_resamples=500, seed=[2, 7])[0])
 
 
 def test_bootstrap_ci_matches_percentiles_of_resampled_means() -> None:
     values = np.array([[0.0], [1.0], [1.0], [0.0], [1.0], [1.0], [1.0], [0.0]])
-    low, high = bootstrap_ci(values, EventStats(n_boot=20000, seed=0), "k")
+    low, high = bootstrap_mean_ci(values, n_resamples=20000, seed=0)
     # The mean of 8 Bernoulli(5/8) draws: 95% of resampled means lie within about [0.25, 1.0].
     assert low[0] == pytest.approx(0.25, abs=0.13)
     assert high[0] == pytest.approx(1.0, abs=0.13)
-    nan_low, nan_high = bootstrap_ci(values[:1], EventStats(), "k")
+    nan_low, nan_high = bootstrap_mean_ci(values[:1])
     assert np.isnan(nan_low).all() and np.isnan(nan_high).all()  # one event: no spread to estimate
 
 

@@ -59,6 +59,7 @@ def test_round_trip_keeps_dtypes_and_extra_columns(tmp_path, suffix):
     manifest = read_manifest(sidecar_path(out, "manifest"))
     assert manifest.table["rows"] == 3 and manifest.table["file"] == f"r{suffix}"  # the table's fingerprint
     assert dataclasses.replace(manifest, table=None) == res.manifest and manifest.frames["decoded"] == 3
+    assert manifest.source.output == str(out)
 
 
 def test_manifest_has_one_shape_for_one_source_and_many():

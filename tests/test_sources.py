@@ -12,7 +12,7 @@ import pytest
 from conftest import shared_video
 
 from mien.errors import InputError
-from mien.sources import FrameSelector, ImageSource, VideoFileSource, _rotate, expand_inputs
+from mien.sources import FrameSelector, ImageSource, VideoFileSource, expand_inputs, rotate_upright
 
 
 def _write_video(path: Path, times_ms: list[int], size=(320, 240), codec="libx264", pix_fmt="yuv420p"):
@@ -63,13 +63,16 @@ def test_stride_on_real_video():
     assert [f.index for f in frames] == list(range(0, 72, 4))
 
 
-@pytest.mark.parametrize("rotation,shape", [(0, (2, 3)), (-90, (3, 2)), (90, (3, 2)), (180, (2, 3))])
-def test_rotation_metadata_is_applied(rotation, shape):
+@pytest.mark.parametrize("rotation,expected", [
+    (0, [[0, 1, 2], [3, 4, 5]]),
+    (-90, [[3, 0], [4, 1], [5, 2]]),  # display matrix -90 (phone held upright) = rotate clockwise
+    (270, [[3, 0], [4, 1], [5, 2]]),
+    (90, [[2, 5], [1, 4], [0, 3]]),  # +90 = rotate counter-clockwise
+    (180, [[5, 4, 3], [2, 1, 0]]),
+])
+def test_rotation_metadata_is_applied(rotation, expected):
     img = np.arange(6, dtype=np.uint8).reshape(2, 3)
-    out = _rotate(img, rotation)
-    assert out.shape == shape
-    if rotation == -90:  # display matrix -90 (phone held upright) = rotate clockwise
-        np.testing.assert_array_equal(out, cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE))
+    np.testing.assert_array_equal(rotate_upright(img, rotation), np.array(expected, np.uint8))
 
 
 def test_rotated_phone_video_is_decoded_upright(tmp_path):
@@ -101,6 +104,7 @@ def test_rotated_phone_video_is_decoded_upright(tmp_path):
     assert frame.image[:32].mean() > 200 and frame.image[32:].mean() < 50
 
 
+@pytest.mark.slow
 def test_hevc_mov_decodes():
     frames = list(VideoFileSource(str(shared_video("noface_face.mov")), FrameSelector(stride=20)))
     assert len(frames) == 9 and frames[0].image.shape == (540, 960, 3)

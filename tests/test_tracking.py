@@ -108,6 +108,7 @@ def _synthetic_scene(crops: list[np.ndarray], n_frames: int = 90, fps: float = 3
     return frames, gt
 
 
+@pytest.mark.slow
 def test_synthetic_crossing_faces_idf1(analyzer):
     frames, gt = _synthetic_scene(_face_crops())
     df, _ = analyzer.analyze_frames(frames, "synthetic")
@@ -139,6 +140,7 @@ SINGLE_PERSON = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SINGLE_PERSON)
 def test_single_person_clip_is_one_track(analyzer, name):
     result = analyzer.analyze_source(str(shared_video(name)))
@@ -149,6 +151,7 @@ def test_single_person_clip_is_one_track(analyzer, name):
     assert share >= 0.95
 
 
+@pytest.mark.slow
 def test_fast_path_finds_every_face_frame_that_full_detection_does(analyzer):
     """Detection every 3rd frame + local re-detection + coarse scans (the default) must not lose
     face frames against full-frame detection on every frame (issue 6's recall condition)."""

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here trains or exports a network
+
 torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
 
 from mien.labels import EXPRESSIONS  # noqa: E402
@@ -253,7 +255,7 @@ def test_recipe_trains_teachers_then_distils_and_the_card_says_so(tmp_path, monk
     record = recipe.run_recipe("tiny", base, export=True)
     assert [t["epochs_run"] for t in record["teachers"]] == [2, 3]
     # the ensemble figure is the accuracy of the teachers' mean probabilities
-    from mien.expression import softmax
+    from mien.stats import softmax
     from mien.training.ferplus import load_ferplus
 
     public = load_ferplus(data).public_test

@@ -18,22 +18,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from mien.expression import ExpressionModel
     from mien.faces import Faces
     from mien.labels import EXPRESSIONS
-    from mien.pipeline import AnalysisOptions, Analyzer, FrameResult, analyze
-    from mien.quality import QualityThresholds
+    from mien.options import AnalysisOptions, QualityThresholds, TrackerConfig
+    from mien.pipeline import Analyzer, FrameResult, analyze
     from mien.results import AnalysisResult
     from mien.schema import RunManifest, SourceRun, read_table
-    from mien.tracking import TrackerConfig
 
 _LAZY = {
     "analyze": "mien.pipeline",
     "Analyzer": "mien.pipeline",
-    "AnalysisOptions": "mien.pipeline",
+    "AnalysisOptions": "mien.options",
     "FrameResult": "mien.pipeline",
     "AnalysisResult": "mien.results",
     "Faces": "mien.faces",
     "ExpressionModel": "mien.expression",
-    "QualityThresholds": "mien.quality",
-    "TrackerConfig": "mien.tracking",
+    "QualityThresholds": "mien.options",
+    "TrackerConfig": "mien.options",
     "RunManifest": "mien.schema",
     "SourceRun": "mien.schema",
     "read_table": "mien.schema",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -59,8 +60,8 @@ class AnnotatedVideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.part{self.path.suffix}")
         self.fps = fps or 30.0
-        self._container = None
-        self._stream = None
+        self._container: Any = None  # av.container.OutputContainer, opened on the first frame
+        self._stream: Any = None
         self._last_pts = -1
 
     def _open(self, width: int, height: int) -> None:

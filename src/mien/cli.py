@@ -6,6 +6,7 @@ do, and exits non-zero; tracebacks are for bugs only.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -21,7 +22,8 @@ from mien.argtypes import (
     probability,
 )
 from mien.errors import MienError
-from mien.sources import DEFAULT_MAX_PIXELS, INPUT_KINDS
+from mien.options import AnalysisOptions, QualityThresholds
+from mien.sources import INPUT_KINDS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
@@ -34,6 +36,7 @@ EXIT_CODES = """exit codes:
 
 
 def _add_analyze(sub: Any) -> None:
+    d, q = AnalysisOptions(), QualityThresholds()
     p = sub.add_parser(
         "analyze",
         help="analyse video files, images, folders or live streams",
@@ -43,27 +46,33 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("-o", "--output", help="output .parquet/.csv/.jsonl (a folder when INPUT is a folder: "
                    "ROOT/clip.mp4 -> OUTPUT/clip.mp4.parquet); default: <input file name>.parquet in the "
                    "current folder (clip.mp4 -> clip.mp4.parquet)")
-    p.add_argument("--stride", type=positive_int, default=1, help="analyse every N-th frame")
-    p.add_argument("--fps", type=positive_float, default=None, help="analyse at most X frames per second")
-    p.add_argument("--detect-every", type=positive_int, default=3,
+    p.add_argument("--stride", type=positive_int, default=d.stride, help=f"analyse every N-th frame (default {d.stride})")
+    p.add_argument("--fps", type=positive_float, default=d.fps, help="analyse at most X frames per second")
+    p.add_argument("--detect-every", type=positive_int, default=d.detect_every,
                    help="full-frame face detection every K analysed frames; between them, tracked faces are "
-                   "re-detected locally (default 3; 1 = full detection on every frame)")
+                   f"re-detected locally (default {d.detect_every}; 1 = full detection on every frame)")
     p.add_argument("--no-coarse-scan", action="store_true",
                    help="always run full-frame detection at full size (by default, when all faces are large, "
                    "it runs at half size, with a full-size scan at least once a second)")
-    p.add_argument("--score-threshold", type=probability, default=0.5, help="face detector score threshold")
-    p.add_argument("--min-face", type=non_negative_float, default=20.0, help="faces smaller than this (px) abstain")
-    p.add_argument("--min-score", type=probability, default=0.6, help="faces with a lower detector score abstain")
-    p.add_argument("--min-sharpness", type=non_negative_float, default=0.08, help="blurrier faces abstain")
-    p.add_argument("--max-yaw", type=number(0, 180), default=70.0, help="faces turned further than this (deg) abstain")
-    p.add_argument("--smoothing", type=non_negative_float, default=0.3, help="temporal smoothing time constant, seconds (0 = off)")
-    p.add_argument("--model-card", default=None, help="expression model card JSON (default: mien's own model)")
-    p.add_argument("--prior-strength", type=probability, default=None, metavar="S",
+    p.add_argument("--detect-threshold", type=probability, default=d.score_threshold, metavar="SCORE",
+                   help=f"detector score a face needs to be found (default {d.score_threshold})")
+    p.add_argument("--min-face", type=non_negative_float, default=q.min_face_px,
+                   help=f"faces smaller than this many pixels abstain (default {q.min_face_px:g})")
+    p.add_argument("--min-det-score", type=probability, default=q.min_det_score, metavar="SCORE",
+                   help=f"found faces with a lower detector score abstain (default {q.min_det_score})")
+    p.add_argument("--min-sharpness", type=non_negative_float, default=q.min_sharpness,
+                   help=f"blurrier faces abstain (default {q.min_sharpness})")
+    p.add_argument("--max-yaw", type=number(0, 180), default=q.max_abs_yaw_deg, metavar="DEG",
+                   help=f"faces turned further than this abstain (default {q.max_abs_yaw_deg:g} degrees)")
+    p.add_argument("--smoothing", type=non_negative_float, default=d.smoothing_tau_s, metavar="S",
+                   help=f"temporal smoothing time constant, seconds (default {d.smoothing_tau_s}; 0 = off)")
+    p.add_argument("--model-card", default=d.model_card, help="expression model card JSON (default: mien's own model)")
+    p.add_argument("--prior-strength", type=probability, default=d.prior_strength, metavar="S",
                    help="class-prior strength, 0 (expressions as frequent as in FER+: mostly neutral and "
                    "happy) to 1 (all 8 equally likely a priori, e.g. posed or balanced designs); "
                    "default: the model card's")
     p.add_argument("--threads", type=number(1, 256, integer=True), default=None,
-                   help="threads per model (default 1; for a folder: cores / workers)")
+                   help=f"threads per model (default {d.threads}; for a folder: cores / workers)")
     p.add_argument("--workers", type=number(1, 4096, integer=True), default=None, metavar="N",
                    help="folder: analyse N inputs at once, one model copy each (default: as many as "
                    "the cores allow)")
@@ -76,32 +85,32 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--blur-faces", action="store_true", help="blur every face in the annotated video")
     p.add_argument("--report", default=None, help="also write a self-contained HTML report (.html) here")
     p.add_argument("--events", default=None, help="events CSV (time_s[,end_s],label) for the report")
-    p.add_argument("--max-frames", type=positive_int, default=None, help="live: stop after N analysed frames")
-    p.add_argument("--max-seconds", type=positive_float, default=None, help="live: stop after N seconds (opening included)")
-    p.add_argument("--input-kind", choices=INPUT_KINDS, default="auto",
+    p.add_argument("--max-frames", type=positive_int, default=d.max_frames, help="live: stop after N analysed frames")
+    p.add_argument("--max-seconds", type=positive_float, default=d.max_seconds,
+                   help="live: stop after N seconds of reading, frames or not (opening the "
+                   "stream waits at most N s or 10 s, whichever is shorter)")
+    p.add_argument("--input-kind", choices=INPUT_KINDS, default=d.input_kind,
                    help="http(s) URLs: auto tells a file served over HTTP (finite duration: every frame read) "
                    "from a live stream (frames dropped to keep up); file / live force it (default auto)")
-    p.add_argument("--checkpoint-s", type=non_negative_float, default=30.0, metavar="S",
+    p.add_argument("--checkpoint-s", type=non_negative_float, default=d.checkpoint_s, metavar="S",
                    help="flush finished rows to OUTPUT.checkpoint/ at most every S seconds, so a killed run "
-                   "keeps all but the last S seconds (default 30; 0 = off)")
-    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
-                   help=f"refuse images and video frames above N pixels before decoding (default {DEFAULT_MAX_PIXELS})")
+                   f"keeps all but the last S seconds (default {d.checkpoint_s:g}; 0 = off)")
+    p.add_argument("--max-pixels", type=positive_int, default=d.max_pixels, metavar="N",
+                   help=f"refuse images and video frames above N pixels before decoding (default {d.max_pixels})")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_analyze)
 
 
 def _analysis_options(args: argparse.Namespace) -> Any:
-    from mien.pipeline import AnalysisOptions
-    from mien.quality import QualityThresholds
-
     return AnalysisOptions(
-        stride=args.stride, fps=args.fps, score_threshold=args.score_threshold,
+        stride=args.stride, fps=args.fps, score_threshold=args.detect_threshold,
         detect_every=args.detect_every, coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
-        model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads or 1,
+        model_card=args.model_card, prior_strength=args.prior_strength,
+        threads=args.threads or AnalysisOptions().threads,
         max_frames=args.max_frames, max_seconds=args.max_seconds, input_kind=args.input_kind,
         max_pixels=args.max_pixels, checkpoint_s=args.checkpoint_s,
-        quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_score,
+        quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_det_score,
                                   min_sharpness=args.min_sharpness, max_abs_yaw_deg=args.max_yaw),
     )
 
@@ -295,13 +304,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_analyze(sub)
     _add_info(sub)
-    for module in ("mien.audit.cli", "mien.reporting.cli", "mien.batch.cli"):
+    for module, commands in SUBCOMMANDS.items():
         try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError:
+            register = importlib.import_module(module).register
+        except ImportError as exc:  # a broken install: say so when such a command is asked for
+            _register_unavailable(sub, commands, module, exc)
             continue
-        mod.register(sub)
+        register(sub)
     return parser
+
+
+#: The subcommands other packages of mien add, by the module that registers them.
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {
+    "mien.audit.cli": ("evaluate", "calibrate", "evaluate-detector"),
+    "mien.reporting.cli": ("report", "episodes"),
+    "mien.batch.cli": ("export",),
+}
+
+
+def _register_unavailable(sub: Any, commands: tuple[str, ...], module: str, exc: ImportError) -> None:
+    message = (f"this command is unavailable: {module} cannot be imported ({exc}); "
+               "reinstall mien (pip install .) and check its dependencies")
+
+    def fail(args: argparse.Namespace) -> int:
+        raise MienError(message)
+
+    for name in commands:
+        p = sub.add_parser(name, help=f"(unavailable: {module} cannot be imported)", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=fail)
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

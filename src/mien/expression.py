@@ -33,6 +33,7 @@ from mien.faces import Faces
 from mien.labels import EXPRESSIONS
 from mien.manifest import file_sha256
 from mien.runtime import make_session
+from mien.stats import softmax
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime
@@ -42,13 +43,6 @@ DEFAULT_CARD = "expression.json"
 
 def default_card_path() -> Path:
     return Path(str(resources.files("mien") / "models" / DEFAULT_CARD))
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, np.float64) / float(temperature)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 class ExpressionModel:

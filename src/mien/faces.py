@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -21,25 +22,10 @@ _N_LANDMARKS = 5
 _N_CLASSES = len(EXPRESSIONS)
 
 
-def _unset() -> np.ndarray:
-    return np.empty(0)
-
-
-# column -> (shape after the face axis, dtype, value while not measured; None: must be given)
-_SPEC: dict[str, tuple[tuple[int, ...], Any, Any]] = {
-    "xyxy": ((4,), np.float32, None),
-    "score": ((), np.float32, None),
-    "landmarks": ((_N_LANDMARKS, 2), np.float32, np.nan),
-    "track_id": ((), np.int64, -1),
-    "face_px": ((), np.float64, np.nan),
-    "sharpness": ((), np.float64, np.nan),
-    "yaw_deg": ((), np.float64, np.nan),
-    "roll_deg": ((), np.float64, np.nan),
-    "abstain": ((), np.bool_, False),
-    "abstain_reason": ((), object, ""),
-    "probs": ((_N_CLASSES,), np.float64, np.nan),
-    "smoothed": ((_N_CLASSES,), np.float64, np.nan),
-}
+def _column(shape: tuple[int, ...], dtype: Any, missing: Any = None) -> Any:
+    """A per-face column: its shape after the face axis, its dtype, and the value it holds while
+    not measured (None: it must be given for a non-empty Faces). Passed empty, it is filled."""
+    return field(default_factory=lambda: np.empty(0), metadata={"shape": shape, "dtype": dtype, "missing": missing})
 
 
 @dataclass
@@ -56,41 +42,26 @@ class Faces:
     A column passed empty (the default) is filled with its "not measured" value.
     """
 
-    xyxy: np.ndarray = field(default_factory=_unset)
-    score: np.ndarray = field(default_factory=_unset)
-    landmarks: np.ndarray = field(default_factory=_unset)
-    track_id: np.ndarray = field(default_factory=_unset)
-    face_px: np.ndarray = field(default_factory=_unset)
-    sharpness: np.ndarray = field(default_factory=_unset)
-    yaw_deg: np.ndarray = field(default_factory=_unset)
-    roll_deg: np.ndarray = field(default_factory=_unset)
-    abstain: np.ndarray = field(default_factory=_unset)
-    abstain_reason: np.ndarray = field(default_factory=_unset)
-    probs: np.ndarray = field(default_factory=_unset)
-    smoothed: np.ndarray = field(default_factory=_unset)
+    xyxy: np.ndarray = _column((4,), np.float32)
+    score: np.ndarray = _column((), np.float32)
+    landmarks: np.ndarray = _column((_N_LANDMARKS, 2), np.float32, np.nan)
+    track_id: np.ndarray = _column((), np.int64, -1)
+    face_px: np.ndarray = _column((), np.float64, np.nan)
+    sharpness: np.ndarray = _column((), np.float64, np.nan)
+    yaw_deg: np.ndarray = _column((), np.float64, np.nan)
+    roll_deg: np.ndarray = _column((), np.float64, np.nan)
+    abstain: np.ndarray = _column((), np.bool_, False)
+    abstain_reason: np.ndarray = _column((), object, "")
+    probs: np.ndarray = _column((_N_CLASSES,), np.float64, np.nan)
+    smoothed: np.ndarray = _column((_N_CLASSES,), np.float64, np.nan)
     data: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, np.float32)
         n = 0 if xyxy.size == 0 else len(xyxy)
-        for name, (shape, dtype, missing) in _SPEC.items():
-            value = np.asarray(getattr(self, name), dtype=dtype)
-            if value.size == 0:
-                if n and missing is None:
-                    raise ValueError(f"Faces: {name} is required for {n} faces")
-                value = np.full((n, *shape), missing, dtype=dtype)
-            if value.shape != (n, *shape):
-                raise ValueError(f"Faces: {name} has shape {value.shape}, expected {(n, *shape)}")
-            object.__setattr__(self, name, value)
-        data = {}
-        for key, column in self.data.items():
-            column = np.asarray(column)
-            if column.ndim == 0 or len(column) != n:
-                raise ValueError(f"Faces: data column {key!r} has shape {column.shape}, expected {n} rows")
-            if key in _SPEC:
-                raise ValueError(f"Faces: data column {key!r} would shadow the built-in column")
-            data[key] = column
-        self.data = data
+        for name in _columns():
+            setattr(self, name, _checked(name, getattr(self, name), n))
+        self.data = _checked_data(self.data, n)
 
     @classmethod
     def empty(cls) -> Faces:
@@ -103,15 +74,27 @@ class Faces:
         """The faces selected by an int (kept as one face), a slice, a boolean mask or indices."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
-        columns = {name: getattr(self, name)[index] for name in _SPEC}
-        return Faces(**columns, data={k: v[index] for k, v in self.data.items()})
+        # rows of valid columns are valid: no need to check them again (this runs on every frame)
+        return self._trusted({name: getattr(self, name)[index] for name in _columns()},
+                             {k: v[index] for k, v in self.data.items()})
 
     def replace(self, **columns: Any) -> Faces:
-        """A copy with some columns replaced (validated again); ``data`` entries merge into data."""
+        """A copy with some columns replaced (those are checked); ``data`` entries merge into data."""
+        n = len(self)
         data = columns.pop("data", None)
-        out = dataclasses.replace(self, **columns)
-        if data:
-            out = dataclasses.replace(out, data={**self.data, **data})
+        unknown = set(columns) - set(_columns())
+        if unknown:
+            raise TypeError(f"Faces has no column(s) {', '.join(sorted(unknown))}; put new ones in data=")
+        out = {name: getattr(self, name) for name in _columns()}
+        out.update({name: _checked(name, value, n) for name, value in columns.items()})
+        return self._trusted(out, {**self.data, **_checked_data(data, n)} if data else dict(self.data))
+
+    @classmethod
+    def _trusted(cls, columns: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> Faces:
+        """A Faces from columns already known to be valid, without checking them again."""
+        out = object.__new__(cls)
+        out.__dict__.update(columns)
+        out.data = data
         return out
 
     @classmethod
@@ -123,7 +106,7 @@ class Faces:
         keys = set(parts[0].data)
         if any(set(p.data) != keys for p in parts):
             raise ValueError("Faces.merge: the parts carry different data columns")
-        columns = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _SPEC}
+        columns = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _columns()}
         return cls(**columns, data={k: np.concatenate([p.data[k] for p in parts]) for k in keys})
 
     # ------------------------------------------------------------------ derived
@@ -156,3 +139,35 @@ class Faces:
         top = self.top_index
         picked = self.smoothed[np.arange(len(self)), np.maximum(top, 0)] if len(self) else np.zeros(0)
         return np.where(top >= 0, picked, np.nan)
+
+
+@lru_cache(maxsize=1)
+def _columns() -> dict[str, tuple[tuple[int, ...], Any, Any]]:
+    """Each per-face column of :class:`Faces`: (shape after the face axis, dtype, missing value)."""
+    return {f.name: (f.metadata["shape"], f.metadata["dtype"], f.metadata["missing"])
+            for f in dataclasses.fields(Faces) if "shape" in f.metadata}
+
+
+def _checked(name: str, value: Any, n: int) -> np.ndarray:
+    """Column ``name`` for n faces in its dtype; an empty one filled with its "not measured" value."""
+    shape, dtype, missing = _columns()[name]
+    column = np.asarray(value, dtype=dtype)
+    if column.size == 0:
+        if n and missing is None:
+            raise ValueError(f"Faces: {name} is required for {n} faces")
+        column = np.full((n, *shape), missing, dtype=dtype)
+    if column.shape != (n, *shape):
+        raise ValueError(f"Faces: {name} has shape {column.shape}, expected {(n, *shape)}")
+    return column
+
+
+def _checked_data(data: dict[str, Any], n: int) -> dict[str, np.ndarray]:
+    out = {}
+    for key, column in data.items():
+        column = np.asarray(column)
+        if column.ndim == 0 or len(column) != n:
+            raise ValueError(f"Faces: data column {key!r} has shape {column.shape}, expected {n} rows")
+        if key in _columns():
+            raise ValueError(f"Faces: data column {key!r} would shadow the built-in column")
+        out[key] = column
+    return out

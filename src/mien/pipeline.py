@@ -9,13 +9,12 @@ frame's faces) unless it abstains, and smooth per track. Every stage takes and r
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import cv2
 import numpy as np
@@ -24,51 +23,22 @@ from mien.alignment import align_faces
 from mien.checkpoint import Checkpointer
 from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, FaceDetector
 from mien.errors import InputError, MienError
-from mien.expression import ExpressionModel, softmax
+from mien.expression import ExpressionModel
 from mien.faces import Faces
 from mien.manifest import input_fingerprint, now_iso
 from mien.memory import release_large_frames
+from mien.options import AnalysisFields, AnalysisOptions
 from mien.outputs import display
-from mien.quality import QualityThresholds, assess
+from mien.quality import assess
 from mien.results import AnalysisResult, RowBuffer, concat
 from mien.schema import RunManifest, SourceRun, table_columns
 from mien.signals import protected_save
 from mien.smoothing import ExpressionSmoother
-from mien.sources import DEFAULT_MAX_PIXELS, Frame, FrameSelector, expand_inputs, is_stream, open_source
-from mien.tracking import FaceTracker, TrackerConfig
+from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
+from mien.stats import softmax
+from mien.tracking import FaceTracker
 
 _STAGES = ("detect", "track_align_quality", "expression", "smooth_rows")
-
-
-@dataclass
-class AnalysisOptions:
-    """Every parameter of a run (recorded in the manifest). The CLI's defaults come from here."""
-
-    stride: int = 1
-    fps: float | None = None
-    score_threshold: float = 0.5
-    min_detect_px: float = 8.0
-    detector_max_side: int = 960
-    detect_every: int = 3
-    coarse_scan: bool = True
-    fallback_detect: bool = True  # full-frame detection as soon as a tracked face is not re-found
-    quality: QualityThresholds = field(default_factory=QualityThresholds)
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    smoothing_tau_s: float = 0.3
-    model_card: str | None = None
-    prior_strength: float | None = None  # class-prior strength; None: the model card's
-    threads: int = 1
-    # live sources
-    max_frames: int | None = None
-    max_seconds: float | None = None
-    open_timeout_s: float = 10.0
-    input_kind: str = "auto"  # http(s) URLs: "auto" probes file vs live stream; "file" / "live" force it
-    # safety
-    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse frames/images larger than this before decoding
-    checkpoint_s: float = 30.0  # with a checkpoint path: flush finished rows at most this often
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -173,7 +143,9 @@ class Analyzer:
             t1 = time.perf_counter()
             timing["detect"] += t1 - t0
             faces = tracker.update(faces, t)
-            faces = faces[faces.track_id >= 0]
+            tracked = faces.track_id >= 0
+            if not tracked.all():  # weak detections that match no track
+                faces = faces[tracked]
             counts.frames += 1
             if len(faces):
                 gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
@@ -371,8 +343,10 @@ class Analyzer:
             raise InputError(f"{source}: {what}{extra}; nothing to analyse")
         warnings = list(s.warnings)
         if s.dropped:
+            hint = (" (if it is a file served over HTTP, --input-kind file reads every frame)"
+                    if source.lower().startswith(("http://", "https://")) else "")
             warnings.append(f"{source}: {s.dropped} of {s.decoded} decoded frames dropped to keep up with the "
-                            "live stream (use --input-kind file for a file served over HTTP)")
+                            f"live stream{hint}")
         if stats["interrupted"]:
             warnings.append(f"{source}: interrupted; results cover the frames analysed before the stop")
         incomplete = bool(warnings) or s.lost > 0 or s.dropped > 0
@@ -416,7 +390,7 @@ def analyze(
     progress: bool = False,
     annotate: str | Path | None = None,
     blur_faces: bool = False,
-    **option_fields: Any,
+    **option_fields: Unpack[AnalysisFields],
 ) -> AnalysisResult:
     """Analyse a video file, an image, a folder of them, a webcam index or a stream URL.
 

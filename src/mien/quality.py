@@ -5,22 +5,11 @@ with ``abstain=True`` and the reasons, and no expression is given for it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from mien.faces import Faces
-
-
-@dataclass(frozen=True)
-class QualityThresholds:
-    """A face abstains when any measure falls past its threshold."""
-
-    min_face_px: float = 20.0  # shorter box side; FER training crops are 48 px
-    min_det_score: float = 0.6
-    min_sharpness: float = 0.08  # contrast-normalised; sharp video faces score 0.2-0.9
-    max_abs_yaw_deg: float = 70.0
+from mien.options import QualityThresholds
 
 
 def pose_from_landmarks(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -139,7 +139,10 @@ class AnalysisResult:
         return len(self.table)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the table (.parquet/.csv/.jsonl), its manifest and tracks sidecars atomically."""
+        """Write the table (.parquet/.csv/.jsonl), its manifest and tracks sidecars atomically;
+        a single source's manifest entry records where it was written."""
+        if len(self.manifest.sources) == 1:
+            self.manifest.sources[0].output = str(path)
         return write_results(self.table, self.manifest, path)
 
 

@@ -66,7 +66,7 @@ def is_stream(spec: str | int) -> bool:
 def expand_inputs(spec: str | os.PathLike | int) -> list[str | int]:
     """The sources named by ``spec``: a file, a stream, or every video/image in a folder (sorted)."""
     if isinstance(spec, int) or is_stream(str(spec)):
-        return [int(spec) if str(spec).isdigit() else str(spec)]
+        return [int(str(spec)) if str(spec).isdigit() else str(spec)]
     path = Path(spec)
     if path.is_dir():
         items = sorted(
@@ -107,7 +107,7 @@ class FrameSelector:
         return index % self.stride == 0
 
 
-def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
+def rotate_upright(img: np.ndarray, rotation: float) -> np.ndarray:
     """Apply display-matrix rotation (PyAV's ``frame.rotation``, counter-clockwise degrees)."""
     r = (-int(round(rotation))) % 360  # degrees clockwise to display upright, as ffmpeg autorotate
     if r == 90:
@@ -119,7 +119,7 @@ def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
     return img
 
 
-def _open_container(spec: str, options: dict | None = None,
+def _open_container(spec: str, options: dict[str, str] | None = None,
                     timeout: float | tuple[float, float] | None = None, fmt: str | None = None) -> Any:
     import av
 
@@ -167,7 +167,7 @@ def _explain_open_error(spec: str, exc: Exception, timeout: float | None = None)
     return f"{spec}: cannot be decoded as video ({msg}); check it plays in a media player"
 
 
-DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: above 8K (33 MP); a 50 MP BGR frame is 150 MB
+DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: above 8K (33 MP); a 50 MP BGR frame is 150 MB (= AnalysisOptions.max_pixels)
 
 
 def check_pixels(spec: str, width: int | None, height: int | None, max_pixels: int) -> None:
@@ -382,7 +382,7 @@ class VideoFileSource:
             rot = getattr(vf, "rotation", 0) or 0
             if rot:
                 self.stats.rotation = int(rot)
-                img = _rotate(img, rot)
+                img = rotate_upright(img, rot)
             self.stats.yielded += 1
             fr = Frame(index, t, img)
             if self.prepare is not None:
@@ -469,7 +469,6 @@ class StreamSource:
         self.max_frames, self.max_seconds = max_frames, max_seconds
         self.buffer_frames = max(1, int(buffer_frames))
         self.read_timeout = read_timeout
-        self._start = time.perf_counter()  # --max-seconds counts from here, opening included
         self._container: Any
         if container is not None:
             self._container = container
@@ -496,7 +495,9 @@ class StreamSource:
         # A short queue absorbs the bursts in which network video arrives; when it is full the
         # oldest frame is dropped, so latency stays bounded by a few frame intervals.
         latest: queue.Queue[Frame | None] = queue.Queue(maxsize=self.buffer_frames)
-        start = self._start
+        # --max-seconds counts from here, once the stream is open (opening waits at most the open
+        # timeout or max_seconds, whichever is shorter); it holds even when no frame comes
+        start = time.perf_counter()
 
         def reader() -> None:
             index = -1
@@ -509,7 +510,7 @@ class StreamSource:
                     t = float(vf.time) if vf.time is not None else time.perf_counter() - start
                     if not self.selector.take(index, t):
                         continue
-                    fr = Frame(index, t, _rotate(vf.to_ndarray(format="bgr24"), vf.rotation or 0))
+                    fr = Frame(index, t, rotate_upright(vf.to_ndarray(format="bgr24"), vf.rotation or 0))
                     try:
                         latest.put_nowait(fr)
                     except queue.Full:
@@ -637,7 +638,7 @@ def open_source(
     prepare: Callable[[Frame], None] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     input_kind: str = "auto",
-    **stream_options: float | int | None,
+    **stream_options: Any,
 ) -> VideoFileSource | ImageSource | StreamSource:
     """The right source for ``spec`` (video file, image file, webcam index or stream URL).
 
@@ -654,8 +655,8 @@ def open_source(
                                                float(stream_options.get("read_timeout") or 10.0))
             if input_kind == "file" or served_file(container):
                 return VideoFileSource(s, selector, prepare=prepare, max_pixels=max_pixels, container=container)
-            return StreamSource(spec, selector, container=container, **stream_options)  # type: ignore[arg-type]
-        return StreamSource(spec, selector, **stream_options)  # type: ignore[arg-type]
+            return StreamSource(spec, selector, container=container, **stream_options)
+        return StreamSource(spec, selector, **stream_options)
     if input_kind == "live":
         raise InputError(f"{display(str(spec))}: --input-kind live needs a webcam index or a stream URL")
     if Path(str(spec)).suffix.lower() in IMAGE_SUFFIXES:

@@ -12,18 +12,8 @@ import lap
 import numpy as np
 
 from mien.faces import Faces
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes a (n,4) and b (m,4) in x1,y1,x2,y2."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(2)
-    area_a = (a[:, 2:] - a[:, :2]).prod(1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+from mien.options import TrackerConfig
+from mien.stats import iou_matrix
 
 
 class _Kalman:
@@ -77,14 +67,6 @@ class FaceTrack:
     last_time: float
     hits: int = 1
     box: np.ndarray = field(default_factory=lambda: np.zeros(4))
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    high_score: float = 0.6  # detections that may start tracks and are matched first
-    match_iou: float = 0.2  # minimum IoU with a track's predicted box to match
-    max_gap_s: float = 1.0  # a track survives this long without a detection
-    centre_gate: float = 0.6  # second chance: centre distance below this share of the face size
 
 
 class FaceTracker:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from mien.tracking import iou_matrix
+from mien.stats import iou_matrix
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from mien.audit.metrics import (
     expected_calibration_error,
     macro_f1,
     nll,
-    softmax,
 )
+from mien.stats import softmax
 
 #: Search range for T; outside it the data is degenerate (e.g. a handful of items all right).
 T_MIN, T_MAX = 0.05, 20.0

@@ -126,8 +126,8 @@ _SECTIONS = (
 
 
 def _facts(card: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    spec = card.get("input") if isinstance(card.get("input"), Mapping) else {}
-    arch = card.get("architecture") if isinstance(card.get("architecture"), Mapping) else {}
+    spec: Mapping[str, Any] = card["input"] if isinstance(card.get("input"), Mapping) else {}
+    arch: Mapping[str, Any] = card["architecture"] if isinstance(card.get("architecture"), Mapping) else {}
     size = spec.get("size") or card.get("input_size")
     temperature = card.get("temperature")
     if temperature is not None and card.get("temperature_fitted_on"):

@@ -17,11 +17,14 @@ from typing import Any
 import numpy as np
 
 from mien.argtypes import any_int, non_negative_int, number, positive_int, probability
-from mien.audit.metrics import DEFAULT_RESAMPLES, HEADLINE
+from mien.audit.groups import MIN_GROUP_N
+from mien.audit.metrics import HEADLINE
 from mien.errors import InputError
+from mien.options import AnalysisOptions
+from mien.stats import DEFAULT_RESAMPLES
 
-#: Operating point of the detector audit (mien's default) and the lowest score kept for the PR curve.
-DETECTOR_OPERATING_THRESHOLD = 0.5
+#: Operating point of the detector audit (mien analyze's default) and the lowest score kept for the PR curve.
+DETECTOR_OPERATING_THRESHOLD = AnalysisOptions().score_threshold
 DETECTOR_MIN_SCORE = 0.02
 
 
@@ -81,7 +84,7 @@ def _add_evaluate(subparsers: Any) -> None:
     p.add_argument(
         "--groups", metavar="COLS", help="comma-separated CSV group columns (default: all extra columns)"
     )
-    p.add_argument("--json", metavar="PATH", help="write the evaluation JSON (docs/audit_schema.md)")
+    p.add_argument("-o", "--output", metavar="PATH", help="write the evaluation JSON (docs/audit_schema.md)")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML page")
     p.add_argument("--write-card", metavar="PATH", help="write the model's card with these numbers (+ .md)")
     p.add_argument(
@@ -97,9 +100,9 @@ def _add_evaluate(subparsers: Any) -> None:
     p.add_argument(
         "--min-group-n",
         type=positive_int,
-        default=10,
+        default=MIN_GROUP_N,
         metavar="N",
-        help="smallest group counted in gaps and the worst group (default 10)",
+        help=f"smallest group counted in gaps and the worst group (default {MIN_GROUP_N})",
     )
     p.add_argument("--no-items", action="store_true", help="leave per-item results out of the JSON")
     p.set_defaults(func=cmd_evaluate)
@@ -116,7 +119,7 @@ def _add_calibrate(subparsers: Any) -> None:
     p.add_argument("data", metavar="DATA", help="folder, CSV or FER+ npz (validation data)")
     _add_data_options(p, "PublicTest")
     p.add_argument(
-        "--out", required=True, metavar="PATH", help="where to write the calibrated model card JSON"
+        "-o", "--output", required=True, metavar="PATH", help="where to write the calibrated model card JSON"
     )
     p.add_argument(
         "--fit-prior-strength",
@@ -135,22 +138,26 @@ def _add_evaluate_detector(subparsers: Any) -> None:
         "(annotations/*.xml + images/) or a dlib imglab XML file.",
     )
     p.add_argument("dir", metavar="DIR", help="PASCAL-VOC folder or dlib imglab .xml")
-    p.add_argument("--json", metavar="PATH", help="write the detector-audit JSON")
+    p.add_argument("-o", "--output", metavar="PATH", help="write the detector-audit JSON")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML page")
     p.add_argument(
-        "--threshold",
+        "--detect-threshold",
         type=probability,
         default=DETECTOR_OPERATING_THRESHOLD,
-        help=f"operating score threshold (default {DETECTOR_OPERATING_THRESHOLD})",
+        metavar="SCORE",
+        help="detector score a face needs to be found: the operating point, as in mien analyze "
+        f"(default {DETECTOR_OPERATING_THRESHOLD})",
     )
     p.add_argument(
-        "--min-score",
+        "--curve-min-score",
         type=probability,
         default=DETECTOR_MIN_SCORE,
+        metavar="SCORE",
         help=f"lowest score kept for the PR curve and AP (default {DETECTOR_MIN_SCORE})",
     )
     p.add_argument("--iou", type=number(0, 1, lo_open=True), default=0.5, help="IoU for a match (default 0.5)")
-    p.add_argument("--bootstrap", type=non_negative_int, default=DEFAULT_RESAMPLES, metavar="N")
+    p.add_argument("--bootstrap", type=non_negative_int, default=DEFAULT_RESAMPLES, metavar="N",
+                   help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})")
     p.add_argument("--seed", type=any_int, default=0)
     p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
     p.set_defaults(func=cmd_evaluate_detector)
@@ -297,8 +304,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         a, b = (load_evaluation(p) for p in args.compare)
         comparison = compare_evaluations(a, b, n_resamples=args.bootstrap, seed=args.seed)
-        if args.json:
-            _write(args.json, dumps(comparison))
+        if args.output:
+            _write(args.output, dumps(comparison))
         if args.html:
             _write(args.html, html.render_comparison_html(comparison))
         print(f"B - A ({comparison['bootstrap']['method']} bootstrap):")
@@ -333,8 +340,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         detector=det_info,
         include_items=not args.no_items,
     )
-    if args.json:
-        _write(args.json, dumps(evaluation))
+    if args.output:
+        _write(args.output, dumps(evaluation))
     if args.html:
         _write(args.html, html.render_evaluation_html(evaluation))
     if args.write_card:
@@ -394,14 +401,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     }
     card = calibrated_card(dict(model.card), t, data=data, summary=summary, prior_strength=prior_record)
     _resolve_model_path(card, args.model_card, model)
-    _write(args.out, dumps(card))
+    _write(args.output, dumps(card))
     if prior_record:
         print(f"class-prior strength {prior_record['before']} -> {prior_record['after']} (macro-F1 on this data)")
     print(
         f"temperature {float(model.temperature):.4f} -> {t:.4f} on {int(ok.sum())} faces; "
         f"NLL {summary['nll_before']:.4f} -> {summary['nll_after']:.4f}, "
         f"ECE {summary['ece_before']:.4f} -> {summary['ece_after']:.4f}\n"
-        f"use it with: mien analyze ... --model-card {args.out}"
+        f"use it with: mien analyze ... --model-card {args.output}"
     )
     return 0
 
@@ -423,21 +430,18 @@ def cmd_evaluate_detector(args: argparse.Namespace) -> int:
     """``mien evaluate-detector``: AP, operating point, recall by size."""
     from mien.audit import html
     from mien.audit.detector import evaluate_detector
-    from mien.detection import FaceDetector
+    from mien.detection import DETECTOR_NAME, FaceDetector
 
     _check_positive("--bootstrap", args.bootstrap)
     _check_positive("--limit", args.limit)
-    if not 0 <= args.min_score <= args.threshold <= 1:
-        raise InputError("need 0 <= --min-score <= --threshold <= 1")
-    detector = FaceDetector(score_threshold=args.min_score)
-    info = {
-        "name": getattr(sys.modules.get("mien.detection"), "DETECTOR_NAME", None),
-        "min_score": args.min_score,
-    }
+    if not 0 <= args.curve_min_score <= args.detect_threshold <= 1:
+        raise InputError("need 0 <= --curve-min-score <= --detect-threshold <= 1")
+    detector = FaceDetector(score_threshold=args.curve_min_score)
+    info = {"name": DETECTOR_NAME, "min_score": args.curve_min_score}
     result = evaluate_detector(
         args.dir,
         detector,
-        threshold=args.threshold,
+        threshold=args.detect_threshold,
         iou_threshold=args.iou,
         n_resamples=args.bootstrap,
         seed=args.seed,
@@ -445,14 +449,14 @@ def cmd_evaluate_detector(args: argparse.Namespace) -> int:
         limit=args.limit,
         progress=_progress("detecting"),
     )
-    if args.json:
-        _write(args.json, dumps(result))
+    if args.output:
+        _write(args.output, dumps(result))
     if args.html:
         _write(args.html, html.render_detector_html(result))
     op = result["operating_point"]
     print(
         f"{result['dataset']['n_images']} images, {result['dataset']['n_faces']} faces: "
-        f"AP@{args.iou:g} {_num(result['ap']['value'])}; at score >= {args.threshold:g}: "
+        f"AP@{args.iou:g} {_num(result['ap']['value'])}; at score >= {args.detect_threshold:g}: "
         f"precision {_num(op['precision']['value'])}, recall {_num(op['recall']['value'])}, "
         f"FP/image {_num(op['fp_per_image']['value'])}"
     )

@@ -21,34 +21,32 @@ import numpy as np
 
 from mien.audit import SCHEMA_VERSION
 from mien.audit.evaluate import EVALUATION_SCHEMA, STATUS_OK
-from mien.audit.metrics import (
+from mien.audit.metrics import HEADLINE, Scored, headline_statistic
+from mien.errors import InputError
+from mien.labels import EXPRESSIONS
+from mien.stats import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
-    HEADLINE,
-    Scored,
     Statistic,
     bootstrap,
-    headline_statistic,
     json_number,
     percentile_interval,
     resample_weights,
     softmax,
 )
-from mien.errors import InputError
-from mien.labels import EXPRESSIONS
 
 COMPARISON_SCHEMA = "mien.audit.comparison"
 
 
 def load_evaluation(path: str | Path) -> dict[str, Any]:
-    """Read an evaluation JSON written by ``mien evaluate --json``; InputError if it is not one."""
+    """Read an evaluation JSON written by ``mien evaluate -o``; InputError if it is not one."""
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read {p} as JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("schema") != EVALUATION_SCHEMA:
-        raise InputError(f"{p} is not a mien evaluation JSON; write one with: mien evaluate DATA --json {p}")
+        raise InputError(f"{p} is not a mien evaluation JSON; write one with: mien evaluate DATA -o {p}")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise InputError(
             f"{p} has evaluation schema version {data.get('schema_version')}, this mien reads "
@@ -177,15 +175,15 @@ def compare_evaluations(
         lo_a, hi_a = percentile_interval(boot_a[k], level)
         lo_b, hi_b = percentile_interval(boot_b[k], level)
         lo_d, hi_d = percentile_interval(diff[k], level)
-        va, vb = json_number(point_a[k]), json_number(point_b[k])
+        value_a, value_b = json_number(point_a[k]), json_number(point_b[k])
         rows[name] = {
-            "a": {"value": va, "ci_low": lo_a, "ci_high": hi_a},
-            "b": {"value": vb, "ci_low": lo_b, "ci_high": hi_b},
+            "a": {"value": value_a, "ci_low": lo_a, "ci_high": hi_a},
+            "b": {"value": value_b, "ci_low": lo_b, "ci_high": hi_b},
             "difference": {
-                "value": None if va is None or vb is None else vb - va,
+                "value": None if value_a is None or value_b is None else value_b - value_a,
                 "ci_low": lo_d,
                 "ci_high": hi_d,
-                "excludes_zero": None if lo_d is None else bool(lo_d > 0 or hi_d < 0),
+                "excludes_zero": None if lo_d is None or hi_d is None else bool(lo_d > 0 or hi_d < 0),
             },
         }
 

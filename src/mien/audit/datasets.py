@@ -28,11 +28,11 @@ from mien.audit.groups import normalise_group_values
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS, canonical_label
 from mien.manifest import file_sha256
+from mien.schema import IMAGE_SUFFIXES
+from mien.stats import ferplus_majority
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 FERPLUS_SPLITS = ("Training", "PublicTest", "PrivateTest")
 _FER_KEYS = ("pixels", "usage", "ferplus_votes", "ferplus_vote_names")
-_FER_UNKNOWN, _FER_NF = 8, 9
 #: ``--full-pipeline`` on 48 px FER crops: upscale so the detector sees a face of ~190 px, then pad
 #: so the face does not touch the border (detectors need context around a face).
 FER_UPSCALE = 4
@@ -273,15 +273,6 @@ def load_csv(path: Path, groups: Sequence[str] | None = None) -> Dataset:
 
 
 # ---------------------------------------------------------------------------------------- FER+ npz
-def ferplus_majority(votes: np.ndarray) -> np.ndarray:
-    """FER+ majority over all 10 vote columns (ties: the first column); -1 for unknown / NF.
-
-    The same rule as the training code, so reported test numbers use the training protocol.
-    """
-    top = np.asarray(votes).argmax(axis=1)
-    return np.where((top == _FER_UNKNOWN) | (top == _FER_NF), -1, top).astype(np.int64)
-
-
 def _canonical_split(split: str) -> str:
     for s in FERPLUS_SPLITS:
         if split.strip().lower() == s.lower():

@@ -31,14 +31,9 @@ import numpy as np
 
 from mien.audit import SCHEMA_VERSION
 from mien.audit.datasets import ImageReadError, read_image
-from mien.audit.metrics import (
-    DEFAULT_LEVEL,
-    DEFAULT_RESAMPLES,
-    bootstrap_ci,
-    json_number,
-)
 from mien.errors import InputError
 from mien.faces import Faces
+from mien.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, bootstrap_ci, iou_matrix, json_number
 
 DETECTOR_SCHEMA = "mien.audit.detector"
 #: Face-size buckets (shorter side of the ground-truth box, pixels): [low, high).
@@ -163,19 +158,6 @@ def load_annotations(path: str | Path) -> tuple[list[AnnotatedImage], str]:
 
 
 # ------------------------------------------------------------------------------------------ matching
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4), continuous coordinates."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 @dataclass
 class Matching:
     """Outcome of matching all detections to all faces (see the module docstring)."""
@@ -334,7 +316,7 @@ def summarize(
             }
         )
     scores, precision, recall = pr_curve(m)
-    keep = (
+    keep: np.ndarray | list[int] = (
         np.unique(np.linspace(0, len(scores) - 1, min(len(scores), 200)).round().astype(int))
         if len(scores)
         else []

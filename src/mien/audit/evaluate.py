@@ -15,8 +15,6 @@ model, no files), so it is tested with small arrays.
 from __future__ import annotations
 
 import datetime as _dt
-import importlib
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,15 +25,12 @@ from mien._version import __version__
 from mien.audit import SCHEMA_VERSION
 from mien.audit.datasets import Dataset, ImageReadError
 from mien.audit.groups import MIN_GROUP_N, group_audit
-from mien.audit.metrics import (
-    DEFAULT_LEVEL,
-    DEFAULT_RESAMPLES,
-    Scored,
-    classification_report,
-    restrict_probs,
-    softmax,
-)
+from mien.audit.metrics import Scored, classification_report, restrict_probs
+from mien.detection import DETECTOR_NAME, FaceDetector
+from mien.expression import ExpressionModel
 from mien.labels import EXPRESSIONS
+from mien.pipeline import Analyzer, ImageClassification
+from mien.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, softmax
 
 EVALUATION_SCHEMA = "mien.audit.evaluation"
 STATUS_OK = "ok"
@@ -122,37 +117,19 @@ def predict_crops(
 
 
 def pipeline_classifier(
-    model: ExpressionModelLike, detector: Any = None
-) -> tuple[Callable[[np.ndarray], Any], dict[str, Any]]:
-    """The engine's detect -> align -> classify for one still image, and a record of its detector.
+    model: ExpressionModel, detector: FaceDetector | None = None
+) -> tuple[Callable[[np.ndarray], ImageClassification], dict[str, Any]]:
+    """The engine's detect -> align -> classify for one still image
+    (:meth:`mien.pipeline.Analyzer.classify_image`), and a record of its detector.
 
     With ``detector=None`` the detector is built exactly as ``mien analyze`` builds it, so the
     audit measures what users run.
     """
-    pipeline = importlib.import_module("mien.pipeline")
-    fn = getattr(pipeline, "classify_image", None)
-    if fn is not None:
-        if detector is None:
-            from mien.detection import FaceDetector
-
-            detector = FaceDetector()
-
-        def classify(image: np.ndarray) -> Any:
-            return fn(image, detector=detector, model=model)
-
-    else:
-        analyzer = pipeline.Analyzer(model=model, detector=detector)  # type: ignore[arg-type]
-        detector = analyzer.detector
-        classify = analyzer.classify_image
-    info = {
-        "name": getattr(sys.modules.get("mien.detection"), "DETECTOR_NAME", type(detector).__name__),
-        **{
-            k: getattr(detector, k)
-            for k in ("score_threshold", "min_face_px", "max_side")
-            if hasattr(detector, k)
-        },
-    }
-    return classify, info
+    analyzer = Analyzer(model=model, detector=detector)
+    det = analyzer.detector
+    info = {"name": DETECTOR_NAME, "score_threshold": det.score_threshold, "min_face_px": det.min_face_px,
+            "max_side": det.max_side}
+    return analyzer.classify_image, info
 
 
 def predict_full_pipeline(

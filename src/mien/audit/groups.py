@@ -21,17 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from mien.audit.metrics import (
-    DEFAULT_LEVEL,
-    DEFAULT_RESAMPLES,
-    NO_PREDICTION,
-    Scored,
-    accuracy,
-    bootstrap_ci,
-    class_scores,
-    json_number,
-)
+from mien.audit.metrics import NO_PREDICTION, Scored, accuracy, class_scores
 from mien.labels import EXPRESSIONS, NEGATIVE_EXPRESSIONS
+from mien.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, bootstrap_ci, json_number
 
 #: Value used for an item whose group cell is empty; reported, but left out of gaps and worst group.
 MISSING_GROUP = "(missing)"
@@ -44,7 +36,7 @@ def negative_mask(labels: Sequence[str] = EXPRESSIONS) -> np.ndarray:
     return np.array([label in NEGATIVE_EXPRESSIONS for label in labels], dtype=bool)
 
 
-def normalise_group_values(values: Sequence[Any]) -> np.ndarray:
+def normalise_group_values(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Group cells as stripped strings; empty / None / NaN become :data:`MISSING_GROUP`."""
     out = []
     for v in values:
@@ -74,7 +66,7 @@ def _wshare(mask: np.ndarray, w: np.ndarray) -> float:
 
 def audit_column(
     scored: Scored,
-    values: Sequence[Any],
+    values: Sequence[Any] | np.ndarray,
     *,
     subjects: Sequence[Any] | np.ndarray | None = None,
     labels: Sequence[str] = EXPRESSIONS,
@@ -172,7 +164,7 @@ def audit_column(
 
 def group_audit(
     scored: Scored,
-    groups: Mapping[str, Sequence[Any]],
+    groups: Mapping[str, Sequence[Any] | np.ndarray],
     **options: Any,
 ) -> dict[str, Any]:
     """:func:`audit_column` for every group column; ``{}`` when the dataset has none."""

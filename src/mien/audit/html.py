@@ -13,6 +13,8 @@ from typing import Any
 
 from mien.audit.card import METRIC_NAMES
 from mien.audit.metrics import HEADLINE
+from mien.htmlkit import facts as facts_table
+from mien.htmlkit import fmt, page, svg_open, table
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
@@ -33,42 +35,13 @@ _DISCLAIMER = (
 )
 
 
-def _page(title: str, body: str) -> str:
-    return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<meta name='viewport' content='width=device-width,initial-scale=1'><title>{escape(title)}</title>"
-        f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n"
-    )
-
-
-def _f(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return escape(str(x))
-
-
 def _ci(v: Mapping[str, Any] | None, digits: int = 3) -> str:
     if not v:
         return "–"
-    out = _f(v.get("value"), digits)
+    out = fmt(v.get("value"), digits)
     if v.get("ci_low") is not None:
-        out += f" <span class='ci'>[{_f(v['ci_low'], digits)}, {_f(v['ci_high'], digits)}]</span>"
+        out += f" <span class='ci'>[{fmt(v['ci_low'], digits)}, {fmt(v['ci_high'], digits)}]</span>"
     return out
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Rows are pre-escaped HTML cells."""
-    h = "".join(f"<th>{escape(c)}</th>" for c in head)
-    b = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
-
-
-def _facts(rows: Sequence[Sequence[str]]) -> str:
-    """A two-column key/value table without a header; values are pre-escaped HTML."""
-    body = "".join(f"<tr><th scope='row'>{escape(k)}</th><td class='v'>{v}</td></tr>" for k, v in rows)
-    return f"<table class='facts'><tbody>{body}</tbody></table>"
 
 
 def _record(d: Any) -> str:
@@ -86,8 +59,7 @@ def confusion_svg(confusion: Mapping[str, Any], cell: int = 46) -> str:
     w, h = left + cell * len(cols) + 70, top + cell * len(rows) + 30
     parts = [
         (
-            f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' "
-            "aria-label='confusion matrix' font-size='11'>"
+            svg_open("confusion matrix", width=w, height=h, attrs="font-size='11'")
         )
     ]
     for j, c in enumerate(cols):
@@ -127,8 +99,7 @@ def reliability_svg(reliability: Mapping[str, Any], size: int = 300) -> str:
     sy = lambda v: pad + (1 - v) * size
     parts = [
         (
-            f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h + 10}' role='img' "
-            "aria-label='reliability diagram' font-size='11'>"
+            svg_open("reliability diagram", width=w, height=h + 10, attrs="font-size='11'")
         ),
         f"<rect x='{pad}' y='{pad}' width='{size}' height='{size}' fill='none' stroke='#aab2ba'/>",
         f"<line x1='{sx(0)}' y1='{sy(0)}' x2='{sx(1)}' y2='{sy(1)}' stroke='#888' stroke-dasharray='4 3'/>",
@@ -163,9 +134,8 @@ def pr_svg(curve: Sequence[Mapping[str, Any]], size: int = 300) -> str:
     sy = lambda v: pad + (1 - v) * size
     pts = " ".join(f"{sx(p['recall'] or 0):.1f},{sy(p['precision']):.1f}" for p in curve)
     return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{size + 2 * pad}' height='{size + 2 * pad + 10}' "
-        "role='img' aria-label='precision-recall curve' font-size='11'>"
-        f"<rect x='{pad}' y='{pad}' width='{size}' height='{size}' fill='none' stroke='#aab2ba'/>"
+        svg_open("precision-recall curve", width=size + 2 * pad, height=size + 2 * pad + 10, attrs="font-size='11'")
+        + f"<rect x='{pad}' y='{pad}' width='{size}' height='{size}' fill='none' stroke='#aab2ba'/>"
         f"<polyline points='{pts}' fill='none' stroke='#1f5ea8' stroke-width='2'/>"
         f"<text x='{sx(0.5)}' y='{sy(0) + 26}' text-anchor='middle'>recall</text>"
         f"<text x='12' y='{sy(0.5)}' transform='rotate(-90 12 {sy(0.5)})' text-anchor='middle'>precision</text>"
@@ -176,7 +146,7 @@ def pr_svg(curve: Sequence[Mapping[str, Any]], size: int = 300) -> str:
 
 # ------------------------------------------------------------------------------------- evaluation
 def _headline(metrics: Mapping[str, Any]) -> str:
-    return _table(
+    return table(
         ["metric", "value [95% CI]"], [[escape(METRIC_NAMES[k]), _ci(metrics.get(k))] for k in HEADLINE]
     )
 
@@ -193,7 +163,7 @@ def _per_class(metrics: Mapping[str, Any]) -> str:
         ]
         for label, s in metrics["per_class"].items()
     ]
-    return _table(["expression", "support", "predicted", "precision", "recall", "F1"], rows)
+    return table(["expression", "support", "predicted", "precision", "recall", "F1"], rows)
 
 
 def _scope_block(title: str, metrics: Mapping[str, Any], note: str = "") -> str:
@@ -231,14 +201,14 @@ def _groups_block(groups: Mapping[str, Any]) -> str:
                     _ci(s["balanced_accuracy"]),
                     _ci(s["macro_f1"]),
                     _ci(s["face_found_rate"]),
-                    _f(s["negative_label_rate"]),
+                    fmt(s["negative_label_rate"]),
                     _ci(s["negative_rate"]),
                     _ci(s["negative_rate_non_negative_labels"]),
                 ]
             )
         out.append(f"<h3>{escape(column)}</h3>")
         out.append(
-            _table(
+            table(
                 [
                     "group",
                     "n",
@@ -254,7 +224,7 @@ def _groups_block(groups: Mapping[str, Any]) -> str:
             )
         )
         out.append(
-            f"<p>Worst group: <b>{_f(rep['worst_group'])}</b>, accuracy {_ci(rep['worst_group_accuracy'])}. "
+            f"<p>Worst group: <b>{fmt(rep['worst_group'])}</b>, accuracy {_ci(rep['worst_group_accuracy'])}. "
             f"Accuracy gap {_ci(rep['accuracy_gap'])}; face-found gap {_ci(rep['face_found_rate_gap'])}; "
             f"negative-rate gap {_ci(rep['negative_rate_gap'])}; on non-negative labels "
             f"{_ci(rep['negative_rate_non_negative_labels_gap'])}.</p>"
@@ -264,7 +234,7 @@ def _groups_block(groups: Mapping[str, Any]) -> str:
         ]
         out.append(
             "<details><summary>Per-expression TPR / FPR gaps</summary>"
-            + _table(["expression", "TPR gap", "FPR gap"], gap_rows)
+            + table(["expression", "TPR gap", "FPR gap"], gap_rows)
             + "</details>"
         )
     return "".join(out)
@@ -285,7 +255,7 @@ def render_evaluation_html(evaluation: Mapping[str, Any]) -> str:
         ["format · mode", f"{escape(str(ds.get('format')))} · {escape(str(evaluation.get('mode')))}"],
         [
             "model",
-            f"{escape(str(model.get('name')))} <span class='ci'>{escape(str(model.get('sha256'))[:12])}</span> · T = {_f(model.get('temperature'))} · class-prior strength {_f(model.get('prior_strength'))}",
+            f"{escape(str(model.get('name')))} <span class='ci'>{escape(str(model.get('sha256'))[:12])}</span> · T = {fmt(model.get('temperature'))} · class-prior strength {fmt(model.get('prior_strength'))}",
         ],
         [
             "items",
@@ -307,7 +277,7 @@ def render_evaluation_html(evaluation: Mapping[str, Any]) -> str:
     ]
     if evaluation.get("detector"):
         facts.insert(3, ["face detector", _record(evaluation["detector"])])
-    body.append(_facts(facts))
+    body.append(facts_table(facts))
     if cov["n_scored"] < cov["n_items"]:
         body.append(
             f"<p class='warn'>{cov['n_items'] - cov['n_scored']} item(s) were not scored (no face found or "
@@ -343,14 +313,14 @@ def render_evaluation_html(evaluation: Mapping[str, Any]) -> str:
         shown = cov["errors"][:200]
         body.append(
             "<h2>Items not scored</h2>"
-            + _table(
+            + table(
                 ["item", "status", "message"],
                 [[escape(e["id"]), escape(e["status"]), escape(e["message"])] for e in shown],
             )
         )
         if len(cov["errors"]) > len(shown):
             body.append(f"<p class='note'>… and {len(cov['errors']) - len(shown)} more (see the JSON).</p>")
-    return _page(title, "\n".join(body))
+    return page(title, "\n".join(body), css=_CSS)
 
 
 # ------------------------------------------------------------------------------------- comparison
@@ -361,8 +331,8 @@ def render_comparison_html(comparison: Mapping[str, Any]) -> str:
     def who(side: Mapping[str, Any]) -> str:
         m, d = side.get("model") or {}, side.get("dataset") or {}
         return (
-            f"{escape(str(m.get('name')))} (T = {_f(m.get('temperature'))}, prior strength "
-            f"{_f(m.get('prior_strength'))}) on "
+            f"{escape(str(m.get('name')))} (T = {fmt(m.get('temperature'))}, prior strength "
+            f"{fmt(m.get('prior_strength'))}) on "
             f"<code>{escape(str(d.get('source')))}</code> {escape(str(d.get('split') or ''))}, "
             f"{escape(str(side.get('mode')))}"
         )
@@ -377,9 +347,9 @@ def render_comparison_html(comparison: Mapping[str, Any]) -> str:
         f"<p><b>A</b>: {who(comparison['a'])}<br><b>B</b>: {who(comparison['b'])}</p>"
         f"<p class='note'>Difference = B − A. {escape(boot['method'])} bootstrap over {escape(boot['unit'])}s, "
         f"{boot['n_resamples']} resamples, seed {boot['seed']}. Coloured when the CI excludes 0 "
-        "(for NLL, Brier and ECE lower is better).</p>" + _table(["metric", "A", "B", "B − A"], rows)
+        "(for NLL, Brier and ECE lower is better).</p>" + table(["metric", "A", "B", "B − A"], rows)
     )
-    return _page("mien compare", body)
+    return page("mien compare", body, css=_CSS)
 
 
 # --------------------------------------------------------------------------------------- detector
@@ -393,34 +363,34 @@ def render_detector_html(result: Mapping[str, Any]) -> str:
             f"{ds['n_images']} · {ds['n_faces']} (+{ds['n_ignored']} ignored), {ds['n_unreadable']} unreadable",
         ],
         ["detector", _record(result.get("detector"))],
-        ["IoU threshold", _f(result["iou_threshold"], 2)],
+        ["IoU threshold", fmt(result["iou_threshold"], 2)],
         ["AP", _ci(result["ap"])],
         [
             f"at score ≥ {op['threshold']:g}",
             (
-                f"precision {_ci(op['precision'])} · recall {_ci(op['recall'])} · F1 {_f(op['f1'])} · "
+                f"precision {_ci(op['precision'])} · recall {_ci(op['recall'])} · F1 {fmt(op['f1'])} · "
                 f"FP/image {_ci(op['fp_per_image'])}"
             ),
         ],
-        ["max recall (any score)", _f(result["max_recall"])],
+        ["max recall (any score)", fmt(result["max_recall"])],
     ]
     sizes = [
-        [escape(b["bucket"]), str(b["n_faces"]), _f(b["recall"]), _f(b["recall_any_score"])]
+        [escape(b["bucket"]), str(b["n_faces"]), fmt(b["recall"]), fmt(b["recall_any_score"])]
         for b in result["recall_by_size"]
     ]
     body = (
         "<h1>Face detector audit</h1>"
-        + _facts(facts)
+        + facts_table(facts)
         + "<div class='grid'><div><h2>Recall by face size</h2><p class='note'>shorter side of the true box, px</p>"
-        + _table(["size", "faces", f"recall @ {op['threshold']:g}", "recall, any score"], sizes)
+        + table(["size", "faces", f"recall @ {op['threshold']:g}", "recall, any score"], sizes)
         + "<h2>Recall by annotated class</h2>"
-        + _table(
+        + table(
             ["class", "faces", f"recall @ {op['threshold']:g}", "recall, any score"],
             [
-                [escape(c["class"]), str(c["n_faces"]), _f(c["recall"]), _f(c["recall_any_score"])]
+                [escape(c["class"]), str(c["n_faces"]), fmt(c["recall"]), fmt(c["recall_any_score"])]
                 for c in result.get("recall_by_class", [])
             ],
         )
         + f"</div><div><h2>Precision–recall</h2>{pr_svg(result['pr_curve'])}</div></div>"
     )
-    return _page("mien evaluate-detector", body)
+    return page("mien evaluate-detector", body, css=_CSS)

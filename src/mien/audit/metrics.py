@@ -22,25 +22,27 @@ Conventions (also in ``docs/audit_schema.md``):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mien.labels import EXPRESSIONS
+from mien.stats import (
+    DEFAULT_LEVEL,
+    DEFAULT_RESAMPLES,
+    Statistic,
+    bootstrap_ci,
+    json_number,
+)
 
 N_CLASSES: int = len(EXPRESSIONS)
 NO_PREDICTION: int = -1
 ECE_BINS: int = 15
 PROB_FLOOR: float = 1e-12
-DEFAULT_RESAMPLES: int = 1000
-DEFAULT_LEVEL: float = 0.95
 #: The numbers every evaluation reports with a bootstrap CI.
 HEADLINE: tuple[str, ...] = ("accuracy", "balanced_accuracy", "macro_f1", "nll", "brier", "ece")
-
-Statistic = Callable[[np.ndarray], Mapping[str, float]]
-
 
 # --------------------------------------------------------------------------------------------- basics
 def _weights(n: int, weights: np.ndarray | None) -> np.ndarray:
@@ -64,14 +66,6 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     out = np.full(np.broadcast(num, den).shape, np.nan)
     np.divide(num, den, out=out, where=den > 0)
     return out
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature``, numerically stable; NaN rows stay NaN."""
-    z = np.asarray(logits, dtype=np.float64) / float(temperature)
-    z = z - np.max(z, axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def predictions_from_probs(probs: np.ndarray) -> np.ndarray:
@@ -285,109 +279,7 @@ def expected_calibration_error(
     return float((bins.count[filled] * gap).sum() / total)
 
 
-# -------------------------------------------------------------------------------------- bootstrap
-def cluster_codes(subjects: Sequence[Any] | np.ndarray) -> np.ndarray:
-    """Integer cluster id per item; a missing subject (None, NaN, "") is its own cluster."""
-    values = list(subjects)
-    codes = np.empty(len(values), dtype=np.int64)
-    seen: dict[Any, int] = {}
-    for i, s in enumerate(values):
-        missing = s is None or s == "" or (isinstance(s, float) and math.isnan(s))
-        key: Any = ("__missing__", i) if missing else s
-        codes[i] = seen.setdefault(key, len(seen))
-    return codes
-
-
-def resample_weights(
-    n: int,
-    *,
-    subjects: Sequence[Any] | np.ndarray | None = None,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-) -> Iterator[np.ndarray]:
-    """Yield bootstrap weights: how many times each item appears in one resample.
-
-    With ``subjects``, whole subjects are resampled (cluster bootstrap): images of one person are
-    not independent, and resampling them one by one would make the intervals too narrow.
-    """
-    rng = np.random.default_rng(seed)
-    if subjects is None:
-        for _ in range(n_resamples):
-            yield np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
-        return
-    codes = cluster_codes(subjects)
-    if len(codes) != n:
-        raise ValueError(f"subjects has {len(codes)} entries for {n} items")
-    k = int(codes.max()) + 1 if n else 0
-    for _ in range(n_resamples):
-        drawn = np.bincount(rng.integers(0, k, k), minlength=k).astype(np.float64)
-        yield drawn[codes]
-
-
-def bootstrap(
-    statistic: Statistic,
-    n: int,
-    *,
-    subjects: Sequence[Any] | np.ndarray | None = None,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """Evaluate ``statistic(weights)`` on each resample; return the samples per key.
-
-    ``statistic`` maps a weight vector to named numbers, so all metrics share the same resamples
-    (which is what makes paired differences and gaps meaningful).
-    """
-    samples: dict[str, list[float]] = {}
-    for w in resample_weights(n, subjects=subjects, n_resamples=n_resamples, seed=seed):
-        for key, value in statistic(w).items():
-            samples.setdefault(key, []).append(float(value))
-    return {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
-
-
-def percentile_interval(
-    samples: np.ndarray, level: float = DEFAULT_LEVEL
-) -> tuple[float | None, float | None]:
-    """Percentile bootstrap interval, ignoring resamples where the statistic was undefined."""
-    s = np.asarray(samples, dtype=np.float64)
-    s = s[np.isfinite(s)]
-    if s.size == 0:
-        return None, None
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.percentile(s, [100 * alpha, 100 * (1 - alpha)])
-    return float(lo), float(hi)
-
-
-def bootstrap_ci(
-    statistic: Statistic,
-    n: int,
-    *,
-    subjects: Sequence[Any] | np.ndarray | None = None,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
-) -> dict[str, dict[str, float | None]]:
-    """Point value and percentile CI for every number ``statistic`` returns.
-
-    Returns ``{key: {"value": v, "ci_low": lo, "ci_high": hi}}``.
-    """
-    point = statistic(np.ones(n, dtype=np.float64))
-    samples = bootstrap(statistic, n, subjects=subjects, n_resamples=n_resamples, seed=seed)
-    out = {}
-    for key, value in point.items():
-        lo, hi = percentile_interval(samples.get(key, np.array([])), level)
-        out[key] = {"value": json_number(value), "ci_low": lo, "ci_high": hi}
-    return out
-
-
 # -------------------------------------------------------------------------------- headline report
-def json_number(x: float | np.floating | None) -> float | None:
-    """A float for JSON, or None for NaN/inf/None (JSON has no NaN)."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
 @dataclass(frozen=True)
 class Scored:
     """What the metrics need, with misses made explicit.

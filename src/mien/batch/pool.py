@@ -16,7 +16,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from mien.batch.index import FAILED, INTERRUPTED
 from mien.batch.work import Job, Outcome, run_job, worker_analyzer
-from mien.pipeline import AnalysisOptions, Analyzer
+from mien.options import AnalysisOptions
+from mien.pipeline import Analyzer
 from mien.signals import stop_requested
 
 OnOutcome = Callable[[Job, Outcome, int], None]  # job, outcome, attempts

@@ -20,7 +20,7 @@ from mien.batch.index import FAILED
 from mien.batch.pool import OnOutcome
 from mien.batch.work import Job, Outcome, run_job, worker_analyzer
 from mien.errors import MienError
-from mien.pipeline import AnalysisOptions
+from mien.options import AnalysisOptions
 from mien.signals import stop_requested
 
 ACTOR_RESTARTS = 3  # a worker that keeps dying is a node problem, not worth more tries

@@ -31,7 +31,7 @@ from mien.batch.progress import BatchProgress
 from mien.batch.walk import walk_inputs
 from mien.batch.work import Job, Outcome
 from mien.errors import InputError
-from mien.pipeline import AnalysisOptions
+from mien.options import AnalysisOptions
 from mien.schema import TABLE_SUFFIXES, RunManifest, mirrored_output, sidecar_path
 from mien.signals import graceful_stop
 

@@ -25,7 +25,8 @@ from mien.batch.resume import (
     usable_checkpoint,
 )
 from mien.errors import MienError
-from mien.pipeline import AnalysisOptions, Analyzer
+from mien.options import AnalysisOptions
+from mien.pipeline import Analyzer
 from mien.results import AnalysisResult
 from mien.schema import sidecar_path
 from mien.signals import protected_save

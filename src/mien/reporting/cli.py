@@ -9,30 +9,32 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from mien.argtypes import any_int, non_negative_float, non_negative_int, positive_int, probability
 from mien.errors import InputError
 from mien.outputs import CSV_SUFFIXES, REPORT_SUFFIXES, Output, check_outputs, sidecar_path
 from mien.reporting.episodes import EpisodeParams, find_episodes
-from mien.reporting.events import parse_window
-from mien.reporting.html import write_report
+from mien.reporting.events import DEFAULT_WINDOW, parse_window
+from mien.reporting.html import ReportOptions, write_report
 from mien.reporting.load import load_many, pooled_frame
 from mien.results import atomic_write
 
 
 def _episode_args(parser: argparse.ArgumentParser) -> None:
+    d = EpisodeParams()
     group = parser.add_argument_group("episodes")
-    group.add_argument("--threshold", type=probability, default=0.5, metavar="P",
-                       help="smoothed probability the top expression must reach (default 0.5)")
-    group.add_argument("--min-duration", type=non_negative_float, default=0.5, metavar="S",
-                       help="shortest episode in seconds (default 0.5)")
-    group.add_argument("--max-gap", type=non_negative_float, default=0.25, metavar="S",
-                       help="longest gap bridged inside an episode, in seconds (default 0.25)")
+    group.add_argument("--min-prob", type=probability, default=d.threshold, metavar="P",
+                       help=f"smoothed probability the top expression must reach (default {d.threshold})")
+    group.add_argument("--min-duration", type=non_negative_float, default=d.min_duration_s, metavar="S",
+                       help=f"shortest episode in seconds (default {d.min_duration_s})")
+    group.add_argument("--max-gap", type=non_negative_float, default=d.max_gap_s, metavar="S",
+                       help=f"longest gap bridged inside an episode, in seconds (default {d.max_gap_s})")
 
 
 def _episode_params(args: argparse.Namespace) -> EpisodeParams:
     try:
-        return EpisodeParams(args.threshold, args.min_duration, args.max_gap)
+        return EpisodeParams(args.min_prob, args.min_duration, args.max_gap)
     except ValueError as exc:
         raise InputError(f"{exc}; see `mien episodes --help`.") from exc
 
@@ -48,7 +50,7 @@ def run_report(args: argparse.Namespace) -> int:
             if "describes another table" in w:  # a manifest that does not match its table: say so now
                 print(f"mien: warning: {w}", file=sys.stderr)
     path = write_report(results, out, events=args.events, show_faces=args.show_faces, window=window,
-                        episodes=_episode_params(args), n_boot=args.n_boot, seed=args.seed,
+                        episodes=_episode_params(args), n_boot=args.bootstrap, seed=args.seed,
                         max_tracks=args.max_tracks, min_track_s=args.min_track, title=args.title)
     print(path)
     return 0
@@ -80,7 +82,7 @@ def run_episodes(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: Any) -> None:
     """Add ``report`` and ``episodes`` to mien's subcommands."""
     rep = subparsers.add_parser(
         "report", help="write a self-contained HTML report from results files",
@@ -90,17 +92,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rep.add_argument("results", nargs="+", help="results files (.parquet, .csv or .jsonl)")
     rep.add_argument("-o", "--output", help="report path, .html (default: <first results file name>.report.html)")
     rep.add_argument("--events", help="CSV with columns time_s[,end_s],label[,source]")
-    rep.add_argument("--window", default="0,2",
-                     help="seconds after each event onset to average, START,END (default 0,2), or 'span' "
-                          "for each event's time_s..end_s")
+    start, end = DEFAULT_WINDOW
+    rep.add_argument("--window", default=f"{start:g},{end:g}",
+                     help=f"seconds after each event onset to average, START,END (default {start:g},{end:g}), "
+                          "or 'span' for each event's time_s..end_s")
     rep.add_argument("--show-faces", action="store_true",
                      help="show face thumbnails sharp (they are blurred by default)")
-    rep.add_argument("--n-boot", type=non_negative_int, default=2000, help="bootstrap resamples for event CIs")
-    rep.add_argument("--seed", type=any_int, default=0, help="bootstrap seed (default 0)")
-    rep.add_argument("--max-tracks", type=positive_int, default=24,
-                     help="draw timelines for at most this many of the longest tracks per video")
-    rep.add_argument("--min-track", type=non_negative_float, default=1.0, metavar="S",
-                     help="draw timelines only for tracks lasting at least S seconds (default 1)")
+    o = ReportOptions()
+    rep.add_argument("--bootstrap", type=non_negative_int, default=o.stats.n_boot, metavar="N",
+                     help=f"bootstrap resamples for event CIs (default {o.stats.n_boot})")
+    rep.add_argument("--seed", type=any_int, default=o.stats.seed, help=f"bootstrap seed (default {o.stats.seed})")
+    rep.add_argument("--max-tracks", type=positive_int, default=o.max_tracks,
+                     help=f"draw timelines for at most this many of the longest tracks per video (default {o.max_tracks})")
+    rep.add_argument("--min-track", type=non_negative_float, default=o.min_track_s, metavar="S",
+                     help=f"draw timelines only for tracks lasting at least S seconds (default {o.min_track_s:g})")
     rep.add_argument("--title", help="report title")
     _episode_args(rep)
     rep.set_defaults(func=run_report)

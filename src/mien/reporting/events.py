@@ -30,6 +30,7 @@ import pandas as pd
 
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS
+from mien.stats import bootstrap_mean_ci
 
 Window = tuple[float, float] | Literal["span"]
 
@@ -191,27 +192,6 @@ def event_responses(frame: pd.DataFrame, events: pd.DataFrame,
     return pd.DataFrame(rows, columns=cols)
 
 
-def bootstrap_ci(values: np.ndarray, stats: EventStats, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap CI of the column means of ``values`` (rows = events, resampled).
-
-    ``key`` names the group so each group has its own fixed random stream: adding a video to a
-    report does not change the CIs of the groups that were already there.
-    """
-    values = np.asarray(values, dtype=float)
-    n = values.shape[0]
-    if n < 2:
-        nan = np.full(values.shape[1], np.nan)
-        return nan, nan.copy()
-    rng = np.random.default_rng([stats.seed, zlib.crc32(key.encode("utf-8"))])
-    idx = rng.integers(0, n, size=(stats.n_boot, n))
-    with np.errstate(all="ignore"):
-        boots = np.nanmean(values[idx], axis=1)
-    alpha = (1.0 - stats.ci) / 2.0
-    low = np.nanquantile(boots, alpha, axis=0)
-    high = np.nanquantile(boots, 1.0 - alpha, axis=0)
-    return low, high
-
-
 def summarise_events(responses: pd.DataFrame, stats: EventStats | None = None) -> pd.DataFrame:
     """Per-track and pooled means per (event label, expression) with bootstrap CIs.
 
@@ -224,7 +204,10 @@ def summarise_events(responses: pd.DataFrame, stats: EventStats | None = None) -
 
     def emit(scope: str, source: str, track_id: int, event_label: str, values: np.ndarray) -> None:
         key = f"{scope}|{source}|{track_id}|{event_label}"
-        low, high = bootstrap_ci(values, stats, key)
+        # each group has its own fixed random stream: adding a video to a report does not change
+        # the CIs of the groups that were already there
+        low, high = bootstrap_mean_ci(values, n_resamples=stats.n_boot, level=stats.ci,
+                                      seed=[stats.seed, zlib.crc32(key.encode("utf-8"))])
         with np.errstate(all="ignore"):
             means = np.nanmean(values, axis=0)
         for i, expression in enumerate(EXPRESSIONS):

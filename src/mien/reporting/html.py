@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mien._version import __version__
+from mien.htmlkit import facts, fmt, page, table
 from mien.labels import EXPRESSIONS
 from mien.reporting.episodes import EpisodeParams, dominant_labels, find_episodes, frame_interval
 from mien.reporting.events import (
@@ -79,29 +80,23 @@ class ReportOptions:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return escape(str(value))
+def _fmt(value: Any) -> str:
+    return fmt(value, 2)
 
 
 def _table(frame: pd.DataFrame, css_class: str = "data", formats: dict[str, str] | None = None) -> str:
     formats = formats or {}
-    head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)
-    body: list[str] = []
+    rows = []
     for row in frame.itertuples(index=False):
         cells = []
         for col, value in zip(frame.columns, row, strict=True):
-            fmt = formats.get(col)
-            if fmt and isinstance(value, (int, float)) and math.isfinite(float(value)):
-                text = escape(fmt.format(value))
+            form = formats.get(col)
+            if form and isinstance(value, (int, float)) and math.isfinite(float(value)):
+                cells.append(escape(form.format(value)))
             else:
-                text = _fmt(value)
-            cells.append(f"<td>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+                cells.append(_fmt(value))
+        rows.append(cells)
+    return table([str(c) for c in frame.columns], rows, css_class=css_class)
 
 
 def _legend() -> str:
@@ -226,13 +221,11 @@ def _manifest_section(results: Sequence[Results]) -> str:
         if warnings:
             items = "".join(f"<li>{escape(str(w))}</li>" for w in warnings)
             parts.append(f'<div class="warn"><b>Warnings recorded during the run</b><ul>{items}</ul></div>')
-        summary = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>"
-                          for k, v in _manifest_summary(res.manifest))
-        parts.append(f'<table class="kv" id="manifest-{i}">{summary}</table>')
-        rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>"
-                       for k, v in _flatten(res.manifest.to_dict()) if not k.endswith("warnings"))
+        summary = [(k, escape(v)) for k, v in _manifest_summary(res.manifest)]
+        parts.append(facts(summary, css_class="kv", table_id=f"manifest-{i}"))
+        fields = [(k, escape(v)) for k, v in _flatten(res.manifest.to_dict()) if not k.endswith("warnings")]
         full = escape(json.dumps(res.manifest.to_dict(), indent=2, ensure_ascii=False, default=str))
-        parts.append(f'<details><summary>every manifest field</summary><table class="kv">{rows}</table>'
+        parts.append(f"<details><summary>every manifest field</summary>{facts(fields, css_class='kv')}"
                      f"<pre>{full}</pre></details>")
     parts.append("</section>")
     return "".join(parts)
@@ -513,12 +506,7 @@ def build_report(results: Sequence[Results], events: pd.DataFrame | None = None,
     body.append(_events_section(summary, events, options, notes))
     for k, (_, res, src) in enumerate(sources):
         body.append(_source_section(k, res, src, events, episodes, options))
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            '<meta name="viewport" content="width=device-width,initial-scale=1">'
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-            "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
-            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-            + "".join(body) + f"<script>{_JS}</script></body></html>")
+    return page(title, "".join(body), css=_CSS, script=_JS)
 
 
 def write_report(results_paths_or_frames: Any, out_path: str | Path, events: str | Path | pd.DataFrame | None = None,

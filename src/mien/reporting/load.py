@@ -1,7 +1,7 @@
 """Read results files written by ``mien analyze`` (schema version 1, see ``docs/schema.md``).
 
-A results file is ``X.parquet``, ``X.csv`` or ``X.jsonl`` with ``X.manifest.json`` and
-``X.tracks.csv`` beside it; :mod:`mien.schema` reads all three formats into one typed table, and
+A results file is ``X.parquet``, ``X.csv`` or ``X.jsonl`` with ``X.parquet.manifest.json`` and
+``X.parquet.tracks.csv`` (the table's whole name, see :func:`mien.schema.sidecar_path`) beside it; :mod:`mien.schema` reads all three formats into one typed table, and
 this module checks that the report has the columns it needs.
 
 The manifest and the tracks table are optional here: a report made from a table whose manifest
@@ -78,7 +78,7 @@ def sidecar_paths(table: Path) -> tuple[Path, Path]:
     when the new ones are absent."""
     found = []
     for kind in ("manifest", "tracks"):
-        new, old = sidecar_path(table, kind), legacy_sidecar_path(table, kind)  # type: ignore[arg-type]
+        new, old = sidecar_path(table, kind), legacy_sidecar_path(table, kind)
         found.append(old if not new.is_file() and old.is_file() else new)
     return found[0], found[1]
 

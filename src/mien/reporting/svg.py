@@ -14,6 +14,7 @@ from html import escape
 
 import numpy as np
 
+from mien.htmlkit import svg_open
 from mien.labels import EXPRESSIONS
 
 #: One colour per expression (Okabe-Ito based, distinguishable with common colour-vision deficits).
@@ -246,9 +247,7 @@ def line_chart(chart: Chart, series: Sequence[Series], *, spans: Sequence[tuple[
 
     ``attrs`` is extra, already escaped attribute text for the ``<svg>`` element.
     """
-    parts = [(f'<svg class="{css_class}" viewBox="0 0 {chart.width:g} {chart.height:g}" role="img" '
-              f'aria-label="{escape(aria_label)}"{" " + attrs if attrs else ""} '
-              'xmlns="http://www.w3.org/2000/svg">')]
+    parts = [svg_open(aria_label, viewbox=(chart.width, chart.height), css_class=css_class, attrs=attrs)]
     parts += _spans(chart, spans, "abstain", ABSTAIN_FILL, 0.35, span_title)
     parts += _axes(chart, y_format)
     for s in series:
@@ -267,8 +266,7 @@ def line_chart(chart: Chart, series: Sequence[Series], *, spans: Sequence[tuple[
 def share_bar(shares: dict[str, float], *, width: float = 960.0, height: float = 18.0,
               abstained: float = 0.0) -> str:
     """A 100 % stacked bar: share of the track's analysed frames per top expression (+ abstained)."""
-    parts = [(f'<svg class="share" viewBox="0 0 {width:g} {height:g}" '
-             f'role="img" aria-label="share of time per expression" xmlns="http://www.w3.org/2000/svg">')]
+    parts = [svg_open("share of time per expression", viewbox=(width, height), css_class="share")]
     x = 0.0
     items = [(label, shares.get(label, 0.0), COLOURS[label]) for label in EXPRESSIONS]
     items.append(("abstained", abstained, ABSTAIN_FILL))

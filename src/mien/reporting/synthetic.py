@@ -50,7 +50,7 @@ def make_track(source: str, track_id: int, times: Sequence[float] | np.ndarray,
         data[f"lm{k}_y"] = np.full(n, y1 + fy * h)
     data.update({
         "face_px": np.where(ab, min(w, h) / 4, min(w, h)),
-        "sharpness": np.full(n, 120.0),
+        "sharpness": np.full(n, 0.5),  # a sharp video face (docs/schema.md: about 0.2-0.9)
         "yaw_deg": np.zeros(n),
         "roll_deg": np.zeros(n),
         "abstain": ab,

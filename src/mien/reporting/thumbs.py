@@ -21,6 +21,7 @@ import pandas as pd
 
 from mien.reporting.load import manifest_inputs
 from mien.schema import RunManifest
+from mien.sources import rotate_upright
 
 #: Below this many frames a video is decoded front to back and frames are matched by
 #: ``frame_index`` (exact whatever the timestamp convention); above it we seek by time.
@@ -75,12 +76,6 @@ def pick_rows(track: pd.DataFrame, n: int) -> pd.DataFrame:
     return pool.iloc[positions]
 
 
-def _rotate(img: np.ndarray, rotation: float) -> np.ndarray:
-    """Apply the container's display rotation (degrees counterclockwise), as ``mien.sources`` does."""
-    k = round(rotation / 90.0) % 4
-    return np.ascontiguousarray(np.rot90(img, k=k)) if k else img
-
-
 def _crop(img: np.ndarray, box: Sequence[float], size: int, blur: bool) -> bytes:
     import cv2
 
@@ -127,7 +122,7 @@ def _decode_targets(path: Path, targets: pd.DataFrame) -> dict[int, np.ndarray]:
                 wanted.setdefault(int(fi), []).append(int(row_id))
             for i, frame in enumerate(container.decode(stream)):
                 if i in wanted:
-                    img = _rotate(frame.to_ndarray(format="bgr24"), frame.rotation or 0)
+                    img = rotate_upright(frame.to_ndarray(format="bgr24"), frame.rotation or 0)
                     for row_id in wanted[i]:
                         images[row_id] = img
                 if i >= max_index:
@@ -142,9 +137,9 @@ def _decode_targets(path: Path, targets: pd.DataFrame) -> dict[int, np.ndarray]:
         decoder = None
         for row_id, rel in sorted(zip(targets.index, targets["time_s"], strict=True), key=lambda p: p[1]):
             target = float(rel) + t0
-            cur_t = current.time if current is not None and current.time is not None else None
+            cur_t: float | None = float(current.time) if current is not None and current.time is not None else None
             if decoder is None or cur_t is None or target < cur_t - 1e-3 or target - cur_t > 2.0:
-                container.seek(max(0, int(target / float(stream.time_base))), stream=stream, backward=True)
+                container.seek(max(0, int(target / float(stream.time_base or 1))), stream=stream, backward=True)
                 decoder = container.decode(stream)
                 current = None
             while current is None or (current.time is not None and current.time < target - 1e-3):
@@ -153,7 +148,7 @@ def _decode_targets(path: Path, targets: pd.DataFrame) -> dict[int, np.ndarray]:
                 except StopIteration:
                     break
             if current is not None:
-                images[int(row_id)] = _rotate(current.to_ndarray(format="bgr24"), current.rotation or 0)
+                images[int(row_id)] = rotate_upright(current.to_ndarray(format="bgr24"), current.rotation or 0)
     return images
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mien.audit.metrics import bootstrap_ci
+from mien.stats import bootstrap_ci
 from mien.training import cli_errors
 from mien.training.ferplus import FerPlus, load_ferplus
 from mien.training.train import TrainConfig

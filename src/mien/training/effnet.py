@@ -18,6 +18,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ LITE0_BLOCKS = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
-_BN = {"momentum": 0.01, "eps": 1e-3}  # TensorFlow's 0.99 decay and epsilon
+_BN: dict[str, Any] = {"momentum": 0.01, "eps": 1e-3}  # TensorFlow's 0.99 decay and epsilon
 
 
 class SameConv(nn.Conv2d):
@@ -154,8 +155,9 @@ def write_transport(dst: str | Path) -> Path:
     arrays = {k: (v.half() if v.is_floating_point() else v).numpy() for k, v in state.items()
               if not k.startswith("_fc.")}
     dst = Path(dst)
-    np.savez_compressed(dst, **arrays, **{"@source_sha256": np.array(PRETRAINED_SHA256),
-                                          "@content_sha256": np.array(_content_sha256(arrays))})
+    payload: dict[str, Any] = {**arrays, "@source_sha256": np.array(PRETRAINED_SHA256),
+                               "@content_sha256": np.array(_content_sha256(arrays))}
+    np.savez_compressed(dst, **payload)
     return dst
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from mien.labels import EXPRESSIONS
+from mien.stats import ferplus_majority
 
 N_EXPR = len(EXPRESSIONS)
-_UNKNOWN, _NF = 8, 9
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,6 @@ def _digest(img: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(img).tobytes(), digest_size=16).digest()
 
 
-def majority_labels(votes: np.ndarray) -> np.ndarray:
-    """FER+ majority over all 10 vote columns; -1 where the majority is unknown or NF."""
-    top = votes.argmax(axis=1)
-    top = np.where((top == _UNKNOWN) | (top == _NF), -1, top)
-    return top.astype(np.int64)
-
-
 def load_ferplus(path: str | Path, dedupe: bool = True) -> FerPlus:
     """Load the FER+ npz (see ``../shared/data/README.md``) into train / PublicTest / PrivateTest."""
     path = Path(path)
@@ -60,7 +53,7 @@ def load_ferplus(path: str | Path, dedupe: bool = True) -> FerPlus:
     if tuple(names) != EXPRESSIONS:
         raise ValueError(f"unexpected FER+ vote columns {names}")
 
-    majority = majority_labels(votes)
+    majority = ferplus_majority(votes)
     expr_votes = votes[:, :N_EXPR]
     totals = expr_votes.sum(axis=1, keepdims=True)
     soft = np.divide(expr_votes, totals, out=np.zeros_like(expr_votes), where=totals > 0)

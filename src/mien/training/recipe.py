@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mien.expression import softmax
+from mien.stats import softmax
 from mien.training import cli_errors
 from mien.training.ferplus import load_ferplus
 from mien.training.net import build_net
@@ -96,7 +96,7 @@ def run_recipe(preset: str, base: TrainConfig, time_budget_s: float = 0.0, expor
     share = spec.get("teacher_share", 0.0)
     record: dict = {"preset": preset, "teachers": []}
 
-    teachers = []
+    teacher_nets: list[torch.nn.Module] = []
     for k in range(n_teachers):
         fixed = spec["teacher_epochs"]
         epochs = fixed[k] if not time_budget_s and k < len(fixed) else spec["teacher_max_epochs"]
@@ -106,12 +106,12 @@ def run_recipe(preset: str, base: TrainConfig, time_budget_s: float = 0.0, expor
         summary = train(cfg, data=data, export=False)
         record["teachers"].append({k2: summary[k2] for k2 in ("params", "epochs_run", "best_epoch",
                                                                 "public_test_acc", "private_test_acc")})
-        teachers.append(load_model(Path(cfg.out), resolve_device(cfg.device)))
+        teacher_nets.append(load_model(Path(cfg.out), resolve_device(cfg.device)))
         (out / "recipe.json").write_text(json.dumps(record, indent=2))
 
-    if teachers:
+    if teacher_nets:
         probs = {
-            split.name: np.mean([softmax(predict_logits(m, split.pixels)) for m in teachers], 0)
+            split.name: np.mean([softmax(predict_logits(m, split.pixels)) for m in teacher_nets], 0)
             for split in (data.public_test, data.private_test)
         }
         record["teacher_ensemble"] = {
@@ -127,7 +127,7 @@ def run_recipe(preset: str, base: TrainConfig, time_budget_s: float = 0.0, expor
                   time_budget_s=max(remaining, 60.0) if time_budget_s else 0.0)
     if time_budget_s and "student_max_epochs" in spec:
         cfg = replace(cfg, epochs=spec["student_max_epochs"])
-    summary = train(cfg, teachers=teachers or None, data=data, export=export)
+    summary = train(cfg, teachers=teacher_nets or None, data=data, export=export)
     record["student"] = summary
     record["minutes"] = (time.time() - t0) / 60
     (out / "recipe.json").write_text(json.dumps(record, indent=2))

@@ -30,6 +30,7 @@ from torch import nn
 
 from mien.audit.calibrate import fit_temperature, select_prior_strength
 from mien.labels import EXPRESSIONS
+from mien.runtime import make_session
 from mien.training import cli_errors
 from mien.training.ferplus import FerPlus, Split, load_ferplus
 from mien.training.net import ARCHITECTURES, build_net
@@ -279,9 +280,7 @@ def export_verified_onnx(model: nn.Module, path: Path, size: int, probe: np.ndar
     (uint8, (n, S, S)); returns the largest absolute logit difference, raises if it is not < 1e-4
     (NaN included)."""
     export_onnx(model, path, size)
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = make_session(str(path))  # as the engine will run it
     onnx_logits = sess.run(None, {"gray": probe.astype(np.float32)[:, None]})[0]
     max_diff = float(np.abs(onnx_logits - predict_logits(model, probe)).max())
     if not max_diff < 1e-4:
@@ -359,7 +358,7 @@ def train(
     weight = (weight / (weight * torch.from_numpy(share)).sum()).to(dev)  # expected weight 1
 
     net = build_net(asdict(cfg), pretrained=True)
-    model = Deployable(net).to(dev).to(memory_format=torch.channels_last)  # faster on CPUs and GPUs
+    model = Deployable(net).to(dev).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # faster on CPUs and GPUs
     precision = resolve_precision(cfg.precision, dev, cfg.arch)
     ensemble = TeacherEnsemble(teachers).to(dev).eval() if teachers else None
     if ensemble is not None and cfg.distill_weight <= 0:
@@ -443,7 +442,7 @@ def train(
         opt, max_lr=cfg.lr, total_steps=epochs * steps_per_epoch, pct_start=0.15
     )
 
-    best = {"val_acc": -1.0, "epoch": 0}
+    best: dict[str, Any] = {"val_acc": -1.0, "epoch": 0}
     log = (out / "train_log.jsonl").open("w")
     t_start = time.time()
     for epoch in range(epochs):
