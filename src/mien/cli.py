@@ -241,6 +241,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _analyze_folder(args: argparse.Namespace, options: Any) -> int:
     """A folder: the whole tree as one resumable batch (mien.batch)."""
     from mien.batch import BatchOptions, run_batch
+    from mien.outputs import display
 
     if args.annotate:
         raise MienError("--annotate takes one input; run it per video")
@@ -259,7 +260,11 @@ def _analyze_folder(args: argparse.Namespace, options: Any) -> int:
             if not args.quiet:
                 print(f"report -> {args.report}")
     if not args.quiet:
-        print(f"{summary.describe()} -> {out_dir / 'index.parquet'}, {out_dir / 'results'}/")
+        for row in summary.rows:
+            if row.status == "done":
+                print(f"{row.path}: {row.frames} frames analysed, {row.faces} faces, {row.tracks} tracks "
+                      f"-> {display(out_dir / row.output)}")
+        print(f"{summary.describe()} -> {display(out_dir / 'index.parquet')}, {display(out_dir / 'results')}/")
     if summary.failed:
         print(f"mien: {len(summary.failed)} of {len(summary.rows)} inputs failed:", file=sys.stderr)
         for row in summary.failed:

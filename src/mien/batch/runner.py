@@ -32,6 +32,7 @@ from mien.batch.walk import walk_inputs
 from mien.batch.work import Job, Outcome
 from mien.errors import InputError
 from mien.options import AnalysisOptions
+from mien.outputs import display
 from mien.schema import TABLE_SUFFIXES, RunManifest, mirrored_output, sidecar_path
 from mien.signals import graceful_stop
 
@@ -121,7 +122,7 @@ def _up_to_date(job: Job) -> IndexRow | None:
     frames = run.frames
     return IndexRow(job.relative, job.video_id, SKIPPED, frames=frames.get("analysed"),
                     faces=frames.get("faces"), tracks=frames.get("tracks"), duration_s=frames.get("duration_s"),
-                    output=os.path.relpath(job.output, job.out_dir), fingerprint=job.fingerprint,
+                    output=display(os.path.relpath(job.output, job.out_dir)), fingerprint=job.fingerprint,
                     options_hash=job.options_hash)
 
 
@@ -162,13 +163,13 @@ def run_batch(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     sizes: dict[str, int] = {}
     for item in inputs:
         output = mirrored_output(root, item.path, out, batch.suffix)
-        rel_output = os.path.relpath(output, out)
+        rel_output = display(os.path.relpath(output, out))
         try:
             fp = fingerprint(item.path)
             sizes[item.relative] = item.path.stat().st_size
         except OSError as exc:
             rows[item.relative] = IndexRow(item.relative, item.video_id, FAILED, output=rel_output,
-                                           error=f"{item.path}: cannot be read ({exc.strerror or exc})")
+                                           error=f"{display(item.path)}: cannot be read ({exc.strerror or exc})")
             continue
         job = Job(str(item.path), item.relative, item.video_id, str(output), str(out), fp, ohash)
         skipped = None if batch.force else _up_to_date(job)
@@ -192,7 +193,7 @@ def run_batch(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         rows[job.relative] = IndexRow(
             job.relative, job.video_id, outcome.status, frames=outcome.frames, faces=outcome.faces,
             tracks=outcome.tracks, duration_s=outcome.duration_s, error=outcome.error,
-            output=os.path.relpath(job.output, out), fingerprint=job.fingerprint,
+            output=display(os.path.relpath(job.output, out)), fingerprint=job.fingerprint,
             options_hash=job.options_hash, seconds=round(outcome.seconds, 3), attempts=attempts)
         if outcome.peak_rss_mib:
             pid = outcome.worker_pid

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mien.errors import InputError
+from mien.outputs import display
 from mien.schema import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 MEDIA_SUFFIXES = frozenset(VIDEO_SUFFIXES | IMAGE_SUFFIXES)
@@ -64,7 +65,8 @@ def walk_inputs(root: str | os.PathLike[str], exclude: str | os.PathLike[str] | 
             if name.startswith(".") or Path(name).suffix.lower() not in MEDIA_SUFFIXES:
                 continue
             path = here / name
-            found.append(BatchInput(path, path.relative_to(root).as_posix()))
+            # the name in tables and the index: printable even when the file name is not UTF-8
+            found.append(BatchInput(path, display(path.relative_to(root).as_posix())))
     if errors and not found:
         raise InputError(f"{root}: cannot be read ({errors[0].strerror or errors[0]}); check its permissions")
     if not found:

@@ -26,6 +26,7 @@ from mien.batch.resume import (
 )
 from mien.errors import MienError
 from mien.options import AnalysisOptions
+from mien.outputs import display
 from mien.pipeline import Analyzer
 from mien.results import AnalysisResult
 from mien.schema import sidecar_path
@@ -83,7 +84,7 @@ def run_job(analyzer: Analyzer, job: Job) -> Outcome:
         remove_part(out_dir, job.video_id)  # an earlier success of a now-broken file is stale
         sidecar_path(job.output, "manifest").unlink(missing_ok=True)
         message = str(exc) if isinstance(exc, MienError) else f"{type(exc).__name__}: {exc}"
-        return Outcome(job.relative, FAILED, error=message.replace("\n", " "),
+        return Outcome(job.relative, FAILED, error=display(message.replace("\n", " ")),
                        seconds=time.perf_counter() - t0, peak_rss_mib=peak_rss_mib())
     with protected_save():  # a signal now only stops the batch after this input is written
         return _write(result, job, out_dir, t0)
