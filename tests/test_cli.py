@@ -206,7 +206,7 @@ def test_still_images_and_image_folder(tmp_path):
     assert len(one) == 1 and one["frame_index"].iloc[0] == 0 and one["time_s"].iloc[0] == 0
     proc = run_mien("analyze", str(folder), "-o", str(tmp_path / "out"), "--quiet")
     assert proc.returncode == 0, proc.stderr
-    for name in ("a.jpg", "b.png"):
+    for name in ("a.jpg", "b.png"):  # each input's own name and suffix, plus .parquet
         assert len(pd.read_parquet(tmp_path / "out" / f"{name}.parquet")) == 1
 
 

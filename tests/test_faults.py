@@ -343,6 +343,7 @@ def _decodable(path: Path) -> tuple[int, int]:
     return naive, skipping
 
 
+@pytest.mark.slow
 def test_flipped_bytes_skip_the_damaged_packet_and_carry_on(tmp_path, mien):
     data = bytearray(shared_video("WolfgangLanger_Pexels.mp4").read_bytes())
     mid = len(data) // 2

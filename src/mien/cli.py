@@ -324,6 +324,7 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "mien.audit.cli": ("evaluate", "calibrate", "evaluate-detector"),
     "mien.reporting.cli": ("report", "episodes"),
     "mien.batch.cli": ("export",),
+    "mien.serve.cli": ("serve",),
 }
 
 
