@@ -141,7 +141,7 @@ def test_folder_survives_a_bad_file(tmp_path):
     assert len(pd.read_parquet(out / "a_good.mp4.parquet")) == 72
     assert len(pd.read_parquet(out / "c_noface.mp4.parquet")) == 0
     assert not (out / "b_broken.mp4.parquet").exists()
-    assert not list(out.glob("*.part")) and not list(out.glob(".*part*"))
+    assert not list(out.rglob("*.part")) and not list(out.rglob(".*part*"))
 
 
 def _free_port() -> int:

@@ -108,7 +108,7 @@ def test_every_readme_example_runs_as_written(tmp_path):
                 sender.wait()
         assert proc.returncode == 0, f"{command}\n{proc.stderr}"
         assert "Traceback" not in proc.stderr, f"{command}\n{proc.stderr}"
-    for written in ("talk.parquet", "talk.csv", "results/single_face.mp4.parquet", "live.parquet", "report.html",
+    for written in ("talk.parquet", "talk.csv", "results/single_face.mp4.parquet", "results/index.parquet", "events.csv", "tracks_10hz.csv", "live.parquet", "report.html",
                     "audit.json", "audit.html", "detector.json", "talk_annotated.mp4"):
         assert (work / written).is_file(), written
     assert (work / "out" / "results.parquet").is_file() and (work / "out" / "report.html").is_file()

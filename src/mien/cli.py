@@ -78,7 +78,16 @@ def _add_analyze(sub: Any) -> None:
                    help="class-prior strength, 0 (expressions as frequent as in FER+: mostly neutral and "
                    "happy) to 1 (all 8 equally likely a priori, e.g. posed or balanced designs); "
                    "default: the model card's")
-    p.add_argument("--threads", type=number(1, 256, integer=True), default=d.threads, help=f"threads per model (default {d.threads})")
+    p.add_argument("--threads", type=number(1, 256, integer=True), default=None,
+                   help=f"threads per model (default {d.threads}; for a folder: cores / workers)")
+    p.add_argument("--workers", type=number(1, 4096, integer=True), default=None, metavar="N",
+                   help="folder: analyse N inputs at once, one model copy each (default: as many as "
+                   "the cores allow)")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="folder: run on a Ray cluster (auto: the one this machine is in, else a local "
+                   "one); needs the [cluster] extra")
+    p.add_argument("--force", action="store_true",
+                   help="folder: redo inputs whose outputs are up to date (same file, same options)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=d.device,
                    help="run the networks on the CPU (default) or an NVIDIA GPU (needs mien[gpu])")
     p.add_argument("--precision", choices=("auto", "int8", "float"), default=d.precision,
@@ -110,7 +119,8 @@ def _analysis_options(args: argparse.Namespace) -> Any:
         stride=args.stride, fps=args.fps, score_threshold=args.detect_threshold,
         detect_every=args.detect_every, coarse_scan=not args.no_coarse_scan,
         smoothing_tau_s=args.smoothing,
-        model_card=args.model_card, prior_strength=args.prior_strength, threads=args.threads,
+        model_card=args.model_card, prior_strength=args.prior_strength,
+        threads=args.threads or AnalysisOptions().threads,
         geometry=not args.no_geometry, landmarks=args.landmarks, annotate_mesh=args.annotate_mesh,
         max_frames=args.max_frames, max_seconds=args.max_seconds, input_kind=args.input_kind,
         max_pixels=args.max_pixels, checkpoint_s=args.checkpoint_s,
@@ -190,6 +200,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     options = _analysis_options(args)
     if (args.landmarks or args.annotate_mesh) and args.no_geometry:
         raise MienError("--landmarks and --annotate-mesh need the face mesh: drop --no-geometry")
+    if Path(str(args.input)).is_dir():
+        return _analyze_folder(args, options)
+    if args.workers is not None or args.ray or args.force:
+        raise MienError("--workers, --ray and --force apply to a folder input; "
+                        f"{display(args.input)} is a single input")
     specs = expand_inputs(args.input)
     folder, outputs = _plan_outputs(args, specs)
     show = not args.quiet and sys.stderr.isatty()
@@ -242,6 +257,44 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             print(f"  {_error_line(spec, err)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _analyze_folder(args: argparse.Namespace, options: Any) -> int:
+    """A folder: the whole tree as one resumable batch (mien.batch)."""
+    from mien.batch import BatchOptions, run_batch
+    from mien.outputs import display
+
+    if args.annotate:
+        raise MienError("--annotate takes one input; run it per video")
+    out_dir = Path(args.output or "mien_results")
+    summary = run_batch(args.input, out_dir, options, BatchOptions(
+        workers=args.workers, threads=args.threads, force=args.force, ray=args.ray,
+        progress=not args.quiet))
+    for w in summary.warnings:
+        print(f"mien: warning: {w}", file=sys.stderr)
+    if args.report:
+        from mien.reporting import write_report
+
+        written = [out_dir / r.output for r in summary.rows if r.status in ("done", "skipped")]
+        if written:
+            write_report(written, args.report, events=args.events)
+            if not args.quiet:
+                print(f"report -> {args.report}")
+    if not args.quiet:
+        for row in summary.rows:
+            if row.status == "done":
+                print(f"{row.path}: {row.frames} frames analysed, {row.faces} faces, {row.tracks} tracks "
+                      f"-> {display(out_dir / row.output)}")
+        print(f"{summary.describe()} -> {display(out_dir / 'index.parquet')}, {display(out_dir / 'results')}/")
+    if summary.failed:
+        print(f"mien: {len(summary.failed)} of {len(summary.rows)} inputs failed:", file=sys.stderr)
+        for row in summary.failed:
+            print(f"  {row.path}: {row.error}", file=sys.stderr)
+    if summary.interrupted:
+        print(f"mien: interrupted; run the same command again to finish the "
+              f"{summary.counts['pending'] + summary.counts['interrupted']} inputs left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if summary.failed else EXIT_OK
 
 
 def _add_info(sub: Any) -> None:
@@ -307,6 +360,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "mien.audit.cli": ("evaluate", "calibrate", "evaluate-detector"),
     "mien.reporting.cli": ("report", "episodes"),
+    "mien.batch.cli": ("export",),
     "mien.serve.cli": ("serve",),
 }
 
