@@ -431,7 +431,7 @@ def compare_to_onnx(run: Path, onnx: Path, n_resamples: int = 2000) -> dict:
     """The selection rule's paired bootstrap: the ONNX model at ``onnx`` (A, e.g. 1.2) against the
     run's kept weights (B, its ``predictions.npz``), on the same selection sets, network logits,
     argmax (no temperature, no prior offset)."""
-    import onnxruntime as ort  # type: ignore[import-untyped]
+    import onnxruntime as ort
 
     config = json.loads((run / "config.json").read_text())
     cfg = MixConfig(**{k: v for k, v in config.items() if k in MixConfig.__dataclass_fields__})
