@@ -63,6 +63,67 @@ def _prior_adjustment(run: Path, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _mix_training(cfg: dict[str, Any], summary: dict[str, Any], command: str) -> dict[str, Any]:
+    """The card's ``training`` block for a run of :mod:`mien.training.mix`."""
+    pools = summary["pools"]
+    sources = summary["sources"]
+    counts = "; ".join(f"{name}: {p['images']} faces, {p['share']:.0%} of every epoch" for name, p in pools.items())
+    no_face = ", ".join(f"{name} {c['no_face']}" for name, c in sources.items())
+    return {
+        "data": "FER2013 images (Goodfellow et al., 2013) with FER+ labels (Barsoum et al., 2016), Training split; "
+        "plus the training folds of four sets in ../shared/data/expressions: taiwanese_chen2013 (Chen et al. 2013, "
+        "posed, raters' vote proportions), muxspace (press and film stills, one annotator per image), "
+        "london_face_research_lab (DeBruine & Jones, neutral and smiling) and yale_faces. Every image of those "
+        "sets went through mien's own face detector and 5-point alignment (as the engine does at run time). "
+        "Validation: FER+ PublicTest and fixed, seeded, subject-disjoint validation folds (one third of the "
+        "performers of the Taiwanese, London and Yale sets; one image in seven of muxspace, which has no "
+        "subject column); FER+ PrivateTest for the reported numbers only",
+        "terms": "FER2013: research use only (ICML 2013 challenge data). FER+ labels: MIT licence (Microsoft). "
+        "taiwanese_chen2013: academic database, research use. muxspace: repository Apache-2.0, photos "
+        "third-party copyright, research use. london_face_research_lab: CC-BY 4.0 with signed consent. "
+        "yale_faces: research use. The weights inherit these research-use terms.",
+        "targets": "soft targets: FER+ vote distributions, the Taiwanese raters' proportions, one-hot labels "
+        "elsewhere; label smoothing " + ", ".join(f"{n} {s['label_smoothing']}" for n, s in _sources().items()
+                                                  if s["label_smoothing"]),
+        "sources": counts,
+        "faces_not_found": f"images where the detector found no face (left out of training, errors in "
+        f"validation): {no_face}",
+        "train_images": summary["train_images"],
+        "removed_duplicates": summary["removed_duplicates"],
+        "removed_duplicates_note": "FER+ training images pixel-identical to a PublicTest or PrivateTest image",
+        "dropped_unlabelled": summary["dropped_unlabelled"],
+        "augmentation": "flips, rotation ±{r}°, scale ±{s:.0%}, shift ±{t:.0%}, gamma/contrast/brightness, "
+        "low resolution (16–36 px), random erasing (occlusion), Gaussian blur (p {b}), sensor noise (p {n}), "
+        "JPEG re-compression at quality 25–90 (p {j})".format(
+            r=cfg["rotate_deg"], s=cfg["scale_range"], t=cfg["translate"], b=cfg["blur_p"], n=cfg["noise_p"],
+            j=cfg["jpeg_p"]),
+        "imbalance": f"sources weighted by their share of every epoch; loss weight per class = (share in "
+        f"the mixed epochs)^-{cfg['class_weight_power']}",
+        "initialisation": f"warm start from {cfg['warm_start']} (sha256 {cfg.get('warm_start_file_sha256')}), "
+        "mien-fer-vgg-1.2: batch-norm folded back out of its ONNX, statistics re-measured on 2,048 FER+ "
+        "training images",
+        "optimiser": f"SGD nesterov momentum {cfg['momentum']}, one-cycle lr max {cfg['lr']}, weight decay "
+        f"{cfg['weight_decay']}, batch {cfg['batch_size']}, {cfg['epochs_run']} epochs of "
+        f"{cfg['epoch_samples']} faces, EMA of weights (decay {cfg['ema_decay']})",
+        "selection": f"{summary['selection_rule']}: best epoch {summary['best_epoch']} "
+        f"({summary['best_weights']} weights), score {summary['selection_score']:.4f} (warm start "
+        f"{summary['warm_start_scores']['score']:.4f})",
+        "distillation": None,
+        "seed": cfg["seed"],
+        "hardware": f"{summary['device']}, {summary['precision']} training steps; "
+        f"{summary['train_minutes']:.1f} minutes of training",
+        "command": command,
+    }
+
+
+def _sources() -> dict[str, dict[str, Any]]:
+    from dataclasses import asdict
+
+    from mien.training.expressions import SOURCES
+
+    return {n: asdict(s) for n, s in SOURCES.items()}
+
+
 def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
     """Refuse to name ``preset`` in a card unless its student settings are the run's (its epochs
     against the epochs the run actually ran), and, for a distilled run, its teacher settings are the
@@ -82,6 +143,9 @@ def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
             had = had_cfg.get(key, defaults.get(key))
             if key == "epochs":
                 had = had_cfg.get("epochs_run", had)
+            if key == "stop_after":  # a mix run stopped by its time budget: the epochs it completed
+                had = had_cfg.get("epochs_completed")
+                wanted = wanted or had_cfg.get("epochs_run")
             if had != wanted:
                 raise ValueError(f"this run's {stage} {key} is {had!r} but preset {preset!r} trains {wanted!r}: "
                                  "the card would name a command that does not repeat the run; "
@@ -102,21 +166,29 @@ def build_card(run: Path, onnx_file: str, version: str | None = None,
     distillation = _distillation(run, cfg)
     recipe_file = run.parent / "recipe.json"
     recipe = json.loads(recipe_file.read_text()) if recipe_file.exists() else {}
-    preset = preset or recipe.get("preset") or ("gpu" if distillation else "cpu")
+    mix = "sources" in cfg
+    preset = preset or recipe.get("preset") or ("gpu" if distillation else "mix" if mix else "cpu")
     check_preset(run, cfg, preset)
     device = " --device cuda" if distillation else ""
     command = (f"python -m mien.training.recipe --preset {preset}{device} --out runs/{preset} && "
                f"python -m mien.training.export runs/{preset}/student && "
                f"python -m mien.training.package runs/{preset}/student")
     minutes = recipe["minutes"] if distillation else summary["train_minutes"]
+    if mix:
+        command = ("python -m mien.training.expressions crops && python -m mien.training.expressions splits && "
+                   "python -m mien.training.recipe --preset mix --out runs/mix && "
+                   "python -m mien.training.package runs/mix/student")
     if version is not None:
         command += f" --version {version}"
     else:
-        version = "1.1" if distillation else "1.0"
+        version = "1.1" if distillation else "2.0" if mix else "1.0"
     command += (" && mien evaluate ../shared/data/ferplus/fer2013_ferplus.npz --crops "
                 "--write-card src/mien/models/expression.json")
-    return {
-        "name": f"mien-fer-{cfg.get('arch', 'vgg')}-{version}",
+    if mix:
+        command += (" && python scripts/audit_sets.py run --out runs/audit/new && python scripts/audit_sets.py "
+                    "table runs/audit/v1.2 runs/audit/new --insert src/mien/models/MODEL_CARD.md")
+    card = {
+        "name": f"mien-{'mix' if mix else 'fer'}-{cfg.get('arch', 'vgg')}-{version}",
         "version": version,
         "file": onnx_file,
         "sha256": sha,
@@ -199,6 +271,27 @@ def build_card(run: Path, onnx_file: str, version: str | None = None,
             "audited on data with group labels (mien evaluate --groups)",
         ],
     }
+    if mix:
+        card["training"] = _mix_training(cfg, summary, command)
+        card["temperature_fitted_on"] = ("the selection sets pooled (FER+ PublicTest and the Taiwanese and London "
+                                         "validation folds, engine-aligned crops), minimising NLL")
+        card["prior_adjustment"]["selected_on"] = (f"{summary['selection_rule']}: the strength in 0, 0.1, ..., 1 "
+                                                   "with the highest score")
+        card["prior_adjustment"]["meaning"] = card["prior_adjustment"]["meaning"].replace(
+            "strength 0 keeps FER+'s class frequencies", "strength 0 keeps the training epochs' class frequencies")
+        card["prior_adjustment"]["selection_table"] = card["prior_adjustment"].pop("public_test")
+        card["known_limits"] = [
+            "trained on 48x48 grayscale, mostly frontal faces: web crops (FER+), press and film stills "
+            "(muxspace) and posed studio photos (Taiwanese, London, Yale); accuracy drops on profile faces, "
+            "occlusion, very small or blurred faces (mien abstains on those by default)",
+            "labels are judgements of apparent expression (crowd votes, raters, single annotators, or the "
+            "expression a performer was asked to pose), not ground truth about feelings",
+            "disgust, fear and contempt are rare in the training data; contempt appears only in FER+ and "
+            "muxspace (9 images); their per-class numbers have wide confidence intervals",
+            "the posed validation folds are small (10 Taiwanese performers, 34 London people): their "
+            "intervals are wide; per-group numbers come only from the London set's own annotations",
+        ]
+    return card
 
 
 def main(argv: list[str] | None = None) -> None:
