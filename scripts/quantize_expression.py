@@ -47,11 +47,11 @@ def video_crops(clip: Path, size: int, template: np.ndarray, limit: int | None, 
     """Aligned grayscale crops (n, size, size) uint8 of the faces that would not abstain in
     ``clip`` (every ``every``-th frame; ``limit`` evenly spaced ones when given)."""
     import av
-    import cv2
 
     from mien.alignment import align_faces
     from mien.detection import FaceDetector
-    from mien.quality import QualityThresholds, assess
+    from mien.options import QualityThresholds
+    from mien.quality import assess
 
     det = FaceDetector(min_face_px=8.0)
     out = []
@@ -63,9 +63,9 @@ def video_crops(clip: Path, size: int, template: np.ndarray, limit: int | None, 
             faces = det.detect(img)
             if not len(faces):
                 continue
-            crops = align_faces(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), faces.landmarks, size, template)
-            q = assess(faces.xyxy, faces.scores, faces.landmarks, crops, QualityThresholds())
-            out.extend(crops[~q.abstain])
+            crops = align_faces(img, faces.landmarks, size, template)
+            faces = assess(faces, crops, QualityThresholds())
+            out.extend(crops[~faces.abstain])
     crops = np.asarray(out, np.uint8).reshape(-1, size, size)
     if limit is not None and len(crops) > limit:
         crops = crops[np.linspace(0, len(crops) - 1, limit).round().astype(int)]

@@ -4,8 +4,8 @@ the engine wrote before it (mien at commit 8320618, float model mien-fer-vgg-1.2
 ``tests/data/reference_*.csv.gz`` hold that run's frame, track, box (0.1 px), abstention and top
 label for every face. Tolerances: every reference face found again in its frame (box IoU ≥ 0.5)
 and no more than 1% extra faces; boxes within IoU 0.97 on average; the same abstention for 99%;
-the same top label for 98% of the faces both runs classify with the same float model, 95% when
-the run uses the int8 model.
+the same top label for 98% of the faces both runs classify, when the run has the reference's
+float model (other models are compared with their float original in tests/test_int8_model.py).
 """
 from __future__ import annotations
 
@@ -63,9 +63,27 @@ def test_table_matches_the_reference_run(analyzer, clip):
     ref["abstain"] = ref["abstain"].astype(str) == "True"
     new = analyzer.analyze_source(str(path)).to_pandas()
     got = compare(ref, new)
-    same_model = analyzer.model.sha256 == REFERENCE_MODEL_SHA256
     assert got["recall"] == 1.0, got
     assert got["extra"] <= 0.01, got
     assert got["mean_iou"] >= 0.97, got
     assert got["same_abstain"] >= 0.99, got
-    assert got["same_label"] >= (0.98 if same_model else 0.95), got
+    if analyzer.model.sha256 == REFERENCE_MODEL_SHA256:
+        assert got["same_label"] >= 0.98, got
+    # another expression model (a new release, or its int8 quantisation) gives its own labels:
+    # its agreement with its float original is tests/test_int8_model.py's to check
+
+
+@pytest.mark.slow
+def test_reference_labels_with_the_reference_model():
+    """The label check above, run with the model the reference was made with, when it is at hand."""
+    from mien.expression import ExpressionModel
+    from mien.pipeline import Analyzer
+
+    model = ExpressionModel.load(precision="float")
+    if model.sha256 != REFERENCE_MODEL_SHA256:
+        pytest.skip("the shipped float model is not the reference run's (mien-fer-vgg-1.2); labels not comparable")
+    clip = "short_hamilton_clip.mp4"
+    ref = pd.read_csv(DATA / f"reference_{Path(clip).stem}.csv.gz", keep_default_na=False)
+    ref["abstain"] = ref["abstain"].astype(str) == "True"
+    new = Analyzer(model=model).analyze_source(str(shared_video(clip))).to_pandas()
+    assert compare(ref, new)["same_label"] >= 0.98
