@@ -43,6 +43,10 @@ class AnalysisOptions:
     model_card: str | None = None
     prior_strength: float | None = None  # class-prior strength; None: the model card's
     threads: int = 1
+    device: str = "cpu"  # "cuda": both networks on an NVIDIA GPU (onnxruntime-gpu, mien[gpu])
+    # expression network: "int8" (its shipped quantisation, with its own audited card) or "float";
+    # "auto": int8 on the CPU where it ships, float on a GPU. Ignored with model_card.
+    precision: str = "auto"
     # live sources
     max_frames: int | None = None
     max_seconds: float | None = None
@@ -73,6 +77,8 @@ class AnalysisFields(TypedDict, total=False):
     model_card: str | None
     prior_strength: float | None
     threads: int
+    device: str
+    precision: str
     max_frames: int | None
     max_seconds: float | None
     open_timeout_s: float
