@@ -22,7 +22,7 @@ that one detection feeds both models:
   sensitivity row.
 
 An image where the detector finds no face is an error for both models (it stays in the
-denominator, as in ``mien evaluate``). Metrics come from ``mien.audit.metrics``: accuracy, balanced
+denominator, as in ``mien evaluate``). Metrics come from ``mien.audit.metrics`` and ``mien.stats``: accuracy, balanced
 accuracy and per-class recall with 95% percentile bootstrap intervals (2,000 resamples, seed 0,
 resampling whole subjects where the set names them), and a *paired* bootstrap of face-api minus
 mien on the same resamples. Two scopes: argmax over face-api's 7 classes (mien's contempt left out:
@@ -57,16 +57,9 @@ import cv2
 import numpy as np
 
 from mien.audit.datasets import ferplus_majority, load_dataset
-from mien.audit.metrics import (
-    Scored,
-    bootstrap,
-    classification_report,
-    headline_statistic,
-    percentile_interval,
-    restrict_probs,
-    softmax,
-)
+from mien.audit.metrics import Scored, classification_report, headline_statistic, restrict_probs
 from mien.labels import EXPRESSIONS
+from mien.stats import bootstrap, percentile_interval, softmax
 from mien.training import cli_errors
 from mien.training import faceapi as fa
 
