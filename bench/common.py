@@ -116,9 +116,15 @@ def looped_file(src: Path, minutes: float) -> Path:
     return out
 
 
-def run_child(code: str, *args: str) -> dict:
-    """Run ``code`` in a fresh interpreter (so peak RSS is its own); it prints one JSON line last."""
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+def run_child(code: str, *args: str, src: str | None = None) -> dict:
+    """Run ``code`` in a fresh interpreter (so peak RSS is its own); it prints one JSON line last.
+    ``src``: import mien from this source folder (e.g. an older checkout's ``src``) instead."""
+    env = None
+    if src is not None:
+        import os
+
+        env = dict(os.environ, PYTHONPATH=src)
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -30,13 +30,14 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from mien.errors import InputError
 from mien.manifest import now_iso
 from mien.outputs import display, sidecar_path
+
+if TYPE_CHECKING:  # pragma: no cover - pandas is imported where a table is read (start-up)
+    import pandas as pd
 
 FORMAT, VERSION = "mien-checkpoint", 1
 PROGRESS = "progress.json"
@@ -113,6 +114,8 @@ def read_partial(output: str | os.PathLike[str]) -> PartialRun:
     if progress.get("format") != FORMAT or progress.get("version") != VERSION:
         raise InputError(f"{display(progress_path)}: not a version-{VERSION} mien checkpoint")
     parts = [d / f"part-{i:05d}.parquet" for i in range(int(progress.get("parts", 0)))]
+    import pandas as pd
+
     from mien.results import concat
     from mien.schema import coerce_table
 

@@ -10,6 +10,7 @@ import importlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,11 @@ def _add_analyze(sub: Any) -> None:
                    "happy) to 1 (all 8 equally likely a priori, e.g. posed or balanced designs); "
                    "default: the model card's")
     p.add_argument("--threads", type=number(1, 256, integer=True), default=d.threads, help=f"threads per model (default {d.threads})")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=d.device,
+                   help="run the networks on the CPU (default) or an NVIDIA GPU (needs mien[gpu])")
+    p.add_argument("--precision", choices=("auto", "int8", "float"), default=d.precision,
+                   help="expression network: its int8 quantisation (faster on a CPU; audited on its own "
+                   "card) or the float model; auto (default): int8 on the CPU where it ships, float on a GPU")
     p.add_argument("--annotate", default=None, help="write an annotated video (.mp4, .mkv or .mov) here (single input only)")
     p.add_argument("--blur-faces", action="store_true", help="blur every face in the annotated video")
     p.add_argument("--annotate-mesh", action="store_true", help="draw each face's mesh in the annotated video")
@@ -108,6 +114,7 @@ def _analysis_options(args: argparse.Namespace) -> Any:
         geometry=not args.no_geometry, landmarks=args.landmarks, annotate_mesh=args.annotate_mesh,
         max_frames=args.max_frames, max_seconds=args.max_seconds, input_kind=args.input_kind,
         max_pixels=args.max_pixels, checkpoint_s=args.checkpoint_s,
+        device=args.device, precision=args.precision,
         quality=QualityThresholds(min_face_px=args.min_face, min_det_score=args.min_det_score,
                                   min_sharpness=args.min_sharpness, max_abs_yaw_deg=args.max_yaw),
     )
@@ -176,6 +183,7 @@ def _error_line(spec: str, err: str) -> str:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from mien.outputs import display
     from mien.pipeline import Analyzer, analyze_each
+    from mien.results import preload_table_writers
     from mien.signals import protected_save, stop_requested
     from mien.sources import expand_inputs
 
@@ -185,7 +193,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     specs = expand_inputs(args.input)
     folder, outputs = _plan_outputs(args, specs)
     show = not args.quiet and sys.stderr.isatty()
-    analyzer = Analyzer(options)
+    analyzer = Analyzer(options)  # builds the ONNX sessions in the background
+    # pandas and pyarrow (half a second and more) are needed only to write the table: import them
+    # in the background too, while the video is opened and analysed
+    threading.Thread(target=preload_table_writers, args=(outputs,), name="mien-import", daemon=True).start()
     failures: list[tuple[str, str]] = []
     written: list[Path] = []
     interrupted = False
@@ -256,7 +267,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: commands of this module; the audit, report and serve commands live in their own packages, which
+#: import pandas and more at load: they are registered only when a command other than these runs
+_ENGINE_COMMANDS = ("analyze", "info")
+
+
+def _command_of(argv: list[str] | None) -> str | None:
+    """The command word of ``argv`` (None for a bare ``mien``, ``--help`` or ``--version``)."""
+    args = sys.argv[1:] if argv is None else argv
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``mien`` parser. Given the ``argv`` about to be parsed, an engine command (analyze,
+    info) gets a parser without the audit, report and serve commands, so that start-up does not
+    import them (pandas and more); otherwise every command is registered."""
     parser = argparse.ArgumentParser(
         prog="mien", epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Measure facial expressions in video, offline. mien identifies no one and infers "
@@ -266,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_analyze(sub)
     _add_info(sub)
+    if _command_of(argv) in _ENGINE_COMMANDS:
+        return parser
     for module, commands in SUBCOMMANDS.items():
         try:
             register = importlib.import_module(module).register
@@ -316,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
     from mien.signals import graceful_stop
 
-    parser = build_parser()
+    parser = build_parser(argv)
     args = _parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -86,6 +86,17 @@ def _anchors(height: int, width: int) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
+def _blob(images: list[np.ndarray]) -> np.ndarray:
+    """The network input (n, 3, H, W) float32, BGR minus the mean, for equal-size BGR images.
+
+    ``cv2.dnn.blobFromImages`` computes exactly what ``(stack(images) - mean).transpose`` does,
+    three times faster and without holding the GIL, which matters because detection runs in the
+    decode thread beside the analysis thread.
+    """
+    b, g, r = (float(v) for v in _MEAN_BGR)
+    return np.asarray(cv2.dnn.blobFromImages(images, 1.0, (0, 0), (b, g, r), swapRB=False, crop=False))
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy non-maximum suppression; returns kept indices, best first."""
     order = scores.argsort()[::-1]
@@ -118,12 +129,14 @@ class FaceDetector:
         nms_threshold: float = 0.4,
         max_side: int | None = 960,
         threads: int = 1,
+        device: str = "cpu",
     ) -> None:
         self.score_threshold = float(score_threshold)
         self.min_face_px = float(min_face_px)
         self.nms_threshold = float(nms_threshold)
         self.max_side = max_side
         self.threads = threads
+        self.device = device
         self._session: onnxruntime.InferenceSession | None = None
         self._lock = threading.Lock()
 
@@ -131,7 +144,7 @@ class FaceDetector:
     def session(self) -> onnxruntime.InferenceSession:
         with self._lock:
             if self._session is None:
-                self._session = make_session(detector_weights(), self.threads)
+                self._session = make_session(detector_weights(), self.threads, self.device)
             return self._session
 
     def _prepare(self, image_bgr: np.ndarray, max_side: int | None = None) -> tuple[np.ndarray, float]:
@@ -145,9 +158,7 @@ class FaceDetector:
             )
         if image_bgr.ndim == 2:
             image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
-        blob = image_bgr.astype(np.float32)
-        blob -= _MEAN_BGR
-        return np.ascontiguousarray(blob.transpose(2, 0, 1)[None]), scale
+        return _blob([image_bgr]), scale
 
     def detect(self, image_bgr: np.ndarray, max_side: int | None = None) -> Faces:
         """Faces in one BGR (or grayscale) image; ``max_side`` overrides the downsizing limit."""
@@ -179,8 +190,7 @@ class FaceDetector:
                 image_bgr, m, (side_px, side_px), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(v) for v in _MEAN_BGR)))
             maps.append((s, cx, cy))
-        batch = np.stack(windows).astype(np.float32) - _MEAN_BGR
-        loc, conf, landm = self.session.run(None, {"input": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})
+        loc, conf, landm = self.session.run(None, {"input": _blob(windows)})
         found = []
         for i, (s, cx, cy) in enumerate(maps):
             det = self._decode(loc[i], conf[i], landm[i], side_px, side_px, 1.0,

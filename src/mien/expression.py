@@ -20,6 +20,7 @@ card's default strength is chosen on FER+ PublicTest (see ``mien.audit.calibrate
 from __future__ import annotations
 
 import json
+import threading
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -39,10 +40,19 @@ if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime
 
 DEFAULT_CARD = "expression.json"
+#: the int8 quantisation of the shipped model, made by scripts/quantize_expression.py
+INT8_CARD = "expression_int8.json"
+PRECISIONS = ("int8", "float")
 
 
 def default_card_path() -> Path:
     return Path(str(resources.files("mien") / "models" / DEFAULT_CARD))
+
+
+def int8_card_path() -> Path | None:
+    """The shipped int8 model's card, or None when this installation ships none."""
+    path = Path(str(resources.files("mien") / "models" / INT8_CARD))
+    return path if path.is_file() else None
 
 
 class ExpressionModel:
@@ -52,10 +62,11 @@ class ExpressionModel:
     over ``mien.labels.EXPRESSIONS``, temperature-scaled as the card says.
     """
 
-    def __init__(self, card: dict[str, Any], onnx_path: Path, threads: int = 1) -> None:
+    def __init__(self, card: dict[str, Any], onnx_path: Path, threads: int = 1, device: str = "cpu") -> None:
         self.card = card
         self.onnx_path = onnx_path
         self.threads = threads
+        self.device = device
         spec = card["input"]
         self.input_size = int(spec["size"])
         self.input_name = str(spec.get("name", "gray"))
@@ -83,6 +94,7 @@ class ExpressionModel:
         self.prior_temperature = float(prior.get("temperature", self.temperature))
         self.logit_offset = self.prior_offset(self.prior_strength)
         self._session: onnxruntime.InferenceSession | None = None
+        self._lock = threading.Lock()
 
     def prior_offset(self, strength: float) -> np.ndarray:
         """The per-class offset added to the network's logits for a class-prior ``strength``."""
@@ -96,8 +108,17 @@ class ExpressionModel:
         return -float(strength) * self.prior_temperature * np.log(self.training_prior)
 
     @classmethod
-    def load(cls, card_path: str | Path | None = None, threads: int = 1) -> ExpressionModel:
-        """Load a model from its card (None: mien's shipped default) and verify the ONNX SHA-256."""
+    def load(
+        cls, card_path: str | Path | None = None, threads: int = 1, precision: str = "float",
+        device: str = "cpu",
+    ) -> ExpressionModel:
+        """Load a model from its card and verify the ONNX SHA-256. With no card: mien's shipped
+        model, or with ``precision="int8"`` its int8 quantisation where one ships (its own card
+        holds its own audited figures); the float model otherwise."""
+        if precision not in PRECISIONS:
+            raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if card_path is None and precision == "int8":
+            card_path = int8_card_path()
         path = Path(card_path) if card_path is not None else default_card_path()
         if not path.is_file():
             raise ModelError(f"model card {path} not found; pass the path of a model card JSON")
@@ -122,7 +143,7 @@ class ExpressionModel:
                 "the file is corrupt or was replaced: reinstall mien or regenerate the card"
             )
         try:
-            return cls(card, onnx_path, threads)
+            return cls(card, onnx_path, threads, device)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelError):
                 raise
@@ -130,15 +151,22 @@ class ExpressionModel:
 
     @property
     def session(self) -> onnxruntime.InferenceSession:
-        if self._session is None:
-            self._session = make_session(str(self.onnx_path), self.threads)
-        return self._session
+        with self._lock:
+            if self._session is None:
+                session = make_session(str(self.onnx_path), self.threads, self.device)
+                # ONNX Runtime's first runs allocate its buffers (tens of ms): pay that here,
+                # where it can overlap start-up, not on a video's first frame
+                x = np.zeros((1, 1, self.input_size, self.input_size), np.float32)
+                for _ in range(2):
+                    session.run(None, {self.input_name: x})
+                self._session = session
+            return self._session
 
     def with_temperature(self, temperature: float) -> ExpressionModel:
         card = dict(self.card, temperature=float(temperature))
         if card.get("prior_adjustment"):  # the offset stays what it was
             card["prior_adjustment"] = dict(card["prior_adjustment"], temperature=self.prior_temperature)
-        return ExpressionModel(card, self.onnx_path, self.threads)
+        return ExpressionModel(card, self.onnx_path, self.threads, self.device)
 
     def with_prior_strength(self, strength: float) -> ExpressionModel:
         """The same model with another class-prior strength (0: FER+ frequencies, 1: uniform)."""
@@ -147,7 +175,7 @@ class ExpressionModel:
             self.prior_offset(strength)  # raises the explanatory ModelError
         prior = dict(self.card.get("prior_adjustment") or {})
         prior.update(strength=float(strength), temperature=self.prior_temperature)
-        return ExpressionModel(dict(self.card, prior_adjustment=prior), self.onnx_path, self.threads)
+        return ExpressionModel(dict(self.card, prior_adjustment=prior), self.onnx_path, self.threads, self.device)
 
     def predict_logits(self, crops: np.ndarray) -> np.ndarray:
         """Logits (n, 8), before temperature, for aligned uint8 crops (n, S, S): the network's

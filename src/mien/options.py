@@ -46,6 +46,10 @@ class AnalysisOptions:
     geometry: bool = True  # face mesh, 3-D head pose and geo_* measures (mien.geometry)
     annotate_mesh: bool = False  # draw each face's mesh in the annotated video
     landmarks: bool = False  # keep all 468 mesh points per face (AnalysisResult.landmarks, --landmarks)
+    device: str = "cpu"  # "cuda": both networks on an NVIDIA GPU (onnxruntime-gpu, mien[gpu])
+    # expression network: "int8" (its shipped quantisation, with its own audited card) or "float";
+    # "auto": int8 on the CPU where it ships, float on a GPU. Ignored with model_card.
+    precision: str = "auto"
     # live sources
     max_frames: int | None = None
     max_seconds: float | None = None
@@ -79,6 +83,8 @@ class AnalysisFields(TypedDict, total=False):
     geometry: bool
     annotate_mesh: bool
     landmarks: bool
+    device: str
+    precision: str
     max_frames: int | None
     max_seconds: float | None
     open_timeout_s: float

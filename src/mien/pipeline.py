@@ -10,13 +10,13 @@ frame's faces) unless it abstains, and smooth per track. Every stage takes and r
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Unpack
 
-import cv2
 import numpy as np
 
 from mien.alignment import align_faces
@@ -33,6 +33,7 @@ from mien.options import AnalysisFields, AnalysisOptions
 from mien.outputs import display
 from mien.quality import assess
 from mien.results import AnalysisResult, RowBuffer, concat
+from mien.runtime import providers_for
 from mien.schema import RunManifest, SourceRun, table_columns
 from mien.signals import protected_save
 from mien.smoothing import ExpressionSmoother
@@ -106,15 +107,30 @@ class Analyzer:
         self.options = options or AnalysisOptions()
         o = self.options
         release_large_frames()  # 4K frames: memory flat in video length (see mien.memory)
-        self.model = model or ExpressionModel.load(o.model_card, threads=o.threads)
+        providers_for(o.device)  # an unusable --device fails here, before any input is opened
+        precision = o.precision if o.precision != "auto" else ("int8" if o.device == "cpu" else "float")
+        self.model = model or ExpressionModel.load(o.model_card, threads=o.threads, precision=precision,
+                                                   device=o.device)
         if o.prior_strength is not None:
             self.model = self.model.with_prior_strength(o.prior_strength)
         self.detector = detector or FaceDetector(
             score_threshold=o.score_threshold, min_face_px=o.min_detect_px,
-            max_side=o.detector_max_side, threads=o.threads,
+            max_side=o.detector_max_side, threads=o.threads, device=o.device,
         )
         self.mesh = FaceMesh.load(threads=o.threads) if o.geometry else None
         self.last_landmarks: LandmarkRows | None = None  # the last source's mesh points (options.landmarks)
+        # Build both ONNX sessions in the background: ONNX Runtime releases the GIL while it
+        # loads and optimises a graph, so this overlaps what the caller does next (the CLI
+        # imports pandas meanwhile, a video is opened); a first use waits on the model's lock.
+        threading.Thread(target=self._build_sessions, name="mien-sessions", daemon=True).start()
+
+    def _build_sessions(self) -> None:
+        nets: list[Any] = [self.detector, self.model] + ([self.mesh] if self.mesh is not None else [])
+        for net in nets:
+            try:
+                net.session  # noqa: B018
+            except Exception:  # noqa: BLE001 - the first real use raises it where it belongs
+                pass
 
     # ---------------------------------------------------------------- per frame
     def process_frames(self, frames: Iterable[Frame], counts: _RunCounts | None = None) -> Iterator[FrameResult]:
@@ -159,8 +175,8 @@ class Analyzer:
                     t1b = time.perf_counter()
                     timing["geometry"] += t1b - t1
                     t1 = t1b
-                gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
-                crops = align_faces(gray, faces.landmarks, self.model.input_size, self.model.template)
+                # from the BGR frame: only the pixels each crop samples are converted to gray
+                crops = align_faces(img, faces.landmarks, self.model.input_size, self.model.template)
                 faces = assess(faces, crops, o.quality)
                 t2 = time.perf_counter()
                 timing["track_align_quality"] += t2 - t1
@@ -220,8 +236,7 @@ class Analyzer:
             return ImageClassification(False, None, None, None, 0)
         areas = (faces.xyxy[:, 2:] - faces.xyxy[:, :2]).prod(1)
         j = int(areas.argmax())
-        gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
-        crop = align_faces(gray, faces.landmarks[j : j + 1], self.model.input_size, self.model.template)
+        crop = align_faces(image_bgr, faces.landmarks[j : j + 1], self.model.input_size, self.model.template)
         logits = self.model.predict_logits(crop)[0]
         x1, y1, x2, y2 = (float(v) for v in faces.xyxy[j])
         return ImageClassification(True, softmax(logits, self.model.temperature), logits,

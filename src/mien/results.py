@@ -11,16 +11,27 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS
 from mien.manifest import file_sha256
 from mien.outputs import display, keep_mode
 from mien.schema import DTYPES, TABLE_SUFFIXES, RunManifest, empty_table, order_columns, sidecar_path
+
+if TYPE_CHECKING:  # pragma: no cover - pandas is imported where a table is built (start-up)
+    import pandas as pd
+
+
+def preload_table_writers(outputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Import what writing ``outputs`` needs (pandas; pyarrow for parquet) now, e.g. while the
+    models load in the background, rather than after the analysis."""
+    import pandas  # noqa: F401
+
+    if any(Path(o).suffix.lower() == ".parquet" for o in outputs):
+        import pyarrow.parquet  # noqa: F401
 
 
 class RowBuffer:
@@ -60,6 +71,8 @@ class RowBuffer:
 
     def to_frame(self) -> pd.DataFrame:
         """The table: the schema's columns in order and dtypes, then any extra columns."""
+        import pandas as pd
+
         if not self._n:
             return empty_table()
         self._consolidate()
@@ -71,6 +84,8 @@ class RowBuffer:
 def track_summary(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (source, track): timing, frame counts, share of frames per top expression,
     and mean probabilities over the frames where the face was not abstained."""
+    import pandas as pd
+
     cols = ["source", "track_id", "first_s", "last_s", "duration_s", "n_frames", "n_abstained"]
     cols += [f"share_{lab}" for lab in EXPRESSIONS] + [f"mean_{lab}" for lab in EXPRESSIONS]
     if df.empty:
@@ -220,5 +235,7 @@ def write_results(df: pd.DataFrame, manifest: RunManifest, path: str | os.PathLi
 
 
 def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    import pandas as pd
+
     parts = [f for f in frames if len(f)]
     return pd.concat(parts, ignore_index=True) if parts else empty_table()

@@ -13,15 +13,17 @@ import platform
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from mien._version import __version__
 from mien.errors import InputError
 from mien.faces import Faces
 from mien.labels import EXPRESSIONS
+
+if TYPE_CHECKING:  # pragma: no cover - pandas is imported where a table is built (start-up)
+    import pandas as pd
 
 SCHEMA_VERSION = 2  # 2: face geometry columns (pose_*, mesh_score, geo_*, geo_*_delta)
 #: Layout of the ``.manifest.json`` sidecar (2: one entry per source under ``sources``).
@@ -223,6 +225,8 @@ def table_columns(faces: Faces, *, source: str, frame_index: int, time_s: float)
 
 def empty_table() -> pd.DataFrame:
     """A table with the schema's columns and dtypes and no rows."""
+    import pandas as pd
+
     return pd.DataFrame({c: pd.Series(dtype=DTYPES[c]) for c in COLUMNS})
 
 
@@ -252,6 +256,8 @@ def coerce_table(frame: pd.DataFrame) -> pd.DataFrame:
 
     Raises ``ValueError`` or ``TypeError`` when a column cannot be parsed as its type.
     """
+    import pandas as pd
+
     frame = frame.copy()
     if frame.shape[1] == 0:
         return empty_table()
@@ -279,6 +285,8 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     Raises :class:`InputError` naming the file when it is missing, of an unknown kind or unreadable.
     Columns are not checked: what a reader needs, it checks.
     """
+    import pandas as pd
+
     p = Path(path)
     if not p.is_file():
         hint = " (it is a folder)" if p.is_dir() else ""

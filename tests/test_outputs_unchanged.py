@@ -1,0 +1,71 @@
+"""Speed work must not change what mien measures: the table of two shared clips against the one
+the engine wrote before it (mien at commit 8320618, float model mien-fer-vgg-1.2, default options).
+
+``tests/data/reference_*.csv.gz`` hold that run's frame, track, box (0.1 px), abstention and top
+label for every face. Tolerances: every reference face found again in its frame (box IoU ≥ 0.5)
+and no more than 1% extra faces; boxes within IoU 0.97 on average; the same abstention for 99%;
+the same top label for 98% of the faces both runs classify with the same float model, 95% when
+the run uses the int8 model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import shared_video
+
+DATA = Path(__file__).parent / "data"
+REFERENCE_MODEL_SHA256 = "58a27112de62d0dc2cbe6ca2a396b232bfe4a3ea0676d6a1d304c555f59aed93"
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(2)
+    area = lambda x: (x[:, 2:] - x[:, :2]).prod(1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None] - inter + 1e-9)
+
+
+def compare(ref: pd.DataFrame, new: pd.DataFrame) -> dict[str, float]:
+    """Match faces frame by frame (greedy, best IoU first) and summarise the agreement."""
+    cols = ["x1", "y1", "x2", "y2"]
+    matched_ious, same_abstain, same_label, labelled = [], 0, 0, 0
+    by_frame = {k: g for k, g in new.groupby("frame_index")}
+    for frame, r in ref.groupby("frame_index"):
+        n = by_frame.get(frame)
+        if n is None:
+            continue
+        iou = _iou(r[cols].to_numpy(float), n[cols].to_numpy(float))
+        while iou.size and iou.max() >= 0.5:
+            i, j = np.unravel_index(iou.argmax(), iou.shape)
+            matched_ious.append(iou[i, j])
+            a, b = r.iloc[i], n.iloc[j]
+            same_abstain += int(bool(a["abstain"]) == bool(b["abstain"]))
+            if not a["abstain"] and not b["abstain"]:
+                labelled += 1
+                same_label += int(a["top_label"] == b["top_label"])
+            iou[i, :] = -1
+            iou[:, j] = -1
+    m = len(matched_ious)
+    return {
+        "recall": m / len(ref), "extra": (len(new) - m) / len(ref), "mean_iou": float(np.mean(matched_ious)),
+        "same_abstain": same_abstain / max(m, 1), "same_label": same_label / max(labelled, 1),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", ["WolfgangLanger_Pexels.mp4", "short_hamilton_clip.mp4"])
+def test_table_matches_the_reference_run(analyzer, clip):
+    path = shared_video(clip)
+    ref = pd.read_csv(DATA / f"reference_{Path(clip).stem}.csv.gz", keep_default_na=False)
+    ref["abstain"] = ref["abstain"].astype(str) == "True"
+    new = analyzer.analyze_source(str(path)).to_pandas()
+    got = compare(ref, new)
+    same_model = analyzer.model.sha256 == REFERENCE_MODEL_SHA256
+    assert got["recall"] == 1.0, got
+    assert got["extra"] <= 0.01, got
+    assert got["mean_iou"] >= 0.97, got
+    assert got["same_abstain"] >= 0.99, got
+    assert got["same_label"] >= (0.98 if same_model else 0.95), got

@@ -1,0 +1,54 @@
+"""Start-up: ``mien analyze`` must not import what only other commands need."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+from conftest import shared_video
+
+PROBE = """
+import json, sys
+from mien.cli import main
+rc = main(sys.argv[1:])
+heavy = sorted(m for m in sys.modules if m.startswith(("mien.audit", "mien.reporting")))
+print(json.dumps({"rc": rc, "heavy": heavy}))
+"""
+
+
+def _run(*argv: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_analyze_does_not_import_the_audit_or_report_commands(tmp_path):
+    import av
+
+    with av.open(str(shared_video("WolfgangLanger_Pexels.mp4"))) as c:
+        img = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    still = tmp_path / "face.png"
+    cv2.imwrite(str(still), img)
+    out = _run("analyze", str(still), "-o", str(tmp_path / "r.parquet"), "--quiet")
+    assert out == {"rc": 0, "heavy": []}
+    assert (tmp_path / "r.parquet").is_file()
+
+
+def test_other_commands_are_still_registered():
+    from mien.cli import build_parser
+
+    for argv in ([], ["--help"], ["report", "r.parquet"], ["evaluate", "x.npz"]):
+        choices = build_parser(argv)._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        assert {"analyze", "info", "evaluate", "report"} <= set(choices), argv
+    assert set(build_parser(["analyze", "v.mp4"])._subparsers._group_actions[0].choices) == {"analyze", "info"}  # type: ignore[union-attr]
+
+
+def test_the_engine_imports_without_pandas():
+    """pandas (the slowest import at start-up) is loaded only when a table is built or read."""
+    code = "import sys, mien.pipeline, mien.cli; print('pandas' in sys.modules, 'pyarrow' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False"]
