@@ -43,13 +43,13 @@ class AnalysisOptions:
     model_card: str | None = None
     prior_strength: float | None = None  # class-prior strength; None: the model card's
     threads: int = 1
+    geometry: bool = True  # face mesh, 3-D head pose and geo_* measures (mien.geometry)
+    annotate_mesh: bool = False  # draw each face's mesh in the annotated video
+    landmarks: bool = False  # keep all 468 mesh points per face (AnalysisResult.landmarks, --landmarks)
     device: str = "cpu"  # "cuda": both networks on an NVIDIA GPU (onnxruntime-gpu, mien[gpu])
     # expression network: "int8" (its shipped quantisation, with its own audited card) or "float";
     # "auto": int8 on the CPU where it ships, float on a GPU. Ignored with model_card.
     precision: str = "auto"
-    geometry: bool = True  # face mesh, 3-D head pose and geo_* measures (mien.geometry)
-    annotate_mesh: bool = False  # draw each face's mesh in the annotated video
-    landmarks: bool = False  # keep all 468 mesh points per face (AnalysisResult.landmarks, --landmarks)
     # live sources
     max_frames: int | None = None
     max_seconds: float | None = None
@@ -80,11 +80,11 @@ class AnalysisFields(TypedDict, total=False):
     model_card: str | None
     prior_strength: float | None
     threads: int
-    device: str
-    precision: str
     geometry: bool
     annotate_mesh: bool
     landmarks: bool
+    device: str
+    precision: str
     max_frames: int | None
     max_seconds: float | None
     open_timeout_s: float

@@ -117,15 +117,16 @@ class Analyzer:
             score_threshold=o.score_threshold, min_face_px=o.min_detect_px,
             max_side=o.detector_max_side, threads=o.threads, device=o.device,
         )
+        self.mesh = FaceMesh.load(threads=o.threads) if o.geometry else None
+        self.last_landmarks: LandmarkRows | None = None  # the last source's mesh points (options.landmarks)
         # Build both ONNX sessions in the background: ONNX Runtime releases the GIL while it
         # loads and optimises a graph, so this overlaps what the caller does next (the CLI
         # imports pandas meanwhile, a video is opened); a first use waits on the model's lock.
         threading.Thread(target=self._build_sessions, name="mien-sessions", daemon=True).start()
-        self.mesh = FaceMesh.load(threads=o.threads) if o.geometry else None
-        self.last_landmarks: LandmarkRows | None = None  # the last source's mesh points (options.landmarks)
 
     def _build_sessions(self) -> None:
-        for net in (self.detector, self.model):
+        nets: list[Any] = [self.detector, self.model] + ([self.mesh] if self.mesh is not None else [])
+        for net in nets:
             try:
                 net.session  # noqa: B018
             except Exception:  # noqa: BLE001 - the first real use raises it where it belongs

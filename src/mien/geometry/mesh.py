@@ -10,6 +10,7 @@ smaller = nearer the camera).
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -96,6 +97,7 @@ class FaceMesh:
         self.onnx_path = onnx_path
         self.threads = threads
         self._session = None
+        self._lock = threading.Lock()  # the engine may build the session in a background thread
 
     @classmethod
     def load(cls, card_path: str | Path | None = None, threads: int = 1) -> FaceMesh:
@@ -120,11 +122,12 @@ class FaceMesh:
 
     @property
     def session(self):
-        if self._session is None:
-            from mien.detection import make_session
+        with self._lock:
+            if self._session is None:
+                from mien.runtime import make_session
 
-            self._session = make_session(str(self.onnx_path), self.threads)
-        return self._session
+                self._session = make_session(str(self.onnx_path), self.threads)  # always the CPU
+            return self._session
 
     def run_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw network output for crops (n, 192, 192, 3): points (n, 468, 3) in crop pixels, score (n,)."""

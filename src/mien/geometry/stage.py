@@ -6,8 +6,9 @@ the per-track ``geo_*_delta`` columns are added to the finished table by :func:`
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from mien.faces import Faces
 from mien.geometry.measures import blink_events, measure_columns, track_deltas
@@ -15,6 +16,9 @@ from mien.geometry.measures import geometry_measures as _measures
 from mien.geometry.mesh import FaceMesh
 from mien.geometry.pose import head_pose
 from mien.schema import order_columns
+
+if TYPE_CHECKING:  # pandas is imported where a table is built, not at engine start-up
+    import pandas as pd
 
 POSE_COLUMNS = ("pose_yaw_deg", "pose_pitch_deg", "pose_roll_deg")
 #: Columns that need a track's whole run (added by :func:`add_track_deltas` when the run is complete;
@@ -42,6 +46,8 @@ def add_track_deltas(table: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in measure_columns() if c in table.columns]
     if not cols or table.empty:
         return table
+    import pandas as pd
+
     key = table["source"].astype(str) + "\x00" + table["track_id"].astype(str)
     track = pd.factorize(key)[0]
     neutral = table["prob_neutral"].to_numpy(np.float64) if "prob_neutral" in table.columns else None
@@ -64,6 +70,8 @@ def _blink_rows(table: pd.DataFrame, track: np.ndarray) -> np.ndarray:
 def blink_table(table: pd.DataFrame) -> pd.DataFrame:
     """The eye closures of a results table as events: source, track_id, start_s, end_s, frames, kind
     (``blink`` up to 0.5 s, else ``eyes_closed``), min_ratio (deepest closure / the track's median)."""
+    import pandas as pd
+
     rows = []
     for (source, track_id), g in table.groupby(["source", "track_id"], sort=False):
         for ev in blink_events(np.zeros(len(g), np.int64), g["time_s"].to_numpy(np.float64),
@@ -90,6 +98,8 @@ class LandmarkRows:
         self._points.append(np.asarray(points, np.float32))
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         from mien.geometry.landmarks68 import to_ibug68
 
         if not self._points:
