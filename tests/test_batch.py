@@ -272,7 +272,10 @@ def test_a_killed_input_is_finished_from_its_checkpoint(tmp_path):
     assert (table["frame_index"] % 2 == 0).all()
     assert not table.duplicated(["frame_index", "track_id"]).any()
     before = table[table["frame_index"] <= cut].reset_index(drop=True)
-    pd.testing.assert_frame_equal(before, partial.frame.reset_index(drop=True), check_dtype=False)
+    # checkpoint parts lack the columns only a finished run can fill (geo_*_delta, geo_blink)
+    kept = partial.frame.reset_index(drop=True)
+    assert set(kept.columns) <= set(before.columns)
+    pd.testing.assert_frame_equal(before[list(kept.columns)], kept, check_dtype=False)
     after = table[table["frame_index"] > cut]
     assert len(after) and after["track_id"].min() > before["track_id"].max()  # new tracks after the cut
     assert not (out / "long.mp4.parquet.checkpoint").exists()

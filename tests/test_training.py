@@ -337,8 +337,8 @@ def test_packaging_a_run_without_a_prior_strength_says_to_re_export(tmp_path):
 
 
 def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path, monkeypatch):
-    """The shipped run was the cpu preset; naming gpu (other epochs, width, lr) or an unknown
-    preset is refused, so a card's command cannot claim a recipe that did not make the model."""
+    """The shipped run was the mix preset; naming cpu or gpu (other epochs) or an unknown preset
+    is refused, so a card's command cannot claim a recipe that did not make the model."""
     from mien.training import package
 
     run = tmp_path / "run"
@@ -346,11 +346,13 @@ def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path, monkeypatch
     training = json.loads((run / "expression_training.json").read_text())
     (run / "config.json").write_text(json.dumps(training["config"]))
     (run / "summary.json").write_text(json.dumps(training["summary"]))
-    card = package.build_card(run, "expression.onnx", version="1.2")
-    assert card["training"]["command"].startswith("python -m mien.training.recipe --preset cpu --out runs/cpu")
-    with pytest.raises(ValueError, match="student epochs is 100 but preset 'gpu' trains 53"):
-        package.build_card(run, "expression.onnx", version="1.2", preset="gpu")
-    monkeypatch.setitem(recipe.PRESETS, "x", {"teachers": 0, "student": {"arch": "effnet-lite0", "epochs": 100}})
+    card = package.build_card(run, "expression.onnx", version="2.0")
+    assert "python -m mien.training.recipe --preset mix" in card["training"]["command"]
+    with pytest.raises(ValueError, match="student epochs is 9 but preset 'cpu' trains 100"):
+        package.build_card(run, "expression.onnx", version="2.0", preset="cpu")
+    with pytest.raises(ValueError, match="preset 'gpu' trains 53"):
+        package.build_card(run, "expression.onnx", version="2.0", preset="gpu")
+    monkeypatch.setitem(recipe.PRESETS, "x", {"teachers": 0, "student": {"arch": "effnet-lite0", "epochs": 9}})
     with pytest.raises(ValueError, match="student arch is 'vgg' but preset 'x' trains 'effnet-lite0'"):
         package.build_card(run, "expression.onnx", preset="x")
     with pytest.raises(ValueError, match="not one of"):

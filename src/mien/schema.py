@@ -135,6 +135,8 @@ COLUMNS: tuple[str, ...] = tuple(c for g in COLUMN_GROUPS if not g.optional for 
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for g in COLUMN_GROUPS if g.optional for c in g.columns)
 #: The pandas dtype of every column.
 DTYPES: dict[str, str] = {c: g.pandas_dtype for g in COLUMN_GROUPS if not g.optional for c in g.columns}
+#: The pandas dtype of every optional column.
+OPTIONAL_DTYPES: dict[str, str] = {c: g.pandas_dtype for g in COLUMN_GROUPS if g.optional for c in g.columns}
 #: Every column, optional ones included, in order (a run with geometry on has all of them).
 ALL_COLUMNS: tuple[str, ...] = tuple(c for g in COLUMN_GROUPS for c in g.columns)
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c, t in DTYPES.items() if t == "object")

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mien.results import atomic_write
-from mien.schema import DTYPES
+from mien.schema import DTYPES, OPTIONAL_COLUMNS, OPTIONAL_DTYPES, order_columns
 
 RESULTS_DIR = "results"
 
@@ -41,7 +41,7 @@ def arrow_schema(frame: pd.DataFrame) -> pa.Schema:
     """The dataset's schema for these columns: the results schema's types (so an empty part
     matches a full one), and for any extra column the type of its values (float when it has none)."""
     def arrow_type(col: str) -> pa.DataType:
-        kind = "object" if col == "video_id" else DTYPES.get(col)
+        kind = "object" if col == "video_id" else DTYPES.get(col, OPTIONAL_DTYPES.get(col))
         if kind is not None:
             return pa.string() if kind == "object" else pa.from_numpy_dtype(np.dtype(kind))
         if len(frame) and frame[col].notna().any():
@@ -51,9 +51,17 @@ def arrow_schema(frame: pd.DataFrame) -> pa.Schema:
     return pa.schema([(c, arrow_type(c)) for c in frame.columns])
 
 
-def write_part(frame: pd.DataFrame, out_dir: Path, video_id: str, relative: str) -> Path:
-    """Write one input's rows as its part of the combined dataset (replacing an earlier one)."""
+def write_part(frame: pd.DataFrame, out_dir: Path, video_id: str, relative: str, *,
+               geometry: bool = False) -> Path:
+    """Write one input's rows as its part of the combined dataset (replacing an earlier one).
+
+    With ``geometry`` an input with no face (whose table has none of the geometry columns) gets
+    them empty, so that all parts keep one schema."""
     df = frame.drop(columns=["source"], errors="ignore")
+    if geometry and not len(df):
+        missing = [c for c in OPTIONAL_COLUMNS if c not in df.columns]
+        df = df.assign(**{c: pd.Series(dtype=OPTIONAL_DTYPES[c], index=df.index) for c in missing})
+        df = order_columns(df)
     df.insert(0, "source", relative)
     df.insert(0, "video_id", video_id)
     table = pa.Table.from_pandas(df, schema=arrow_schema(df), preserve_index=False)

@@ -87,10 +87,10 @@ def run_job(analyzer: Analyzer, job: Job) -> Outcome:
         return Outcome(job.relative, FAILED, error=display(message.replace("\n", " ")),
                        seconds=time.perf_counter() - t0, peak_rss_mib=peak_rss_mib())
     with protected_save():  # a signal now only stops the batch after this input is written
-        return _write(result, job, out_dir, t0)
+        return _write(result, job, out_dir, t0, geometry=analyzer.options.geometry)
 
 
-def _write(result: AnalysisResult, job: Job, out_dir: Path, t0: float) -> Outcome:
+def _write(result: AnalysisResult, job: Job, out_dir: Path, t0: float, *, geometry: bool) -> Outcome:
     run = result.manifest.source
     frames = run.frames
     interrupted = result.manifest.status == "interrupted"
@@ -102,7 +102,7 @@ def _write(result: AnalysisResult, job: Job, out_dir: Path, t0: float) -> Outcom
     if interrupted:
         remove_part(out_dir, job.video_id)  # the combined table holds finished inputs only
     else:
-        write_part(df, out_dir, job.video_id, job.relative)
+        write_part(df, out_dir, job.video_id, job.relative, geometry=geometry)
     result.save(job.output)  # the manifest is written last: its presence means all is there
     if not interrupted:  # an interrupted input keeps its checkpoint: the next run finishes from it
         remove_checkpoint(job.output)
