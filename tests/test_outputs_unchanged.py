@@ -57,7 +57,12 @@ def compare(ref: pd.DataFrame, new: pd.DataFrame) -> dict[str, float]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("clip", ["WolfgangLanger_Pexels.mp4", "short_hamilton_clip.mp4"])
-def test_table_matches_the_reference_run(analyzer, clip):
+def test_table_matches_the_reference_run(clip):
+    # geometry off: with the mesh on, the profile gate reads the mesh's yaw instead of the 5-point
+    # proxy the reference run used (issue #18), and abstentions change by design
+    from mien.pipeline import AnalysisOptions, Analyzer
+
+    analyzer = Analyzer(AnalysisOptions(detect_every=3, geometry=False))
     path = shared_video(clip)
     ref = pd.read_csv(DATA / f"reference_{Path(clip).stem}.csv.gz", keep_default_na=False)
     ref["abstain"] = ref["abstain"].astype(str) == "True"
@@ -77,7 +82,7 @@ def test_table_matches_the_reference_run(analyzer, clip):
 def test_reference_labels_with_the_reference_model():
     """The label check above, run with the model the reference was made with, when it is at hand."""
     from mien.expression import ExpressionModel
-    from mien.pipeline import Analyzer
+    from mien.pipeline import AnalysisOptions, Analyzer
 
     model = ExpressionModel.load(precision="float")
     if model.sha256 != REFERENCE_MODEL_SHA256:
@@ -85,5 +90,5 @@ def test_reference_labels_with_the_reference_model():
     clip = "short_hamilton_clip.mp4"
     ref = pd.read_csv(DATA / f"reference_{Path(clip).stem}.csv.gz", keep_default_na=False)
     ref["abstain"] = ref["abstain"].astype(str) == "True"
-    new = Analyzer(model=model).analyze_source(str(shared_video(clip))).to_pandas()
+    new = Analyzer(AnalysisOptions(geometry=False), model=model).analyze_source(str(shared_video(clip))).to_pandas()
     assert compare(ref, new)["same_label"] >= 0.98

@@ -289,8 +289,10 @@ def test_a_job_killed_mid_run_resumes_from_its_checkpoint(tmp_path: Path) -> Non
     cut.observer = cut.should_stop = None
     full = pd.read_parquet(cut.analyze_source(str(clip)).save(tmp_path / "full.parquet"))  # same options, uncut
     before = table[table["frame_index"] <= 18].reset_index(drop=True)
-    pd.testing.assert_frame_equal(before.drop(columns="source"),
-                                  full[full["frame_index"] <= 18].reset_index(drop=True).drop(columns="source"))
+    # per-track end-of-run columns (geo_*_delta, geo_blink) follow the restarted tracks: compare the rest
+    cols = [c for c in full.columns if c != "source" and not c.endswith("_delta") and c != "geo_blink"]
+    pd.testing.assert_frame_equal(before[cols],
+                                  full[full["frame_index"] <= 18].reset_index(drop=True)[cols])
     # tracks restart at the resume point, under new ids
     assert set(table[table["frame_index"] > 18]["track_id"]).isdisjoint(set(before["track_id"]))
     assert not list(out_dir.glob("input*"))  # per-input leftovers are cleared once the job is done

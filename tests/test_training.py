@@ -531,7 +531,8 @@ def test_compare_with_a_broken_shipped_model_fails_with_one_clear_line(tmp_path,
     n = 32
     run = _fake_run(tmp_path / "run", data, np.ones(n, bool), np.ones(n, bool))
     card = tmp_path / "card.json"
-    card.write_text(json.dumps({"file": "gone.onnx", "sha256": "0" * 64}))
+    shipped = json.loads((ROOT / "src" / "mien" / "models" / "expression.json").read_text())
+    card.write_text(json.dumps(dict(shipped, file="gone.onnx", sha256="0" * 64)))  # a valid card, no model
     monkeypatch.setattr(expression, "default_card_path", lambda: card)
     with pytest.raises(SystemExit) as exit_info:
         compare.main(["shipped", str(run), "--data", str(data)])
