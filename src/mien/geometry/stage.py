@@ -14,7 +14,7 @@ from mien.faces import Faces
 from mien.geometry.measures import blink_events, measure_columns, track_deltas
 from mien.geometry.measures import geometry_measures as _measures
 from mien.geometry.mesh import FaceMesh
-from mien.geometry.pose import head_pose
+from mien.geometry.pose import head_pose, stable_face_frame
 from mien.schema import order_columns
 
 if TYPE_CHECKING:  # pandas is imported where a table is built, not at engine start-up
@@ -35,7 +35,7 @@ def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces) -> tuple[
         "pose_yaw_deg": pose.yaw_deg, "pose_pitch_deg": pose.pitch_deg, "pose_roll_deg": pose.roll_deg,
         "mesh_score": res.score.astype(np.float64),
     }
-    data.update(_measures(pose.to_face_frame(res.points)))
+    data.update(_measures(stable_face_frame(res.points)))
     return faces.replace(data=data), res.points
 
 
