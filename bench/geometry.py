@@ -1,7 +1,9 @@
 """Validation table for the face geometry (docs/geometry.md): 68-point error, pose checks, measure AUCs,
-and the mesh's cost per face against the expression model's in the same process.
+the mesh's cost per face against the expression model's in the same process, and whether aligning
+the expression model's crops on the mesh instead of the detector's 5 points changes its accuracy.
 
-    python bench/geometry.py
+    python bench/geometry.py              # every section
+    python bench/geometry.py alignment    # only the mesh-alignment comparison
 """
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from mien.detection import FaceDetector  # noqa: E402
 from mien.expression import ExpressionModel  # noqa: E402
-from mien.geometry import FaceMesh  # noqa: E402
+from mien.faces import Faces  # noqa: E402
+from mien.geometry import FaceMesh, geometry_measures, head_pose  # noqa: E402
+from mien.geometry.pose import stable_face_frame  # noqa: E402
+from mien.geometry.stage import measure_faces  # noqa: E402
 from mien.geometry.stills import largest_face_geometry  # noqa: E402
 from mien.geometry.validation import ibug68_error, measure_aucs  # noqa: E402
 
@@ -30,10 +35,58 @@ def _rotated(img: np.ndarray, angle: float) -> np.ndarray:
     return cv2.warpAffine(pad, m, (pad.shape[1], pad.shape[0]), borderMode=cv2.BORDER_REPLICATE)
 
 
+#: Mesh points standing in for the detector's 5 (image-left eye, image-right eye, nose tip, image-left
+#: and image-right mouth corner): each eye's centre as the mean of its corners and mid-lids.
+MESH_FIVE: tuple[tuple[int, ...], ...] = ((33, 133, 159, 145), (263, 362, 386, 374), (1,), (61,), (291,))
+
+
+def mesh_alignment(det: FaceDetector, mesh: FaceMesh) -> None:
+    """Balanced accuracy of the shipped expression model on two validation folds (mien's subject folds;
+    the model was trained on the other folds of these sets) with crops aligned on the detector's 5
+    points (as trained and as the engine runs) and on 5 points taken from the mesh."""
+    from mien.alignment import align_faces
+    from mien.audit.metrics import balanced_accuracy, confusion_matrix
+    from mien.labels import EXPRESSIONS
+    from mien.training.expressions import SOURCES, read_labels, split_of
+
+    model = ExpressionModel.load()
+    print("\n## Expression model: crops aligned on the detector's 5 points vs on the mesh's\n")
+    print("Validation folds (fold 0 of mien's subject folds; the model trained on the other folds). Mesh points: "
+          f"{', '.join('mean of ' + str(p) if len(p) > 1 else str(p[0]) for p in MESH_FIVE)}.\n")
+    print("| set | faces | balanced accuracy, detector's 5 points | mesh's 5 points | same prediction |\n"
+          "|---|---|---|---|---|")
+    for name in ("taiwanese_chen2013", "london_face_research_lab"):
+        root = SHARED / "expressions" / name
+        ls = read_labels(root)
+        val = split_of(ls, SOURCES[name])
+        truth, pred_det, pred_mesh = [], [], []
+        for k in np.flatnonzero(val):
+            img = cv2.imread(str(root / ls.paths[k]))
+            d = det.detect(img)
+            if len(d) == 0:
+                continue
+            j = int(np.argmax(np.prod(d.xyxy[:, 2:] - d.xyxy[:, :2], axis=1)))
+            pts = mesh.run(img, d.xyxy[j:j + 1], d.landmarks[j:j + 1]).points[0, :, :2]
+            five = np.stack([pts[list(idx)].mean(0) for idx in MESH_FIVE])[None]
+            crops = np.concatenate([align_faces(img, d.landmarks[j:j + 1], model.input_size, model.template),
+                                    align_faces(img, five, model.input_size, model.template)])
+            p = model.predict_proba(crops).argmax(1)
+            truth.append(int(ls.labels[k]))
+            pred_det.append(int(p[0]))
+            pred_mesh.append(int(p[1]))
+        t, a, b = np.array(truth), np.array(pred_det), np.array(pred_mesh)
+        n = len(EXPRESSIONS)
+        print(f"| {name} | {len(t)} | {balanced_accuracy(confusion_matrix(t, a, n)):.3f} | "
+              f"{balanced_accuracy(confusion_matrix(t, b, n)):.3f} | {(a == b).mean():.0%} |")
+
+
 def main() -> int:
     if not SHARED.is_dir():
         sys.exit(f"bench: {SHARED} not found; the geometry bench needs ../shared/data beside the checkout")
     det, mesh = FaceDetector(), FaceMesh.load()
+    if sys.argv[1:] == ["alignment"]:
+        mesh_alignment(det, mesh)
+        return 0
     print("## 68-point subset vs dlib annotations (NME: mean error / outer-eye-corner distance)\n")
     print("| file | faces | found | NME mean | NME median |\n|---|---|---|---|---|")
     for name in ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml"):
@@ -119,6 +172,20 @@ def main() -> int:
         t2 = time.perf_counter()
         print(f"- {n} face(s) per batch: mesh (crop + network + back-projection) {1e3 * (t1 - t0) / 50 / n:.2f} ms/face, "
               f"expression model {1e3 * (t2 - t1) / 50 / n:.2f} ms/face (ratio {(t1 - t0) / (t2 - t1):.2f})")
+        faces = Faces(boxes, np.full(n, 0.9, np.float32), lms, track_id=list(range(n)))
+        points = mesh.run(img, boxes, lms).points
+        t0 = time.perf_counter()
+        for _ in range(50):
+            pose = head_pose(points)
+            geometry_measures(stable_face_frame(points))
+        t1 = time.perf_counter()
+        for _ in range(50):
+            measure_faces(mesh, img, faces)
+        t2 = time.perf_counter()
+        print(f"  the whole geometry stage {1e3 * (t2 - t1) / 50 / n:.2f} ms/face, of which pose fit, measure frame "
+              f"and measures {1e3 * (t1 - t0) / 50 / n:.3f} ms/face ({(t1 - t0) / (t2 - t1):.0%}; "
+              f"pose yaw {pose.yaw_deg[0]:.1f}°)")
+    mesh_alignment(det, mesh)
     return 0
 
 
