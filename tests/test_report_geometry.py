@@ -148,3 +148,20 @@ def test_geometry_panel_draws_trusted_rows_only_and_is_absent_without_columns(tm
     assert "geometry-panel" not in plain and not charts(plain, "pose")
     lost = write_report(_synthetic_geometry(base, score=0.2), tmp_path / "l.html").read_text(encoding="utf-8")
     assert "found this face on none" in lost and not charts(lost, "pose")
+
+
+def test_long_video_geometry_lines_are_binned_and_small(tmp_path: Path) -> None:
+    from mien.reporting.geometry import REGIONS
+    from mien.reporting.synthetic import demo_results
+
+    frame = demo_results(duration_s=600.0, fps=30.0, n_tracks=1)
+    rng = np.random.default_rng(0)
+    geo = {f"geo_{m}": rng.normal(0.3, 0.05, len(frame)) for r in REGIONS for m in r.measures}
+    geo.update({f"{k}_delta": v - 0.3 for k, v in list(geo.items())})
+    frame = _synthetic_geometry(frame, score=0.9).assign(mesh_score=0.9, **geo)
+    text = write_report(frame, tmp_path / "long.html").read_text(encoding="utf-8")
+    lines = [d for kind in ("pose", "geometry") for svg in charts(text, kind)
+             for d in re.findall(r'data-series="[\w]+" d="([^"]*)"', svg)]
+    assert len(lines) == 3 + 2 * 11
+    assert all(0 < len(re.findall(r"(-?[\d.]+) (-?[\d.]+)", d)) <= 500 for d in lines)
+    assert len(text.encode()) < 2_000_000

@@ -161,9 +161,10 @@ def _affine_weights() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
 
 
 def geometry_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
-    """``geo_*`` columns for n faces from mesh points (n, 468, 3) in the head's frame
-    (:meth:`mien.geometry.pose.HeadPose.to_face_frame`). Sided measures give ``geo_X_left``,
-    ``geo_X_right`` and ``geo_X`` (their mean)."""
+    """``geo_*`` columns for n faces from mesh points (n, 468, 3) in the head's frame: the engine's
+    values come from :func:`mien.geometry.pose.stable_face_frame` (``geometry_measures(
+    stable_face_frame(points))``). Sided measures give ``geo_X_left``, ``geo_X_right`` and ``geo_X``
+    (their mean)."""
     p = np.asarray(face_points, np.float64)
     iod = np.linalg.norm(p[:, IOD_POINTS[0]] - p[:, IOD_POINTS[1]], axis=1)
     iod = np.where(iod > 0, iod, np.nan)

@@ -101,9 +101,13 @@ def _chart(track_id: int, kind: str, title: str, series: list[Series], times: np
 def geometry_panel(track_id: int, trk: pd.DataFrame, x_range: tuple[float, float],
                    spans: list[tuple[float, float]], break_gap: float, max_points: int = 1000) -> str:
     """HTML for one track: a head-pose chart and per-region measure charts; "" without geometry
-    columns; a one-line note when the mesh found the face on none of the track's rows."""
+    columns; a one-line note when the mesh found the face on none of the track's rows.
+
+    Each line keeps at most half of ``max_points`` (the expression timeline's budget): a track has
+    up to 25 such lines, and a long video's report must stay a few megabytes."""
     if not has_geometry(trk):
         return ""
+    max_points = max(max_points // 2, 50)
     times = trk["time_s"].to_numpy(float)
     trusted = trk["mesh_score"].to_numpy(float) >= MIN_MESH_SCORE
     intro = (f'<h5>Head pose and face geometry</h5><p class="small muted">From the face mesh '
