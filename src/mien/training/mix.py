@@ -128,6 +128,18 @@ def _smooth(soft: np.ndarray, eps: float) -> np.ndarray:
     return ((1 - eps) * soft + eps / soft.shape[1]).astype(np.float32)
 
 
+def pinned_file(path: Path, sha256: str, what: str, hint: str) -> str:
+    """The SHA-256 of ``path``, checked against ``sha256`` when that is set."""
+    import hashlib
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} not found ({hint})")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if sha256 and digest != sha256:
+        raise ValueError(f"{what} {path} has SHA-256 {digest}, not {sha256}")
+    return digest
+
+
 def teacher_weight(cfg: MixConfig, source: str) -> float:
     return {"ferplus": cfg.teacher_ferplus, "muxspace": cfg.teacher_muxspace}.get(source, cfg.teacher_posed)
 
@@ -151,13 +163,7 @@ def load_teacher(cfg: MixConfig) -> dict[str, Any] | None:
     if not cfg.teacher:
         return None
     path = Path(cfg.teacher)
-    if not path.is_file():
-        raise FileNotFoundError(f"teacher file {path} not found (scripts/faceapi_eval.py writes it)")
-    import hashlib
-
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if cfg.teacher_sha256 and digest != cfg.teacher_sha256:
-        raise ValueError(f"teacher file {path} has SHA-256 {digest}, not {cfg.teacher_sha256}")
+    digest = pinned_file(path, cfg.teacher_sha256, "teacher file", "scripts/faceapi_eval.py writes it")
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files} | {"sha256": digest}
 
@@ -239,11 +245,7 @@ def warm_start_file(cfg: MixConfig) -> tuple[Path, str] | None:
         path, digest = model.onnx_path, model.sha256
     else:
         path = Path(cfg.warm_start)
-        if not path.is_file():
-            raise FileNotFoundError(f"warm-start model {path} not found (docs/training.md says how to get it)")
-        import hashlib
-
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = pinned_file(path, "", "warm-start model", "docs/training.md says how to get it")
     if cfg.warm_start_sha256 and digest != cfg.warm_start_sha256:
         raise ValueError(f"warm-start model {path} has SHA-256 {digest}, not {cfg.warm_start_sha256}")
     return path, digest
@@ -337,11 +339,7 @@ def train_mix(cfg: MixConfig) -> dict:
         epochs = int(max(2, min(cfg.epochs, left // per_epoch)))
         print(f"[{out.name}] ~{per_epoch:.0f} s/epoch: {epochs} epochs fit the budget", flush=True)
     ws = warm_start_file(cfg)
-    teacher_sha = None
-    if cfg.teacher:
-        import hashlib
-
-        teacher_sha = hashlib.sha256(Path(cfg.teacher).read_bytes()).hexdigest()
+    teacher_sha = pinned_file(Path(cfg.teacher), cfg.teacher_sha256, "teacher file", "") if cfg.teacher else None
     config = asdict(cfg) | {"warm_start_file_sha256": ws[1] if ws else None, "epochs_run": epochs,
                             "precision_run": precision, "teachers": 1 if cfg.teacher else 0,
                             "teacher_file_sha256": teacher_sha,
