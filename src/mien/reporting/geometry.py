@@ -110,14 +110,16 @@ def geometry_panel(track_id: int, trk: pd.DataFrame, x_range: tuple[float, float
     max_points = max(max_points // 2, 50)
     times = trk["time_s"].to_numpy(float)
     trusted = trk["mesh_score"].to_numpy(float) >= MIN_MESH_SCORE
-    intro = (f'<h5>Head pose and face geometry</h5><p class="small muted">From the face mesh '
+    heading = "<h5>Head pose and face geometry</h5>"
+    if not trusted.any():
+        return (f'<div class="geometry-panel">{heading}<p class="muted small">The face mesh found this face on '
+                f"none of its frames (mesh_score below {MIN_MESH_SCORE:g}: small, dark, blurred or turned away), "
+                "so no pose or geometry is drawn.</p></div>")
+    intro = (f'{heading}<p class="small muted">From the face mesh '
              f"(docs/geometry.md), drawn where the mesh found the face (mesh_score ≥ {MIN_MESH_SCORE:g}: "
              f"{trusted.mean():.0%} of this track's frames); grey = expression abstained. The geo_* lines are "
              "distances between mesh points in inter-ocular distances, larger = more of the movement; they are "
              "geometry, not FACS coding, and say nothing about what anyone feels.</p>")
-    if not trusted.any():
-        return (f'<div class="geometry-panel">{intro}<p class="muted small">The mesh found this face on none '
-                "of its frames (small, dark, blurred or turned away), so no pose or geometry is drawn.</p></div>")
 
     def column(name: str) -> np.ndarray:
         return np.where(trusted, trk[name].to_numpy(float), np.nan)
