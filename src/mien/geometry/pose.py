@@ -132,7 +132,7 @@ def stable_face_frame(points: np.ndarray, canonical: CanonicalFace | None = None
         return pts.copy()
     idx = list(STABLE_POINTS)
     rot, scale, t = fit_similarity(canon.vertices[idx], pts[:, idx] * _FLIP, np.ones(len(idx)))
-    return HeadPose(*angles_from_rotation(rot), rot, scale, t).to_face_frame(pts)
+    return np.einsum("nji,nkj->nki", rot, pts * _FLIP - t[:, None, :]) / scale[:, None, None]
 
 
 def head_pose(points: np.ndarray, canonical: CanonicalFace | None = None) -> HeadPose:
