@@ -142,6 +142,25 @@ def test_track_deltas_use_the_more_neutral_half() -> None:
     neutral = np.array([0.9, 0.8, 0.1, 0.2, 0.5, 0.5])
     d = track_deltas(tracks, {"geo_x": vals}, neutral)["geo_x_delta"]
     np.testing.assert_allclose(d, [-0.05, 0.05, 0.75, 0.85, -1.0, 1.0])
+    # rows where the mesh did not find the face give no baseline: track 1's comes from the more
+    # neutral half of its trusted rows 1-3 (neutral 0.8, 0.1, 0.2: rows 1 and 3, values 0.2 and 1.0)
+    trusted = np.array([False, True, True, True, False, False])
+    d = track_deltas(tracks, {"geo_x": vals}, neutral, trusted)["geo_x_delta"]
+    np.testing.assert_allclose(d[:4], [-0.5, -0.4, 0.3, 0.4])
+    assert np.isnan(d[4:]).all()  # track 2: no trusted row, no baseline
+
+
+def test_table_deltas_leave_out_rows_the_mesh_did_not_find() -> None:
+    import pandas as pd
+
+    from mien.geometry.stage import add_track_deltas
+
+    table = pd.DataFrame({"source": "v.mp4", "track_id": 1, "time_s": np.arange(4) / 10,
+                          "prob_neutral": [0.9, 0.9, 0.1, 0.05], "mesh_score": [0.1, 0.9, 0.9, 0.9],
+                          "geo_mouth_open": [5.0, 0.2, 0.4, 0.6], "geo_eye_open": 0.3})
+    out = add_track_deltas(table)
+    # baseline: the more neutral half of rows 1-3 (rows 1 and 2), not row 0's 5.0 (mesh_score 0.1)
+    np.testing.assert_allclose(out["geo_mouth_open_delta"], [4.7, -0.1, 0.1, 0.3])
 
 
 def test_blink_events_find_short_closures() -> None:

@@ -185,15 +185,18 @@ def measure_columns() -> list[str]:
 
 
 def track_baselines(track_ids: np.ndarray, values: np.ndarray,
-                    neutral_prob: np.ndarray | None = None) -> np.ndarray:
+                    neutral_prob: np.ndarray | None = None, trusted: np.ndarray | None = None) -> np.ndarray:
     """Each row's track baseline for one measure: the median over the track's more neutral-looking
     half (rows whose neutral probability is at least the track's median), or over all its rows
-    when no probability is given. NaN rows (no mesh, abstained) are left out."""
+    when no probability is given. NaN rows (no mesh, abstained) are left out, and so are rows
+    where ``trusted`` is False (the mesh did not find the face); a track with no such row has no
+    baseline (NaN)."""
     track_ids = np.asarray(track_ids)
     values = np.asarray(values, np.float64)
+    usable = np.isfinite(values) if trusted is None else np.isfinite(values) & np.asarray(trusted, bool)
     out = np.full(len(values), np.nan)
     for t in np.unique(track_ids):
-        rows = np.flatnonzero((track_ids == t) & np.isfinite(values))
+        rows = np.flatnonzero((track_ids == t) & usable)
         if len(rows) == 0:
             continue
         use = rows
@@ -207,9 +210,9 @@ def track_baselines(track_ids: np.ndarray, values: np.ndarray,
 
 
 def track_deltas(track_ids: np.ndarray, measures: dict[str, np.ndarray],
-                 neutral_prob: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 neutral_prob: np.ndarray | None = None, trusted: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """``geo_X_delta`` = ``geo_X`` minus its track baseline (:func:`track_baselines`)."""
-    return {f"{k}_delta": np.asarray(v, np.float64) - track_baselines(track_ids, v, neutral_prob)
+    return {f"{k}_delta": np.asarray(v, np.float64) - track_baselines(track_ids, v, neutral_prob, trusted)
             for k, v in measures.items()}
 
 

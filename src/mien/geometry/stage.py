@@ -15,6 +15,7 @@ from mien.geometry.measures import blink_events, measure_columns, track_deltas
 from mien.geometry.measures import geometry_measures as _measures
 from mien.geometry.mesh import FaceMesh
 from mien.geometry.pose import head_pose, stable_face_frame
+from mien.quality import MIN_MESH_SCORE
 from mien.schema import order_columns
 
 if TYPE_CHECKING:  # pandas is imported where a table is built, not at engine start-up
@@ -42,7 +43,9 @@ def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces) -> tuple[
 def add_track_deltas(table: pd.DataFrame) -> pd.DataFrame:
     """``geo_X_delta`` for every ``geo_X`` column: relative to the track's baseline, the median over
     its more neutral-looking half of frames (by ``prob_neutral``; abstaining rows have none and are
-    left out of the choice). Computed per source and track once the table is complete."""
+    left out of the choice) among those where the mesh found the face (``mesh_score`` >=
+    :data:`mien.quality.MIN_MESH_SCORE`: elsewhere its points are not trusted, and a baseline from
+    them would shift every delta of the track). Computed per source and track once the table is complete."""
     cols = [c for c in measure_columns() if c in table.columns]
     if not cols or table.empty:
         return table
@@ -51,7 +54,8 @@ def add_track_deltas(table: pd.DataFrame) -> pd.DataFrame:
     key = table["source"].astype(str) + "\x00" + table["track_id"].astype(str)
     track = pd.factorize(key)[0]
     neutral = table["prob_neutral"].to_numpy(np.float64) if "prob_neutral" in table.columns else None
-    deltas = track_deltas(track, {c: table[c].to_numpy(np.float64) for c in cols}, neutral)
+    trusted = table["mesh_score"].to_numpy(np.float64) >= MIN_MESH_SCORE if "mesh_score" in table.columns else None
+    deltas = track_deltas(track, {c: table[c].to_numpy(np.float64) for c in cols}, neutral, trusted)
     return order_columns(table.assign(**deltas, geo_blink=_blink_rows(table, track)))
 
 
