@@ -4,6 +4,8 @@ the expression model's crops on the mesh instead of the detector's 5 points chan
 
     python bench/geometry.py              # every section
     python bench/geometry.py alignment    # only the mesh-alignment comparison
+    python bench/geometry.py int8 CARD    # the float mesh against another mesh card (e.g. an int8 one
+                                          # from scripts/quantize_face_mesh.py), side by side
 """
 from __future__ import annotations
 
@@ -117,12 +119,65 @@ def mesh_alignment(det: FaceDetector, mesh: FaceMesh) -> None:
               f"{(p[:, 1] == p[:, 0]).mean():.0%} / {(p[:, 2] == p[:, 0]).mean():.0%} |")
 
 
+def compare_meshes(det: FaceDetector, mesh: FaceMesh, other: FaceMesh) -> None:
+    """The shipped mesh and ``other`` side by side in one process: 68-point NME, pose and measure
+    differences and measure AUCs on the validation sets, and ms per face at batch 1 and 4."""
+    a, b = mesh.card["name"], other.card["name"]
+    print(f"## {a} (float) vs {b}\n")
+    print("| file | faces | found | NME mean float | NME mean other | NME median float | NME median other |")
+    print("|---|---|---|---|---|---|---|")
+    for name in ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml"):
+        xml = SHARED / "face_detection" / "dlib_faces" / name
+        e, o = ibug68_error(xml, det, mesh), ibug68_error(xml, det, other)
+        print(f"| {name} | {e.faces} | {e.found}/{o.found} | {e.nme_mean:.4f} | {o.nme_mean:.4f} | "
+              f"{e.nme_median:.4f} | {o.nme_median:.4f} |")
+    import csv
+
+    root = SHARED / "expressions" / "taiwanese_chen2013"
+    with (root / "labels.csv").open() as f:
+        paths = [r["path"] for r in csv.DictReader(f)][::4]
+    diffs: dict[str, list[float]] = {"yaw": [], "pitch": [], "roll": []}
+    for p in paths:
+        img = cv2.imread(str(root / p))
+        d = det.detect(img)
+        if len(d) == 0:
+            continue
+        pf, po = head_pose(mesh.run(img, d.xyxy, d.landmarks).points), head_pose(other.run(img, d.xyxy, d.landmarks).points)
+        for k in diffs:
+            diffs[k].extend(np.abs(getattr(pf, f"{k}_deg") - getattr(po, f"{k}_deg")).tolist())
+    print(f"\nPose, |float - other| over {len(diffs['yaw'])} faces (every 4th Taiwanese image): " + "; ".join(
+        f"{k} mean {np.mean(v):.2f}°, max {np.max(v):.2f}°" for k, v in diffs.items()))
+    print("\n| set | part | expression vs neutral | measure | n | AUC float | AUC other |\n|---|---|---|---|---|---|---|")
+    for r, s in zip(measure_aucs(SHARED / "expressions", det, mesh), measure_aucs(SHARED / "expressions", det, other),
+                    strict=True):
+        print(f"| {r['set']} | {r['part']} | {r['expression']} | {r['measure']} | "
+              f"{r['n_expression']}/{r['n_neutral']} | {r['auc']:.3f} | {s['auc']:.3f} |")
+    img = cv2.imread(str(root / paths[0]))
+    d = det.detect(img)
+    print()
+    for n in (1, 4):
+        boxes, lms = np.repeat(d.xyxy[:1], n, 0), np.repeat(d.landmarks[:1], n, 0)
+        times = {}
+        for net in (mesh, other, mesh, other):  # interleaved, each measured twice, the faster kept
+            net.run(img, boxes, lms)
+            t0 = time.perf_counter()
+            for _ in range(50):
+                net.run(img, boxes, lms)
+            ms = 1e3 * (time.perf_counter() - t0) / 50 / n
+            times[net.card["name"]] = min(ms, times.get(net.card["name"], ms))
+        print(f"- {n} face(s) per batch, mesh.run ms/face: float {times[a]:.2f}, other {times[b]:.2f} "
+              f"(other takes {times[b] / times[a]:.2f}x the float's time)")
+
+
 def main() -> int:
     if not SHARED.is_dir():
         sys.exit(f"bench: {SHARED} not found; the geometry bench needs ../shared/data beside the checkout")
     det, mesh = FaceDetector(), FaceMesh.load()
     if sys.argv[1:] == ["alignment"]:
         mesh_alignment(det, mesh)
+        return 0
+    if len(sys.argv) == 3 and sys.argv[1] == "int8":
+        compare_meshes(det, mesh, FaceMesh.load(sys.argv[2]))
         return 0
     print("## 68-point subset vs dlib annotations (NME: mean error / outer-eye-corner distance)\n")
     print("| file | faces | found | NME mean | NME median |\n|---|---|---|---|---|")
