@@ -295,3 +295,40 @@ def test_measure_frame_is_not_moved_by_the_lower_face() -> None:
     assert still["geo_jaw_drop"][1] > still["geo_jaw_drop"][0]
     shifted = geometry_measures(head_pose(frames).to_face_frame(frames))
     assert shifted["geo_brow_raise"][1] > shifted["geo_brow_raise"][0] + 0.01
+
+
+def _reference_crops(image_bgr: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+    """The mesh input as the engine first built it: a 3-channel warp per face, RGB, 0..1."""
+    out = []
+    for m in transforms:
+        crop = cv2.warpAffine(image_bgr, m.astype(np.float32), (192, 192), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        out.append(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1.0 / 255.0))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("pixels_per_face", [0, 10**9])  # never / always through the 4-channel frame
+def test_mesh_crops_are_the_same_whichever_warp_builds_them(models, monkeypatch, pixels_per_face: int) -> None:
+    import av
+    from conftest import shared_video
+
+    from mien.geometry import mesh as mesh_module
+
+    monkeypatch.setattr(mesh_module, "FOUR_CHANNEL_PIXELS_PER_FACE", pixels_per_face)
+    det, _ = models
+    checked = 0
+    with av.open(str(shared_video("short_hamilton_clip.mp4"))) as c:
+        for i, vf in enumerate(c.decode(video=0)):
+            if i % 40:
+                continue
+            img = vf.to_ndarray(format="bgr24")
+            d = det.detect(img)
+            if not len(d):
+                continue
+            m = crop_transforms(d.xyxy, d.landmarks)
+            off_edge = m.copy()
+            off_edge[:, 0, 2] += 150  # the crops run over the frame's left edge: the border is black
+            for t in (m, off_edge):
+                assert np.array_equal(mesh_module.crops_for(img, t), _reference_crops(img, t))
+                checked += len(t)
+    assert checked >= 20
