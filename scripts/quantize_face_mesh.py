@@ -189,9 +189,12 @@ def main() -> int:
         print(f"quantize_face_mesh: --keep-float takes first and/or last, got {args.keep_float!r}", file=sys.stderr)
         return 2
     fmesh = FaceMesh.load(default_card_path())
-    t = time.perf_counter()
-    calib = np.concatenate([mesh_crops(VIDEOS / c, args.crops_per_clip) for c in CALIBRATION_CLIPS])
-    print(f"calibration: {len(calib)} mesh crops from {len(CALIBRATION_CLIPS)} clips ({time.perf_counter() - t:.0f} s)")
+    calib = np.zeros((0, 192, 192, 3), np.float32)
+    if args.mode == "static":  # dynamic quantisation needs no calibration
+        t = time.perf_counter()
+        calib = np.concatenate([mesh_crops(VIDEOS / c, args.crops_per_clip) for c in CALIBRATION_CLIPS])
+        print(f"calibration: {len(calib)} mesh crops from {len(CALIBRATION_CLIPS)} clips "
+              f"({time.perf_counter() - t:.0f} s)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     canonical = args.out.parent / fmesh.card["canonical_file"]
     if not canonical.is_file():  # the card names the canonical face beside it, as the float card does

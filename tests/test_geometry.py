@@ -332,3 +332,37 @@ def test_mesh_crops_are_the_same_whichever_warp_builds_them(models, monkeypatch,
                 assert np.array_equal(mesh_module.crops_for(img, t), _reference_crops(img, t))
                 checked += len(t)
     assert checked >= 20
+
+
+def test_mesh_runs_a_frames_faces_one_by_one_with_the_batch_result(models) -> None:
+    """One face a network call is faster per face than one batch (bench/geometry.py stage) and
+    must give what the batch gives."""
+    det, mesh = models
+    img = _image(TAIWANESE / "images" / "0101a02.jpg")
+    d = det.detect(img)
+    boxes, lms = np.repeat(d.xyxy[:1], 3, 0), np.repeat(d.landmarks[:1], 3, 0)
+    boxes[1] += 6.0  # three different crops of the face
+    boxes[2] -= 4.0
+    from mien.geometry.mesh import NETWORK_BATCH, crops_for
+
+    crops = crops_for(img, crop_transforms(boxes, lms))
+    whole_lm, whole_logit = mesh.session.run(None, {"input": crops})
+    calls = []
+
+    class Spy:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, names, feeds):
+            calls.append(len(feeds["input"]))
+            return self.session.run(names, feeds)
+
+    real = mesh.session
+    mesh._session = Spy(real)
+    try:
+        pts, score = mesh.run_crops(crops)
+    finally:
+        mesh._session = real
+    assert calls == [NETWORK_BATCH] * 3 and NETWORK_BATCH == 1
+    np.testing.assert_allclose(pts.reshape(3, -1), whole_lm, atol=1e-4)
+    np.testing.assert_allclose(score, 1 / (1 + np.exp(-whole_logit[:, 0])), atol=1e-6)
