@@ -227,7 +227,34 @@ def stage_profile(det: FaceDetector, mesh: FaceMesh) -> None:
         t["measures"] = t.pop("frame+measures") - t["frame"]
         steps = [t[k] for k in ("three", "four", "batch", "single", "back", "pose", "frame", "measures", "stage")]
         print(f"| {clip} | {n} | " + " | ".join(f"{v / n:.3f}" for v in steps) + " |")
-    print("\n(ms per face; each the fastest of 5 interleaved rounds of 20; the whole stage uses the engine's choice of warp)")
+    print("\n(ms per face; each the fastest of 5 interleaved rounds of 20; the whole stage uses the engine's choices)")
+
+    # the whole stage over a clip's frames, as before these two cuts (one batch, 3-channel warp) and now
+    for clip in ("WolfgangLanger_Pexels.mp4", "short_hamilton_clip.mp4"):
+        frames = []
+        with av.open(str(SHARED / "videos" / clip)) as c:
+            for i, vf in enumerate(c.decode(video=0)):
+                if i % 5 == 0:
+                    img = vf.to_ndarray(format="bgr24")
+                    d = det.detect(img)
+                    if len(d):
+                        frames.append((img, Faces(d.xyxy, d.score, d.landmarks, track_id=list(range(len(d))))))
+        n_faces = sum(len(f) for _, f in frames)
+        batch = mesh_module.NETWORK_BATCH
+
+        def stage_as(before: bool) -> None:
+            mesh_module.NETWORK_BATCH = 10**6 if before else batch
+            mesh_module.FOUR_CHANNEL_PIXELS_PER_FACE = 0 if before else default
+            try:
+                for img, faces in frames:
+                    measure_faces(mesh, img, faces)
+            finally:
+                mesh_module.NETWORK_BATCH, mesh_module.FOUR_CHANNEL_PIXELS_PER_FACE = batch, default
+
+        t = fastest({"before": lambda: stage_as(True), "now": lambda: stage_as(False)}, rounds=4, repeats=1)
+        print(f"- {clip}, every 5th frame ({len(frames)} frames, {n_faces} faces): whole stage {t['before'] / n_faces:.2f} "
+              f"ms/face before (one batch, 3-channel warp), {t['now'] / n_faces:.2f} now "
+              f"(now takes {t['now'] / t['before']:.2f}x the time)")
 
 
 def main() -> int:
