@@ -1,7 +1,7 @@
 """Make the int8 face mesh from the float mesh that ships, and say what it costs.
 
     python scripts/quantize_face_mesh.py [--crops-per-clip 60] [--json summary.json] [--mode static|dynamic]
-        [--keep-float first,last] [--out src/mien/models/face_mesh_int8.onnx]
+        [--keep-float first,last] [--out runs/mesh_int8/face_mesh_int8.onnx]
 
 1. Calibration crops are the mesh network's own input: faces detected in the shared talking-head
    clips of :data:`CALIBRATION_CLIPS` (every few frames, ``--crops-per-clip`` evenly spaced from each),
@@ -170,7 +170,8 @@ def ms_per_face(mesh, crops: np.ndarray, batch: int, repeats: int = 120) -> floa
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=REPO / "src" / "mien" / "models" / "face_mesh_int8.onnx")
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "mesh_int8" / "face_mesh_int8.onnx",
+                    help="where to write it (not shipped: every int8 variant measured slower than float, docs/geometry.md)")
     ap.add_argument("--crops-per-clip", type=int, default=60)
     ap.add_argument("--mode", choices=("static", "dynamic"), default="static")
     ap.add_argument("--ops", choices=tuple(OP_SETS), default="conv", help="what to quantise (see OP_SETS)")
