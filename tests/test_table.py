@@ -120,3 +120,14 @@ def test_a_real_clip_writes_the_same_files_without_pandas(tmp_path):
     pd.testing.assert_frame_equal(from_columns.to_pandas(), from_frame)
     pd.testing.assert_frame_equal(from_frame, df)
     pd.testing.assert_frame_equal(track_rows(table).to_pandas(), track_summary(df), check_dtype=False)
+
+
+def test_json_lines_and_other_columns_still_go_through_pandas(tmp_path):
+    table = _synthetic()
+    AnalysisResult(table, RunManifest()).save(tmp_path / "r.jsonl")
+    table.to_pandas().to_json(tmp_path / "p.jsonl", orient="records", lines=True)
+    assert (tmp_path / "r.jsonl").read_bytes() == (tmp_path / "p.jsonl").read_bytes()
+    odd = table.assign(when=np.arange(len(table)).astype("datetime64[s]"))  # a kind the writers leave to pandas
+    assert not odd.writable()
+    AnalysisResult(odd, RunManifest()).save(tmp_path / "odd.parquet")
+    assert (tmp_path / "odd.parquet").read_bytes() == _pandas_files(odd.to_pandas(), tmp_path, "odd_p")[".parquet"]
