@@ -51,7 +51,7 @@ def run(card: Path, out: Path, sets: list[str], prior_strength: float | None) ->
     for name in sets:
         args, _ = SETS[name]
         cmd = [sys.executable, "-m", "mien", "evaluate", *args, "--model-card", str(card), "--no-items",
-               "--json", str(out / f"{name}.json")]
+               "-o", str(out / f"{name}.json")]
         if prior_strength is not None:
             cmd += ["--prior-strength", str(prior_strength)]
         print("$ " + " ".join(cmd[1:]), flush=True)

@@ -16,6 +16,8 @@ from mien.errors import InputError
 from mien.faces import Faces
 from mien.labels import EXPRESSIONS
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 class FakeModel:
     """Pixel value v -> logit 4 on class v // 10 (0..7)."""
@@ -235,3 +237,25 @@ def test_evaluate_detector_command(tmp_path: Path, monkeypatch, capsys):
     assert "AP@0.5 1.000" in capsys.readouterr().out
     with pytest.raises(InputError, match="min-score"):
         _run(["evaluate-detector", str(tmp_path), "--curve-min-score", "0.9", "--detect-threshold", "0.5"])
+
+
+def test_the_cross_domain_audit_script_builds_commands_the_cli_accepts(tmp_path: Path, monkeypatch):
+    """scripts/audit_sets.py writes the card's tables through `mien evaluate`: its commands must
+    parse with today's flags (a renamed flag once broke it silently until the next audit)."""
+    import importlib.util
+    import subprocess
+
+    from mien.cli import _parse, build_parser
+
+    spec = importlib.util.spec_from_file_location("audit_sets", ROOT / "scripts" / "audit_sets.py")
+    assert spec is not None and spec.loader is not None
+    audit_sets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(audit_sets)
+    commands: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check: commands.append(cmd))
+    audit_sets.run(Path("card.json"), tmp_path, list(audit_sets.SETS), 0.5)
+    assert len(commands) == len(audit_sets.SETS)
+    for cmd in commands:
+        argv = cmd[cmd.index("evaluate"):]
+        args = _parse(build_parser(argv), argv)  # argparse exits (SystemExit 2) on an unknown flag
+        assert args.command == "evaluate" and str(args.output).endswith(".json")

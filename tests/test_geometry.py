@@ -14,7 +14,7 @@ from mien.errors import ModelError
 from mien.geometry import FaceMesh, blink_events, canonical_face, geometry_measures, head_pose, track_deltas
 from mien.geometry.landmarks68 import MESH_TO_IBUG68, to_ibug68
 from mien.geometry.mesh import back_project, crop_transforms
-from mien.geometry.pose import _FLIP, HeadPose, rotation_from_angles
+from mien.geometry.pose import _FLIP, HeadPose, rotation_from_angles, stable_face_frame
 
 TAIWANESE = SHARED / "expressions" / "taiwanese_chen2013"
 
@@ -109,7 +109,7 @@ def test_measures_are_scale_and_pose_free_and_follow_their_movement() -> None:
     base = geometry_measures(c[None])
     for angles, scale in (((30, 10, -20), 4.0), ((-50, -15, 10), 20.0)):
         p = _frame_points(*angles, scale=scale)
-        moved = geometry_measures(head_pose(p).to_face_frame(p))
+        moved = geometry_measures(stable_face_frame(p))
         for k in base:
             np.testing.assert_allclose(moved[k], base[k], atol=1e-9, err_msg=k)
     # open the mouth: move the lower lip and chin down; only the mouth measures grow
@@ -121,10 +121,19 @@ def test_measures_are_scale_and_pose_free_and_follow_their_movement() -> None:
     assert after["geo_jaw_drop"][0] > base["geo_jaw_drop"][0]
     assert after["geo_brow_raise"][0] == base["geo_brow_raise"][0]
     raised = c.copy()
-    raised[[70, 63, 105, 66, 107], 1] += 0.5  # the person's right brow only
+    raised[[70, 63, 105, 66, 107, 46, 53, 52, 65, 55], 1] += 0.5  # the person's right brow only
     r = geometry_measures(raised[None])
     assert r["geo_brow_raise_right"][0] > base["geo_brow_raise_right"][0]
     assert r["geo_brow_raise_left"][0] == base["geo_brow_raise_left"][0]
+    # a smile pulls the corner up and outwards (the person's right is -x in the head's frame)
+    pulled = c.copy()
+    pulled[61] += [-0.3, 0.3, 0.0]
+    s = geometry_measures(pulled[None])
+    assert s["geo_lip_corner_pull_right"][0] > base["geo_lip_corner_pull_right"][0]
+    assert s["geo_lip_corner_pull_left"][0] == pytest.approx(base["geo_lip_corner_pull_left"][0], abs=1e-12)
+    outwards = c.copy()
+    outwards[291, 0] += 0.3  # the left corner straight outwards (+x), no higher: still more of the pull
+    assert geometry_measures(outwards[None])["geo_lip_corner_pull_left"][0] > base["geo_lip_corner_pull_left"][0]
 
 
 def test_track_deltas_use_the_more_neutral_half() -> None:
@@ -133,6 +142,25 @@ def test_track_deltas_use_the_more_neutral_half() -> None:
     neutral = np.array([0.9, 0.8, 0.1, 0.2, 0.5, 0.5])
     d = track_deltas(tracks, {"geo_x": vals}, neutral)["geo_x_delta"]
     np.testing.assert_allclose(d, [-0.05, 0.05, 0.75, 0.85, -1.0, 1.0])
+    # rows where the mesh did not find the face give no baseline: track 1's comes from the more
+    # neutral half of its trusted rows 1-3 (neutral 0.8, 0.1, 0.2: rows 1 and 3, values 0.2 and 1.0)
+    trusted = np.array([False, True, True, True, False, False])
+    d = track_deltas(tracks, {"geo_x": vals}, neutral, trusted)["geo_x_delta"]
+    np.testing.assert_allclose(d[:4], [-0.5, -0.4, 0.3, 0.4])
+    assert np.isnan(d[4:]).all()  # track 2: no trusted row, no baseline
+
+
+def test_table_deltas_leave_out_rows_the_mesh_did_not_find() -> None:
+    import pandas as pd
+
+    from mien.geometry.stage import add_track_deltas
+
+    table = pd.DataFrame({"source": "v.mp4", "track_id": 1, "time_s": np.arange(4) / 10,
+                          "prob_neutral": [0.9, 0.9, 0.1, 0.05], "mesh_score": [0.1, 0.9, 0.9, 0.9],
+                          "geo_mouth_open": [5.0, 0.2, 0.4, 0.6], "geo_eye_open": 0.3})
+    out = add_track_deltas(table)
+    # baseline: the more neutral half of rows 1-3 (rows 1 and 2), not row 0's 5.0 (mesh_score 0.1)
+    np.testing.assert_allclose(out["geo_mouth_open_delta"], [4.7, -0.1, 0.1, 0.3])
 
 
 def test_blink_events_find_short_closures() -> None:
@@ -252,3 +280,18 @@ def test_matrix_form_of_the_measures_equals_their_definitions(models) -> None:
     assert list(fast) == list(slow)
     for k in slow:
         np.testing.assert_allclose(fast[k], slow[k], rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+def test_measure_frame_is_not_moved_by_the_lower_face() -> None:
+    """An opening jaw moves only the lower face: the brows' measure must not change with it. The pose
+    fit's MediaPipe weights hold cheek and jaw-side points, so in its frame the brows would seem to rise."""
+    c = canonical_face().vertices
+    lowered = c.copy()
+    lowered[c[:, 1] < -1.0, 1] -= 1.0  # everything below the nose's middle, 1 cm down
+    r = rotation_from_angles(20, -10, 5)
+    frames = np.stack([(10.0 * v @ r.T + [320.0, -240.0, -50.0]) * _FLIP for v in (c, lowered)])
+    still = geometry_measures(stable_face_frame(frames))
+    assert still["geo_brow_raise"][1] == pytest.approx(still["geo_brow_raise"][0], abs=1e-9)
+    assert still["geo_jaw_drop"][1] > still["geo_jaw_drop"][0]
+    shifted = geometry_measures(head_pose(frames).to_face_frame(frames))
+    assert shifted["geo_brow_raise"][1] > shifted["geo_brow_raise"][0] + 0.01

@@ -102,17 +102,21 @@ def test_ibug68_error_on_dlib_annotations(models) -> None:
 def test_measures_follow_their_expressions(models) -> None:
     det, mesh = models
     _need(EXPRESSIONS / "london_face_research_lab")
-    expected = (
-        ("london_face_research_lab", "happiness", "geo_lip_corner_pull", 0.87),  # measured 0.90
-        ("taiwanese_chen2013", "happiness", "geo_lip_corner_pull", 0.95),  # 0.99
-        ("taiwanese_chen2013", "surprise", "geo_mouth_open", 0.95),  # 0.99
-        ("taiwanese_chen2013", "surprise", "geo_jaw_drop", 0.85),  # 0.90
-        ("taiwanese_chen2013", "surprise", "geo_brow_raise", 0.58),  # 0.64: the mesh follows brows weakly
-        ("taiwanese_chen2013", "anger", "geo_brow_lower", 0.6),  # 0.67
-    )
-    rows = measure_aucs(EXPRESSIONS, det, mesh, tuple(e[:3] for e in expected))
-    for row, (*_, floor) in zip(rows, expected):
-        assert row["auc"] >= floor, row
+    floors = {  # (set, part, expression, measure): floor, just under what bench/geometry.py measured
+        ("london_face_research_lab", "all", "happiness", "geo_lip_corner_pull"): 0.89,  # 0.911; 0.901 before
+        ("taiwanese_chen2013", "validation fold", "happiness", "geo_lip_corner_pull"): 0.97,  # 0.994
+        ("taiwanese_chen2013", "validation fold", "surprise", "geo_mouth_open"): 0.95,  # 1.000
+        ("taiwanese_chen2013", "validation fold", "surprise", "geo_brow_raise"): 0.69,  # 0.715; 0.644 before
+        ("yale_faces", "all", "surprise", "geo_brow_raise"): 0.84,  # 0.871; 0.813 before
+        ("taiwanese_chen2013", "training folds", "anger", "geo_brow_lower"): 0.72,  # 0.764
+    }
+    rows = measure_aucs(EXPRESSIONS, det, mesh, tuple(dict.fromkeys((s, e, m) for s, _, e, m in floors)))
+    got = {(r["set"], r["part"], r["expression"], r["measure"]): r["auc"] for r in rows}
+    for key, floor in floors.items():
+        assert got[key] >= floor, (key, got[key])
+    # the pose-normalised brow measure beats its previous definition on the held-out fold
+    before = measure_aucs(EXPRESSIONS, det, mesh, (("taiwanese_chen2013", "surprise", "before:geo_brow_raise"),))
+    assert got[("taiwanese_chen2013", "validation fold", "surprise", "geo_brow_raise")] > before[1]["auc"] + 0.04
 
 
 def test_geometry_stage_in_the_engine() -> None:

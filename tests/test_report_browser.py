@@ -24,12 +24,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 SHARED = Path(os.environ.get("MIEN_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
 VIDEOS = SHARED / "data" / "videos"
 
-_CHART_INFO = """() => [...document.querySelectorAll('svg.timeline, svg.quality')].map(svg => {
+# Folded parts (the geometry's absolute values) are opened first, so their charts are measured too.
+_CHART_INFO = """() => { document.querySelectorAll('details').forEach(d => { d.open = true; });
+  return [...document.querySelectorAll('svg.timeline, svg.quality, svg.pose, svg.geometry')].map(svg => {
   const paths = [...svg.querySelectorAll('path.series')];
   const box = svg.getBoundingClientRect();
   return {kind: svg.getAttribute('class'), paths: paths.length, width: box.width, height: box.height,
           drawn: paths.filter(p => (p.getAttribute('d') || '').length > 1 && p.getBBox().width > 0).length};
-})"""
+}); }"""
 
 
 @pytest.fixture(scope="module")
@@ -129,5 +131,11 @@ def test_shared_clip_report_renders(browser: Any, shared_results: dict[str, Path
         timelines = [c for c in charts if c["kind"] == "timeline"]
         assert timelines and max(c["paths"] for c in timelines) == 8
         assert "blurred on purpose" in text or "not readable" in text
+        # the geometry stage ran (the default): pose (3 lines) and measure charts render too
+        pose = [c for c in charts if c["kind"] == "pose"]
+        geometry = [c for c in charts if c["kind"] == "geometry"]
+        assert pose and max(c["paths"] for c in pose) == 3
+        assert geometry and sum(c["paths"] for c in geometry) >= 11
+        assert "Head pose and face geometry" in text
     assert "emotion" not in text.lower()
     page.close()

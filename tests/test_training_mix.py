@@ -241,3 +241,32 @@ def test_a_mixed_run_selects_across_domains_and_its_card_says_what_it_trained_on
         monkeypatch.setitem(recipe.PRESETS, "mix", {**recipe.PRESETS["mix"], "student": {**toy, "lr": 0.5}})
         package.build_card(run, "expression.onnx", version="2.0", preset="mix")
     assert replace(cfg, lr=0.5).lr == 0.5
+
+
+# ----------------------------------------------------------------------------------------- teacher
+def test_teacher_blend_keeps_the_labels_contempt_and_skips_faces_the_teacher_missed():
+    c = EXPRESSIONS.index("contempt")
+    soft = np.zeros((3, 8), np.float32)
+    soft[0, EXPRESSIONS.index("anger")] = 1.0
+    soft[1, c], soft[1, 0] = 0.5, 0.5
+    soft[2, EXPRESSIONS.index("fear")] = 1.0
+    teacher = np.zeros((3, 8), np.float32)
+    teacher[:, EXPRESSIONS.index("disgust")] = 1.0  # face-api says disgust everywhere, never contempt
+    out = mix.blend_teacher(soft, teacher, np.array([True, True, False]), 0.25)
+    np.testing.assert_allclose(out.sum(1), 1.0, atol=1e-6)
+    assert out[0, EXPRESSIONS.index("anger")] == pytest.approx(0.75)
+    assert out[0, EXPRESSIONS.index("disgust")] == pytest.approx(0.25)
+    assert out[1, c] == pytest.approx(0.5)  # the label's contempt is not diluted by a 7-class teacher
+    assert out[1, EXPRESSIONS.index("disgust")] == pytest.approx(0.125)
+    np.testing.assert_array_equal(out[2], soft[2])  # no face for the teacher: the label alone
+    np.testing.assert_array_equal(mix.blend_teacher(soft, teacher, np.ones(3, bool), 0.0), soft)
+
+
+def test_a_teacher_file_with_another_sha256_is_refused(tmp_path):
+    path = tmp_path / "teacher.npz"
+    np.savez(path, labels=np.array(EXPRESSIONS))
+    cfg = mix.MixConfig(teacher=str(path), teacher_sha256="0" * 64)
+    with pytest.raises(ValueError, match="SHA-256"):
+        mix.load_teacher(cfg)
+    with pytest.raises(FileNotFoundError, match="faceapi_eval"):
+        mix.load_teacher(mix.MixConfig(teacher=str(tmp_path / "absent.npz")))

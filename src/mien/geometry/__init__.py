@@ -8,9 +8,9 @@ face), :mod:`measures` (``geo_*`` measures, per-track baselines, blink events), 
 from mien.geometry.landmarks68 import MESH_TO_IBUG68, to_ibug68
 from mien.geometry.measures import MEASURES, blink_events, geometry_measures, measure_columns, track_deltas
 from mien.geometry.mesh import FaceMesh, MeshResult
-from mien.geometry.pose import HeadPose, canonical_face, head_pose
+from mien.geometry.pose import HeadPose, canonical_face, head_pose, stable_face_frame
 
 __all__ = [
     "MEASURES", "MESH_TO_IBUG68", "FaceMesh", "HeadPose", "MeshResult", "blink_events", "canonical_face",
-    "geometry_measures", "head_pose", "measure_columns", "to_ibug68", "track_deltas",
+    "geometry_measures", "head_pose", "measure_columns", "stable_face_frame", "to_ibug68", "track_deltas",
 ]

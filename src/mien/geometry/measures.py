@@ -3,9 +3,19 @@
 They are geometry, not FACS coding: each is a distance between mesh points that moves when the
 named action unit (AU) is produced, and also with anything else that moves those points (speech,
 a face's build). Each is computed in the head's own frame (pose, position and size taken out by
-the canonical-face fit of :mod:`mien.geometry.pose`, y up), divided by the inter-ocular distance
-(outer eye corners 33 and 263), so it does not change with the face's size in the frame or its
-head pose. Larger always means more of the named movement. Left/right are the person's own.
+a similarity fit of the canonical face on points expressions move least,
+:func:`mien.geometry.pose.stable_face_frame`; y up, x towards the person's left), divided by the
+inter-ocular distance (outer eye corners 33 and 263), so it does not change with the face's size
+in the frame or its head pose. Larger always means more of the named movement. Left/right are the
+person's own.
+
+Two measures are read partly against that frame rather than against other points of the face that
+move too: ``brow_raise`` is the lower brow line's height above the frame's origin (the canonical
+face's, at about the middle of the nose), not above the eye corners (the mesh moves its lids and
+eye corners with the brows); ``lip_corner_pull`` adds the corner's outward displacement from the
+canonical face's corner to its height above the lips' midpoint (AU12 pulls the corner up and
+out). The frame and these definitions were chosen on the Taiwanese set's training folds only
+(docs/geometry.md, "How the definitions were chosen").
 
 Faces differ at rest, so :func:`track_deltas` gives each measure relative to the track's own
 baseline, and :func:`blink_events` turns eye opening into blink events.
@@ -16,6 +26,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+from mien.geometry.pose import canonical_face
 
 
 @dataclass(frozen=True)
@@ -29,13 +41,14 @@ class Measure:
 
 # Mesh indices (MediaPipe topology; the person's right side is the image's left).
 _CORNERS_R, _CORNERS_L = (33, 133), (263, 362)  # eye corners: they move little with the lids
-_BROW_R, _BROW_L = (70, 63, 105, 66, 107), (300, 293, 334, 296, 336)
+_BROW_R, _BROW_L = (70, 63, 105, 66, 107), (300, 293, 334, 296, 336)  # upper brow line
+_LOWER_BROW_R, _LOWER_BROW_L = (46, 53, 52, 65, 55), (276, 283, 282, 295, 285)
 _LIDS_R = ((159, 145), (158, 153), (160, 144))
 _LIDS_L = ((386, 374), (385, 380), (387, 373))
 
 MEASURES: tuple[Measure, ...] = (
-    Measure("brow_raise", "AU1+2", "mean height of the upper brow line above the eye corners",
-            _BROW_R + _CORNERS_R, _BROW_L + _CORNERS_L),
+    Measure("brow_raise", "AU1+2", "mean height of the lower brow line above the origin of the head's "
+            "frame (the canonical face's, at about the middle of the nose)", _LOWER_BROW_R, _LOWER_BROW_L),
     Measure("brow_lower", "AU4", "minus the height of the inner brow end above the inner eye corner",
             (107, 133), (336, 362)),
     Measure("eye_open", "AU5/AU7 (and blinks)", "mean upper-to-lower eyelid distance at three points",
@@ -44,8 +57,9 @@ MEASURES: tuple[Measure, ...] = (
             (133, 98), (362, 327)),
     Measure("upper_lip_raise", "AU10", "minus the height of the nose wing above the upper lip's peak",
             (98, 37), (327, 267)),
-    Measure("lip_corner_pull", "AU12", "height of the mouth corner above the lips' vertical midpoint "
-            "(halfway between upper-lip top and lower-lip bottom)", (61, 0, 17), (291, 0, 17)),
+    Measure("lip_corner_pull", "AU12", "height of the mouth corner above the lips' vertical midpoint (mean "
+            "of upper-lip top and lower-lip bottom) plus its outward displacement from the canonical "
+            "face's corner", (61, 0, 17), (291, 0, 17)),
     Measure("lip_corner_depress", "AU15", "depth of the mouth corner below the base of the nose",
             (61, 2), (291, 2)),
     Measure("lip_stretch", "AU20", "mouth width, corner to corner", (61, 291), None),
@@ -61,10 +75,18 @@ def _y(p: np.ndarray, *idx: int) -> np.ndarray:
     return p[:, list(idx), 1].mean(1)
 
 
+@lru_cache(maxsize=1)
+def _canonical() -> np.ndarray:
+    """The canonical face's vertices (468, 3), cm: the rest positions displacements are taken from."""
+    return canonical_face().vertices
+
+
 def _side(name: str, p: np.ndarray, left: bool) -> np.ndarray:
     """One side's raw value (face frame, before dividing by the inter-ocular distance)."""
     if name == "brow_raise":
-        return _y(p, *(_BROW_L if left else _BROW_R)) - _y(p, *(_CORNERS_L if left else _CORNERS_R))
+        # above the frame's origin (the canonical face's, at about the middle of the nose), not above
+        # the eye corners: the mesh moves its lids and eye corners with the brows
+        return _y(p, *(_LOWER_BROW_L if left else _LOWER_BROW_R))
     if name == "brow_lower":
         brow, corner = (336, 362) if left else (107, 133)
         return -(_y(p, brow) - _y(p, corner))
@@ -78,7 +100,9 @@ def _side(name: str, p: np.ndarray, left: bool) -> np.ndarray:
         wing, peak = (327, 267) if left else (98, 37)
         return -(_y(p, wing) - _y(p, peak))
     if name == "lip_corner_pull":
-        return _y(p, 291 if left else 61) - _y(p, 0, 17)
+        corner = 291 if left else 61
+        out = 1.0 if left else -1.0  # the person's left is +x in the head's frame
+        return (_y(p, corner) - _y(p, 0, 17)) + out * (p[:, corner, 0] - _canonical()[corner, 0])
     if name == "lip_corner_depress":
         return _y(p, 2) - _y(p, 291 if left else 61)
     raise KeyError(name)
@@ -96,51 +120,56 @@ def _midline(name: str, p: np.ndarray) -> np.ndarray:
     raise KeyError(name)
 
 
-def _readable_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
-    """The definitions above, point by point (the source of truth; :func:`geometry_measures`
-    computes the same values with one matrix product)."""
-    p = np.asarray(face_points, np.float64)
-    iod = np.linalg.norm(p[:, IOD_POINTS[0]] - p[:, IOD_POINTS[1]], axis=1)
-    iod = np.where(iod > 0, iod, np.nan)
+def _raw_measures(p: np.ndarray) -> dict[str, np.ndarray]:
+    """The definitions above, point by point, before the division by the inter-ocular distance."""
     out: dict[str, np.ndarray] = {}
     for m in MEASURES:
         if m.left is None:
-            out[f"geo_{m.name}"] = _midline(m.name, p) / iod
+            out[f"geo_{m.name}"] = _midline(m.name, p)
         else:
-            r, lf = _side(m.name, p, False) / iod, _side(m.name, p, True) / iod
+            r, lf = _side(m.name, p, False), _side(m.name, p, True)
             out[f"geo_{m.name}"] = (r + lf) / 2
             out[f"geo_{m.name}_left"] = lf
             out[f"geo_{m.name}_right"] = r
     return out
 
 
-_NONLINEAR = ("geo_lip_stretch",)  # a Euclidean distance; every other measure is linear in the y coordinates
-
-
-@lru_cache(maxsize=1)
-def _linear_weights() -> tuple[tuple[str, ...], np.ndarray]:
-    """(columns, W (468, k)): every measure except lip_stretch is a fixed linear combination of
-    the points' y coordinates before the division by the inter-ocular distance; W is read off
-    the readable definitions by feeding them unit y coordinates (with a unit inter-ocular distance)."""
-    n = 468
-    basis = np.zeros((n, n, 3))
-    basis[np.arange(n), np.arange(n), 1] = 1.0
-    basis[:, IOD_POINTS[1], 0] += 1.0  # x only: moves no y, keeps the distance 33-263 near 1
-    iod = np.linalg.norm(basis[:, IOD_POINTS[0]] - basis[:, IOD_POINTS[1]], axis=1)
-    cols = tuple(c for c in measure_columns() if c not in _NONLINEAR)
-    vals = _readable_measures(basis)
-    return cols, np.stack([vals[c] * iod for c in cols], axis=1)
-
-
-def geometry_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
-    """``geo_*`` columns for n faces from mesh points (n, 468, 3) in the head's frame
-    (:meth:`mien.geometry.pose.HeadPose.to_face_frame`). Sided measures give ``geo_X_left``,
-    ``geo_X_right`` and ``geo_X`` (their mean)."""
+def _readable_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
+    """The definitions (the source of truth; :func:`geometry_measures` computes the same values
+    with one matrix product)."""
     p = np.asarray(face_points, np.float64)
     iod = np.linalg.norm(p[:, IOD_POINTS[0]] - p[:, IOD_POINTS[1]], axis=1)
     iod = np.where(iod > 0, iod, np.nan)
-    cols, w = _linear_weights()
-    vals = (p[:, :, 1] @ w) / iod[:, None]
+    return {k: v / iod for k, v in _raw_measures(p).items()}
+
+
+_NONLINEAR = ("geo_lip_stretch",)  # a Euclidean distance; every other measure is affine in the coordinates
+
+
+@lru_cache(maxsize=1)
+def _affine_weights() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(columns, W (468*3, k), b (k,)): before the division by the inter-ocular distance every
+    measure except lip_stretch is the affine function ``points.reshape(-1) @ W + b`` of the
+    coordinates; W and b are read off the readable definitions (b at all-zero points, W's rows
+    at each unit coordinate)."""
+    n = 468 * 3
+    cols = tuple(c for c in measure_columns() if c not in _NONLINEAR)
+    zero = _raw_measures(np.zeros((1, 468, 3)))
+    unit = _raw_measures(np.eye(n).reshape(n, 468, 3))
+    b = np.array([zero[c][0] for c in cols])
+    return cols, np.stack([unit[c] for c in cols], axis=1) - b, b
+
+
+def geometry_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
+    """``geo_*`` columns for n faces from mesh points (n, 468, 3) in the head's frame: the engine's
+    values come from :func:`mien.geometry.pose.stable_face_frame` (``geometry_measures(
+    stable_face_frame(points))``). Sided measures give ``geo_X_left``, ``geo_X_right`` and ``geo_X``
+    (their mean)."""
+    p = np.asarray(face_points, np.float64)
+    iod = np.linalg.norm(p[:, IOD_POINTS[0]] - p[:, IOD_POINTS[1]], axis=1)
+    iod = np.where(iod > 0, iod, np.nan)
+    cols, w, b = _affine_weights()
+    vals = (p.reshape(len(p), -1) @ w + b) / iod[:, None]
     out = {c: vals[:, j] for j, c in enumerate(cols)}
     out["geo_lip_stretch"] = np.linalg.norm(p[:, 291] - p[:, 61], axis=1) / iod
     return {c: out[c] for c in measure_columns()}
@@ -156,15 +185,18 @@ def measure_columns() -> list[str]:
 
 
 def track_baselines(track_ids: np.ndarray, values: np.ndarray,
-                    neutral_prob: np.ndarray | None = None) -> np.ndarray:
+                    neutral_prob: np.ndarray | None = None, trusted: np.ndarray | None = None) -> np.ndarray:
     """Each row's track baseline for one measure: the median over the track's more neutral-looking
     half (rows whose neutral probability is at least the track's median), or over all its rows
-    when no probability is given. NaN rows (no mesh, abstained) are left out."""
+    when no probability is given. NaN rows (no mesh, abstained) are left out, and so are rows
+    where ``trusted`` is False (the mesh did not find the face); a track with no such row has no
+    baseline (NaN)."""
     track_ids = np.asarray(track_ids)
     values = np.asarray(values, np.float64)
+    usable = np.isfinite(values) if trusted is None else np.isfinite(values) & np.asarray(trusted, bool)
     out = np.full(len(values), np.nan)
     for t in np.unique(track_ids):
-        rows = np.flatnonzero((track_ids == t) & np.isfinite(values))
+        rows = np.flatnonzero((track_ids == t) & usable)
         if len(rows) == 0:
             continue
         use = rows
@@ -178,9 +210,9 @@ def track_baselines(track_ids: np.ndarray, values: np.ndarray,
 
 
 def track_deltas(track_ids: np.ndarray, measures: dict[str, np.ndarray],
-                 neutral_prob: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 neutral_prob: np.ndarray | None = None, trusted: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """``geo_X_delta`` = ``geo_X`` minus its track baseline (:func:`track_baselines`)."""
-    return {f"{k}_delta": np.asarray(v, np.float64) - track_baselines(track_ids, v, neutral_prob)
+    return {f"{k}_delta": np.asarray(v, np.float64) - track_baselines(track_ids, v, neutral_prob, trusted)
             for k, v in measures.items()}
 
 

@@ -113,6 +113,28 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> tuple[np.
     return rot, scale, t
 
 
+#: Points the measures' frame is fitted on: the nose bridge (6, 168, 197, 195), the eye corners
+#: (33, 133, 263, 362), the forehead (10, 151, 9, 108, 337, 67, 297) and the temples (54, 284, 21,
+#: 251, 127, 356, 162, 389): points that expressions move least. MediaPipe's Procrustes weights
+#: (the pose fit) also hold cheek, jaw-side and nose-wing points, which smiles and an opening jaw
+#: move, and which then shift the frame the brows and mouth corners are measured in.
+STABLE_POINTS: tuple[int, ...] = (6, 168, 197, 195, 33, 133, 263, 362, 10, 151, 9, 108, 337, 67, 297,
+                                  54, 284, 21, 251, 127, 356, 162, 389)
+
+
+def stable_face_frame(points: np.ndarray, canonical: CanonicalFace | None = None) -> np.ndarray:
+    """Mesh points (n, 468, 3) in frame pixels -> the canonical face's frame and units (cm), by a
+    similarity fit (equal weights) of the canonical face's :data:`STABLE_POINTS` to the mesh's: the
+    frame the ``geo_*`` measures are computed in."""
+    canon = canonical or canonical_face()
+    pts = np.asarray(points, np.float64).reshape(-1, canon.vertices.shape[0], 3)
+    if len(pts) == 0:
+        return pts.copy()
+    idx = list(STABLE_POINTS)
+    rot, scale, t = fit_similarity(canon.vertices[idx], pts[:, idx] * _FLIP, np.ones(len(idx)))
+    return np.einsum("nji,nkj->nki", rot, pts * _FLIP - t[:, None, :]) / scale[:, None, None]
+
+
 def head_pose(points: np.ndarray, canonical: CanonicalFace | None = None) -> HeadPose:
     """Head pose of n faces from their mesh points (n, 468, 3) in frame pixels."""
     canon = canonical or canonical_face()

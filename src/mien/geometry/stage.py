@@ -14,7 +14,8 @@ from mien.faces import Faces
 from mien.geometry.measures import blink_events, measure_columns, track_deltas
 from mien.geometry.measures import geometry_measures as _measures
 from mien.geometry.mesh import FaceMesh
-from mien.geometry.pose import head_pose
+from mien.geometry.pose import head_pose, stable_face_frame
+from mien.quality import MIN_MESH_SCORE
 from mien.schema import order_columns
 from mien.table import ColumnTable
 
@@ -38,14 +39,16 @@ def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces) -> tuple[
         "pose_yaw_deg": pose.yaw_deg, "pose_pitch_deg": pose.pitch_deg, "pose_roll_deg": pose.roll_deg,
         "mesh_score": res.score.astype(np.float64),
     }
-    data.update(_measures(pose.to_face_frame(res.points)))
+    data.update(_measures(stable_face_frame(res.points)))
     return faces.replace(data=data), res.points
 
 
 def add_track_deltas(table: TableT) -> TableT:
     """``geo_X_delta`` for every ``geo_X`` column: relative to the track's baseline, the median over
     its more neutral-looking half of frames (by ``prob_neutral``; abstaining rows have none and are
-    left out of the choice). Computed per source and track once the table is complete.
+    left out of the choice) among those where the mesh found the face (``mesh_score`` >=
+    :data:`mien.quality.MIN_MESH_SCORE`: elsewhere its points are not trusted, and a baseline from
+    them would shift every delta of the track). Computed per source and track once the table is complete.
 
     ``table`` is a DataFrame or the engine's :class:`mien.table.ColumnTable` (no pandas needed)."""
     names = list(table.columns) if not isinstance(table, ColumnTable) else table.names
@@ -58,7 +61,8 @@ def add_track_deltas(table: TableT) -> TableT:
 
     track = track_codes(np.asarray(table["source"]), np.asarray(table["track_id"]))
     neutral = column("prob_neutral") if "prob_neutral" in names else None
-    deltas = track_deltas(track, {c: column(c) for c in cols}, neutral)
+    trusted = column("mesh_score") >= MIN_MESH_SCORE if "mesh_score" in names else None
+    deltas = track_deltas(track, {c: column(c) for c in cols}, neutral, trusted)
     eye = column("geo_eye_open") if "geo_eye_open" in names else None
     blink = _blink_rows(column("time_s"), eye, track)
     if isinstance(table, ColumnTable):

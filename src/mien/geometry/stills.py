@@ -8,7 +8,7 @@ import numpy as np
 from mien.detection import FaceDetector
 from mien.geometry.measures import geometry_measures
 from mien.geometry.mesh import FaceMesh
-from mien.geometry.pose import HeadPose, head_pose
+from mien.geometry.pose import HeadPose, head_pose, stable_face_frame
 
 
 @dataclass
@@ -29,6 +29,6 @@ def largest_face_geometry(image_bgr: np.ndarray, detector: FaceDetector, mesh: F
     j = int(np.argmax(wh[:, 0] * wh[:, 1]))
     res = mesh.run(image_bgr, det.xyxy[j:j + 1], det.landmarks[j:j + 1])
     pose = head_pose(res.points)
-    meas = geometry_measures(pose.to_face_frame(res.points))
+    meas = geometry_measures(stable_face_frame(res.points))
     return FaceGeometry(res.points[0], float(res.score[0]), pose, {k: float(v[0]) for k, v in meas.items()},
                         det.xyxy[j])

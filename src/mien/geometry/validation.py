@@ -1,6 +1,9 @@
 """Validation of the geometry on labelled photos: 68-point error and each measure's AUC.
 
-Used by ``bench/geometry.py`` (the table in docs/geometry.md) and the slow tests.
+Used by ``bench/geometry.py`` (the table in docs/geometry.md) and the slow tests. The Taiwanese
+set is scored on its training folds and its validation fold apart (mien's subject folds,
+:mod:`mien.training.expressions`): measure definitions are chosen on the training folds only, so
+the validation fold, London and Yale are held out from those choices.
 """
 from __future__ import annotations
 
@@ -16,8 +19,14 @@ from mien.detection import FaceDetector
 from mien.errors import InputError
 from mien.faces import Faces
 from mien.geometry.landmarks68 import to_ibug68
+from mien.geometry.measures import IOD_POINTS
 from mien.geometry.mesh import FaceMesh
 from mien.geometry.stills import largest_face_geometry
+
+#: The part of each set a row of :func:`measure_aucs` scores.
+ALL_ROWS, TRAINING_FOLDS, VALIDATION_FOLD = "all", "training folds", "validation fold"
+#: Sets split by subject folds (the others are held out from every definition choice as a whole).
+FOLDED_SETS = ("taiwanese_chen2013",)
 
 #: (set, expression, measure): the measure that should rise for that expression against neutral.
 EXPECTED: tuple[tuple[str, str, str], ...] = (
@@ -41,6 +50,30 @@ EXPECTED: tuple[tuple[str, str, str], ...] = (
     ("yale_faces", "surprise", "geo_mouth_open"),
     ("yale_faces", "surprise", "geo_brow_raise"),
 )
+
+
+def previous_definitions(face_points: np.ndarray) -> dict[str, np.ndarray]:
+    """The definitions ``geo_brow_raise`` and ``geo_lip_corner_pull`` had before the pose-normalised
+    ones (mien before this change), from points in the head's frame (n, 468, 3), as
+    ``before:geo_X`` columns, so the bench prints both: the upper brow line's height above the eye
+    corners; the mouth corner's height above the lips' vertical midpoint (mean of 0 and 17)."""
+    p = np.asarray(face_points, np.float64)
+    iod = np.linalg.norm(p[:, IOD_POINTS[0]] - p[:, IOD_POINTS[1]], axis=1)
+    y = p[:, :, 1]
+    brow = ((y[:, [70, 63, 105, 66, 107]].mean(1) - y[:, [33, 133]].mean(1))
+            + (y[:, [300, 293, 334, 296, 336]].mean(1) - y[:, [263, 362]].mean(1))) / 2
+    corner = (y[:, 61] + y[:, 291]) / 2 - y[:, [0, 17]].mean(1)
+    return {"before:geo_brow_raise": brow / iod, "before:geo_lip_corner_pull": corner / iod}
+
+
+def validation_fold(set_dir: Path) -> np.ndarray | None:
+    """True on the rows of ``set_dir/labels.csv`` in the set's validation fold (fold 0 of mien's
+    seeded subject folds); None for a set that is not split (:data:`FOLDED_SETS`)."""
+    if set_dir.name not in FOLDED_SETS:
+        return None
+    from mien.training.expressions import SOURCES, read_labels, split_of
+
+    return split_of(read_labels(set_dir), SOURCES[set_dir.name])
 
 
 def _read(path: Path) -> np.ndarray:
@@ -119,7 +152,9 @@ def labelled_measures(set_dir: Path, detector: FaceDetector, mesh: FaceMesh,
         out_labels.append(r["label"])
         vals = g.measures if g is not None else {}
         if g is not None:
-            vals = dict(vals, pose_yaw_deg=float(g.pose.yaw_deg[0]), mesh_score=g.score)
+            before = previous_definitions(g.pose.to_face_frame(g.points[None]))
+            vals = dict(vals, pose_yaw_deg=float(g.pose.yaw_deg[0]), mesh_score=g.score,
+                        **{k: float(v[0]) for k, v in before.items()})
         for k in set(cols) | set(vals):
             cols.setdefault(k, [float("nan")] * (len(out_labels) - 1)).append(vals.get(k, float("nan")))
     return out_labels, {k: np.array(v) for k, v in cols.items()}
@@ -127,16 +162,24 @@ def labelled_measures(set_dir: Path, detector: FaceDetector, mesh: FaceMesh,
 
 def measure_aucs(expressions_dir: Path, detector: FaceDetector, mesh: FaceMesh,
                  expected: tuple[tuple[str, str, str], ...] = EXPECTED) -> list[dict]:
-    """AUC of each (set, expression, measure) in ``expected`` against the set's neutral faces."""
+    """AUC of each (set, expression, measure) in ``expected`` against the set's neutral faces; a
+    folded set (:data:`FOLDED_SETS`) gives one row for its training folds and one for its
+    validation fold (``part``). ``measure`` may be a ``before:geo_X`` column
+    (:func:`previous_definitions`)."""
     out = []
-    cache: dict[str, tuple[list[str], dict[str, np.ndarray]]] = {}
+    cache: dict[str, tuple[list[str], dict[str, np.ndarray], np.ndarray | None]] = {}
     for set_name, expr, measure in expected:
         if set_name not in cache:
-            cache[set_name] = labelled_measures(expressions_dir / set_name, detector, mesh)
-        labels, cols = cache[set_name]
+            labels, cols = labelled_measures(expressions_dir / set_name, detector, mesh)
+            cache[set_name] = (labels, cols, validation_fold(expressions_dir / set_name))
+        labels, cols, val = cache[set_name]
         lab = np.array(labels)
         v = cols[measure]
-        out.append({"set": set_name, "expression": expr, "measure": measure,
-                    "n_expression": int((lab == expr).sum()), "n_neutral": int((lab == "neutral").sum()),
-                    "auc": auc(v[lab == expr], v[lab == "neutral"])})
+        parts = [(ALL_ROWS, np.ones(len(lab), bool))] if val is None else [
+            (TRAINING_FOLDS, ~val), (VALIDATION_FOLD, val)]
+        for part, rows in parts:
+            pos, neg = rows & (lab == expr), rows & (lab == "neutral")
+            out.append({"set": set_name, "part": part, "expression": expr, "measure": measure,
+                        "n_expression": int(pos.sum()), "n_neutral": int(neg.sum()),
+                        "auc": auc(v[pos], v[neg])})
     return out

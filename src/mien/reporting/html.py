@@ -36,6 +36,7 @@ from mien.reporting.events import (
     summarise_events,
     unmatched_event_sources,
 )
+from mien.reporting.geometry import geometry_panel
 from mien.reporting.load import Results, load_many
 from mien.reporting.svg import (
     COLOURS,
@@ -348,6 +349,7 @@ def _track_card(src_id: str, track_id: int, trk: pd.DataFrame, x_range: tuple[fl
         parts.append(quality)
         if why:
             parts.append(f'<p class="small muted">abstention reasons (frames): {escape(why)}</p>')
+    parts.append(geometry_panel(track_id, trk, x_range, spans, break_gap, options.max_points))
     parts.append("</div>")
     return "".join(parts)
 
@@ -447,6 +449,8 @@ svg text.tick{font-size:10px;fill:#555}svg text.event-label{font-size:10px;fill:
 .legend .key{border:1px solid #ddd;background:#fff;border-radius:3px;padding:1px 6px;cursor:pointer;font:inherit}
 .legend .key[aria-pressed=false]{opacity:.35;text-decoration:line-through}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:3px;vertical-align:-1px}
+.legend.static .item{white-space:nowrap}
+h5{margin:.8em 0 .1em;font-size:.9em}
 .swatch.abst{background:#9aa0a6;opacity:.6}
 .thumbs{display:flex;gap:8px;flex-wrap:wrap}.thumbs figure{margin:0;font-size:.75em;color:#555;text-align:center}
 .thumbs img{display:block;border-radius:4px;background:#eee}

@@ -74,6 +74,13 @@ class MixConfig(TrainConfig):
     # run that its time budget stopped early)
     ema_decay: float = 0.99  # a fine-tune of a few hundred steps: a short window
     score_raw: bool = True  # also score the raw (non-EMA) weights every epoch (doubles the scoring time)
+    # face-api's FaceExpressionNet as a distillation teacher (training only; scripts/faceapi_eval.py
+    # writes the file): each source's soft labels become (1 - w) * labels + w * teacher, per source
+    teacher: str = ""  # path to teacher_probs.npz; "" no teacher
+    teacher_sha256: str = ""  # when set, the teacher file must have this SHA-256
+    teacher_ferplus: float = 0.0
+    teacher_muxspace: float = 0.0
+    teacher_posed: float = 0.0  # the Taiwanese, London and Yale sets
 
 
 def domain_augment(x: torch.Tensor, cfg: MixConfig, g: torch.Generator, rng: np.random.Generator) -> torch.Tensor:
@@ -121,11 +128,58 @@ def _smooth(soft: np.ndarray, eps: float) -> np.ndarray:
     return ((1 - eps) * soft + eps / soft.shape[1]).astype(np.float32)
 
 
+def pinned_file(path: Path, sha256: str, what: str, hint: str) -> str:
+    """The SHA-256 of ``path``, checked against ``sha256`` when that is set."""
+    import hashlib
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} not found ({hint})")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if sha256 and digest != sha256:
+        raise ValueError(f"{what} {path} has SHA-256 {digest}, not {sha256}")
+    return digest
+
+
+def teacher_weight(cfg: MixConfig, source: str) -> float:
+    return {"ferplus": cfg.teacher_ferplus, "muxspace": cfg.teacher_muxspace}.get(source, cfg.teacher_posed)
+
+
+def blend_teacher(soft: np.ndarray, teacher: np.ndarray, usable: np.ndarray, w: float) -> np.ndarray:
+    """``(1 - w) * soft + w * teacher`` on the rows where the teacher saw a face. face-api has no
+    contempt class: the label's contempt mass is kept and the teacher fills the rest."""
+    if w <= 0:
+        return soft
+    c = EXPRESSIONS.index("contempt")
+    t = teacher.astype(np.float64).copy()
+    t[:, c] = 0.0
+    t = t / np.maximum(t.sum(1, keepdims=True), 1e-12) * (1.0 - soft[:, c:c + 1])
+    t[:, c] = soft[:, c]
+    out = soft.astype(np.float64).copy()
+    out[usable] = (1 - w) * soft[usable] + w * t[usable]
+    return (out / out.sum(1, keepdims=True)).astype(np.float32)
+
+
+def load_teacher(cfg: MixConfig) -> dict[str, Any] | None:
+    if not cfg.teacher:
+        return None
+    path = Path(cfg.teacher)
+    digest = pinned_file(path, cfg.teacher_sha256, "teacher file", "scripts/faceapi_eval.py writes it")
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files} | {"sha256": digest}
+
+
 def load_mix(cfg: MixConfig):
     """FER+ and every expression set: the training pools, the selection sets (with their logits'
     inputs) and the report-only parts."""
     fer = load_ferplus(cfg.data)
-    pools = [Pool("ferplus", fer.train.pixels, fer.train.soft, cfg.ferplus_share)]
+    teacher = load_teacher(cfg)
+    fer_soft = fer.train.soft
+    if teacher is not None and cfg.teacher_ferplus > 0:
+        row = {int(i): k for k, i in enumerate(teacher["ferplus_index"])}
+        pick = np.array([row.get(int(i), -1) for i in fer.train.index])
+        probs = teacher["ferplus_probs"][np.maximum(pick, 0)]
+        fer_soft = blend_teacher(fer_soft, probs, pick >= 0, cfg.teacher_ferplus)
+    pools = [Pool("ferplus", fer.train.pixels, fer_soft, cfg.ferplus_share)]
     selection: dict[str, tuple[EvalSet, np.ndarray]] = {
         "ferplus_public": (EvalSet("ferplus_public", fer.public_test.majority,
                                    np.ones(len(fer.public_test), bool)), fer.public_test.pixels)}
@@ -137,8 +191,13 @@ def load_mix(cfg: MixConfig):
         src = load_source(name, Path(cfg.expressions_root), Path(cfg.crop_cache))
         tr, va = src.part(False), np.flatnonzero(src.val)
         ls = src.labels_set
-        pools.append(Pool(name, src.crops[tr], _smooth(ls.soft[tr], spec.label_smoothing),
-                          cfg.source_shares[name]))
+        soft = _smooth(ls.soft[tr], spec.label_smoothing)
+        w = teacher_weight(cfg, name)
+        if teacher is not None and w > 0:
+            if teacher[f"{name}__path"].tolist() != ls.paths:
+                raise ValueError(f"teacher file rows do not match {name}/labels.csv; rebuild it")
+            soft = blend_teacher(soft, teacher[f"{name}__probs"][tr], teacher[f"{name}__face_found"][tr], w)
+        pools.append(Pool(name, src.crops[tr], soft, cfg.source_shares[name]))
         counts[name] = {"train": int(len(tr)), "validation": int(len(va)),
                         "no_face": int((~src.found).sum()),
                         "validation_no_face": int((~src.found[va]).sum()),
@@ -186,11 +245,7 @@ def warm_start_file(cfg: MixConfig) -> tuple[Path, str] | None:
         path, digest = model.onnx_path, model.sha256
     else:
         path = Path(cfg.warm_start)
-        if not path.is_file():
-            raise FileNotFoundError(f"warm-start model {path} not found (docs/training.md says how to get it)")
-        import hashlib
-
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = pinned_file(path, "", "warm-start model", "docs/training.md says how to get it")
     if cfg.warm_start_sha256 and digest != cfg.warm_start_sha256:
         raise ValueError(f"warm-start model {path} has SHA-256 {digest}, not {cfg.warm_start_sha256}")
     return path, digest
@@ -284,7 +339,10 @@ def train_mix(cfg: MixConfig) -> dict:
         epochs = int(max(2, min(cfg.epochs, left // per_epoch)))
         print(f"[{out.name}] ~{per_epoch:.0f} s/epoch: {epochs} epochs fit the budget", flush=True)
     ws = warm_start_file(cfg)
-    config = asdict(cfg) | {"warm_start_file_sha256": ws[1] if ws else None, "epochs_run": epochs, "precision_run": precision, "teachers": 0,
+    teacher_sha = pinned_file(Path(cfg.teacher), cfg.teacher_sha256, "teacher file", "") if cfg.teacher else None
+    config = asdict(cfg) | {"warm_start_file_sha256": ws[1] if ws else None, "epochs_run": epochs,
+                            "precision_run": precision, "teachers": 1 if cfg.teacher else 0,
+                            "teacher_file_sha256": teacher_sha,
                             "sources": counts, "selection_sets": list(selection)}
     (out / "config.json").write_text(json.dumps(config, indent=2))
 
@@ -381,7 +439,9 @@ def _finish(cfg: MixConfig, model: torch.nn.Module, fer, pools: list[Pool], sele
         "selection rule",
         "train_minutes": train_minutes,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {cfg.threads} threads",
-        "teachers": 0,
+        "teachers": 1 if cfg.teacher else 0,
+        "teacher": {"file": Path(cfg.teacher).name, "ferplus": cfg.teacher_ferplus, "muxspace": cfg.teacher_muxspace,
+                    "posed": cfg.teacher_posed} if cfg.teacher else None,
         "precision": precision,
         "labels": list(EXPRESSIONS),
     }

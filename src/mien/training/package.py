@@ -99,21 +99,37 @@ def _mix_training(cfg: dict[str, Any], summary: dict[str, Any], command: str) ->
             j=cfg["jpeg_p"]),
         "imbalance": f"sources weighted by their share of every epoch; loss weight per class = (share in "
         f"the mixed epochs)^-{cfg['class_weight_power']}",
-        "initialisation": f"warm start from {cfg['warm_start']} (sha256 {cfg.get('warm_start_file_sha256')}), "
-        "mien-fer-vgg-1.2: batch-norm folded back out of its ONNX, statistics re-measured on 2,048 FER+ "
-        "training images",
+        "initialisation": f"warm start from {_warm_start_name(cfg)} (sha256 {cfg.get('warm_start_file_sha256')}): "
+        "batch-norm folded back out of its ONNX, statistics re-measured on 2,048 FER+ training images",
         "optimiser": f"SGD nesterov momentum {cfg['momentum']}, one-cycle lr max {cfg['lr']}, weight decay "
         f"{cfg['weight_decay']}, batch {cfg['batch_size']}, {cfg['epochs_run']} epochs of "
         f"{cfg['epoch_samples']} faces, EMA of weights (decay {cfg['ema_decay']})",
         "selection": f"{summary['selection_rule']}: best epoch {summary['best_epoch']} "
         f"({summary['best_weights']} weights), score {summary['selection_score']:.4f} (warm start "
         f"{summary['warm_start_scores']['score']:.4f})",
-        "distillation": None,
+        "distillation": _mix_teacher(cfg),
         "seed": cfg["seed"],
         "hardware": f"{summary['device']}, {summary['precision']} training steps; "
         f"{summary['train_minutes']:.1f} minutes of training",
         "command": command,
     }
+
+
+def _warm_start_name(cfg: dict[str, Any]) -> str:
+    from mien.training.recipe import V12_SHA256, V20_SHA256
+
+    known = {V12_SHA256: "mien-fer-vgg-1.2", V20_SHA256: "mien-mix-vgg-2.0"}
+    return known.get(cfg.get("warm_start_file_sha256") or "", str(cfg["warm_start"]))
+
+
+def _mix_teacher(cfg: dict[str, Any]) -> str | None:
+    if not cfg.get("teacher"):
+        return None
+    return (f"face-api's FaceExpressionNet (MIT, npm @vladmandic/face-api, ported to ONNX by scripts/faceapi_port.py; "
+            f"training only) as a teacher: its probabilities on every training image (file sha256 "
+            f"{cfg.get('teacher_file_sha256')}) blended into the soft labels, (1 - w) x labels + w x teacher, "
+            f"w = {cfg['teacher_ferplus']} on FER+, {cfg['teacher_muxspace']} on muxspace, {cfg['teacher_posed']} on "
+            "the posed sets; the label's contempt share is kept (face-api has no contempt class)")
 
 
 def _sources() -> dict[str, dict[str, Any]]:
@@ -143,6 +159,11 @@ def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
             had = had_cfg.get(key, defaults.get(key))
             if key == "epochs":
                 had = had_cfg.get("epochs_run", had)
+            # a pinned file is the same file wherever it was read from: compare what was read
+            for file_key, sha_key, read_key in (("warm_start", "warm_start_sha256", "warm_start_file_sha256"),
+                                                ("teacher", "teacher_sha256", "teacher_file_sha256")):
+                if key in (file_key, sha_key) and settings.get(sha_key):
+                    had, wanted = had_cfg.get(read_key), settings[sha_key]
             if key == "stop_after":  # a mix run stopped by its time budget: the epochs it completed
                 had = had_cfg.get("epochs_completed")
                 wanted = wanted or had_cfg.get("epochs_run")
@@ -176,8 +197,8 @@ def build_card(run: Path, onnx_file: str, version: str | None = None,
     minutes = recipe["minutes"] if distillation else summary["train_minutes"]
     if mix:
         command = ("python -m mien.training.expressions crops && python -m mien.training.expressions splits && "
-                   "python -m mien.training.recipe --preset mix --out runs/mix && "
-                   "python -m mien.training.package runs/mix/student")
+                   f"python -m mien.training.recipe --preset {preset} --out runs/{preset} && "
+                   f"python -m mien.training.package runs/{preset}/student --preset {preset}")
     if version is not None:
         command += f" --version {version}"
     else:

@@ -52,6 +52,13 @@ from mien.training.train import Deployable, TrainConfig, accuracy, predict_logit
 #: ``git show 8320618:src/mien/models/expression.onnx > runs/model_v1.2/expression.onnx``
 V12_ONNX = "runs/model_v1.2/expression.onnx"
 V12_SHA256 = "58a27112de62d0dc2cbe6ca2a396b232bfe4a3ea0676d6a1d304c555f59aed93"
+#: mien-mix-vgg-2.0, the warm start of the ``mix2`` preset; recover it with
+#: ``git show 70944d6:src/mien/models/expression.onnx > runs/model_v2.0/expression.onnx``
+V20_ONNX = "runs/model_v2.0/expression.onnx"
+V20_SHA256 = "ac0504547e3952ce09668cf93e80e7948486c2ecf9136d698505420c560c8493"
+#: face-api's FaceExpressionNet on every training image (scripts/faceapi_eval.py writes it)
+FACEAPI_TEACHER = "runs/faceapi/teacher_probs.npz"
+FACEAPI_TEACHER_SHA256 = "ca67e0876bc52ecd9bf1878784d8fb934a1bdb0c728ae03223b27fc798d74bcd"
 MIX_EPOCHS = 9  # the shipped run's config.json: epochs_run (the one-cycle schedule's length) ...
 MIX_STOP_AFTER = 6  # ... and epochs_completed: mien-mix-vgg-2.0's run was stopped after 6 of its 9 epochs
 # (by hand, to meet a deadline; then ``python -m mien.training.mix --finalize``); 0: run them all
@@ -62,6 +69,13 @@ PRESETS: dict[str, dict] = {
     "mix": {"teachers": 0, "mix": True,
             "student": {"epochs": MIX_EPOCHS, "stop_after": MIX_STOP_AFTER, "lr": 0.02, "epoch_samples": 16384, "batch_size": 128,
                         "threads": 1, "warm_start": V12_ONNX, "warm_start_sha256": V12_SHA256}},
+    # 2.0 fine-tuned again at a lower learning rate for 24 full epochs, with face-api's
+    # FaceExpressionNet blended into the soft labels (FER+ 0.3, muxspace 0.5, posed sets 0.2)
+    "mix2": {"teachers": 0, "mix": True,
+             "student": {"epochs": 24, "stop_after": 0, "lr": 0.008, "epoch_samples": 16384, "batch_size": 128,
+                         "threads": 1, "warm_start": V20_ONNX, "warm_start_sha256": V20_SHA256,
+                         "teacher": FACEAPI_TEACHER, "teacher_sha256": FACEAPI_TEACHER_SHA256,
+                         "teacher_ferplus": 0.3, "teacher_muxspace": 0.5, "teacher_posed": 0.2}},
     # 100 epochs of the small net alone: 77 minutes on 2 CPU cores with bf16 (--precision auto)
     "cpu": {"teachers": 0, "student": {"epochs": 100}},
     # The epochs are those that ``--time-budget-s 262`` chose on one H100 for the shipped model
@@ -107,7 +121,7 @@ def run_mix(spec: dict, base: TrainConfig, time_budget_s: float) -> dict:
     cfg = MixConfig(data=base.data, out=str(out / "student"), device=base.device, seed=base.seed,
                     precision=base.precision, time_budget_s=time_budget_s, **settings)
     summary = train_mix(cfg)
-    record = {"preset": "mix", "teachers": [], "student": summary, "minutes": (time.time() - t0) / 60}
+    record = {"preset": spec.get("name", "mix"), "teachers": [], "student": summary, "minutes": (time.time() - t0) / 60}
     (out / "recipe.json").write_text(json.dumps(record, indent=2))
     return record
 
@@ -125,7 +139,7 @@ def run_recipe(preset: str, base: TrainConfig, time_budget_s: float = 0.0, expor
     preset's largest epochs, or their share of ``time_budget_s``)."""
     spec = PRESETS[preset]
     if spec.get("mix"):
-        return run_mix(spec, base, time_budget_s)
+        return run_mix(spec | {"name": preset}, base, time_budget_s)
     if teachers is not None and teachers > 0 and not spec["teachers"]:
         raise ValueError(f"preset {preset!r} trains no teachers")
     out = Path(base.out)
