@@ -87,12 +87,12 @@ def main() -> None:
 
     def mesh_post() -> None:
         from mien.geometry.measures import geometry_measures
-        from mien.geometry.pose import head_pose
+        from mien.geometry.pose import head_pose, stable_face_frame
 
-        for (pts, _), m in zip(mesh_out, transforms):
-            p = back_project(pts.astype(np.float64), m)
-            pose = head_pose(p)
-            geometry_measures(pose.to_face_frame(p))
+        for (pts, _), m in zip(mesh_out, transforms):  # as mien.geometry.stage.measure_faces
+            p = back_project(pts.astype(np.float64), m).astype(np.float32)
+            head_pose(p)
+            geometry_measures(stable_face_frame(p))
 
     def smooth() -> None:
         sm = ExpressionSmoother(an.options.smoothing_tau_s)
