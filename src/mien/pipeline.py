@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Unpack
@@ -96,8 +95,7 @@ class _RunCounts:
             "latency_ms_p95": float(np.percentile(lat, 95)) if len(lat) else None,
             "interrupted": interrupted,
             # main-thread time per analysed frame, by stage ("detect" excludes detections run
-            # ahead in the decode thread, and the part of a file's window re-detection that ran
-            # beside the frame before)
+            # ahead in the decode thread)
             "stage_ms_per_frame": {k: round(v * 1000 / max(self.frames, 1), 3) for k, v in self.timing.items()},
         }
 
@@ -136,100 +134,63 @@ class Analyzer:
                 pass
 
     # ---------------------------------------------------------------- per frame
-    def process_frames(self, frames: Iterable[Frame], counts: _RunCounts | None = None,
-                       lookahead: bool = False) -> Iterator[FrameResult]:
-        """Analyse a frame stream in time order, one :class:`FrameResult` per frame.
-
-        ``lookahead`` (files, not live streams, whose next frame may not have arrived yet): as soon
-        as a frame's faces are tracked, the next frame is taken and its re-detection windows (which
-        need only the tracker's predictions) run in a helper thread while this frame's mesh,
-        alignment and expression run here; ONNX Runtime releases the GIL, so the two overlap on
-        two cores. The results are the same as without it: the same windows are detected on the
-        same predictions, only earlier."""
+    def process_frames(self, frames: Iterable[Frame], counts: _RunCounts | None = None) -> Iterator[FrameResult]:
+        """Analyse a frame stream in time order, one :class:`FrameResult` per frame."""
         o = self.options
         counts = counts if counts is not None else _RunCounts()
         timing = counts.timing
         tracker = FaceTracker(o.tracker)
         smoother = ExpressionSmoother(o.smoothing_tau_s)
         since_detect = o.detect_every
-        it = iter(frames)
-        pool = ThreadPoolExecutor(1, thread_name_prefix="mien-redetect") if lookahead else None
-
-        def windows_planned(fr: Frame) -> bool:
-            """Whether ``fr`` gets window re-detection (decided from the tracker's state after the
-            frame before it, as the loop below decides it)."""
-            return fr.detections is None and since_detect < o.detect_every and bool(tracker.active_tracks())
-
-        upcoming: tuple[Frame, Future[Faces] | None] | None = None
-        try:
-            while True:
-                if upcoming is not None:
-                    fr, planned = upcoming
-                    upcoming = None
-                else:
-                    nxt = next(it, None)
-                    if nxt is None:
-                        break
-                    fr, planned = nxt, None
-                points: np.ndarray | None = None
-                img, t = fr.image, fr.time_s
-                counts.last_time = t
-                t0 = time.perf_counter()
-                if fr.detections is not None:  # detected ahead, in the decode thread
-                    faces = fr.detections
-                    since_detect = 1
-                    counts.full_detections += 1
-                elif since_detect >= o.detect_every or not tracker.active_tracks():
+        for fr in frames:
+            points: np.ndarray | None = None
+            img, t = fr.image, fr.time_s
+            counts.last_time = t
+            t0 = time.perf_counter()
+            if fr.detections is not None:  # detected ahead, in the decode thread
+                faces = fr.detections
+                since_detect = 1
+                counts.full_detections += 1
+            elif since_detect >= o.detect_every or not tracker.active_tracks():
+                faces = self.detector.detect(img)
+                since_detect = 1
+                counts.full_detections += 1
+            else:
+                faces = self.detector.detect_windows(img, tracker.predicted_boxes(t))
+                since_detect += 1
+                if o.fallback_detect and len(faces) < len(tracker.active_tracks()):
+                    # a face slipped out of its window: look at the whole frame at once
                     faces = self.detector.detect(img)
                     since_detect = 1
                     counts.full_detections += 1
-                else:
-                    faces = (planned.result() if planned is not None
-                             else self.detector.detect_windows(img, tracker.predicted_boxes(t)))
-                    since_detect += 1
-                    if o.fallback_detect and len(faces) < len(tracker.active_tracks()):
-                        # a face slipped out of its window: look at the whole frame at once
-                        faces = self.detector.detect(img)
-                        since_detect = 1
-                        counts.full_detections += 1
-                t1 = time.perf_counter()
-                timing["detect"] += t1 - t0
-                faces = tracker.update(faces, t)
-                tracked = faces.track_id >= 0
-                if not tracked.all():  # weak detections that match no track
-                    faces = faces[tracked]
-                if pool is not None:  # the next frame's re-detection, while this frame goes on
-                    nxt = next(it, None)
-                    if nxt is not None:
-                        future = (pool.submit(self.detector.detect_windows, nxt.image,
-                                              tracker.predicted_boxes(nxt.time_s))
-                                  if windows_planned(nxt) else None)
-                        upcoming = (nxt, future)
-                counts.frames += 1
-                if len(faces):
-                    if self.mesh is not None:
-                        faces, points = measure_faces(self.mesh, img, faces)
-                        t1b = time.perf_counter()
-                        timing["geometry"] += t1b - t1
-                        t1 = t1b
-                    # from the BGR frame: only the pixels each crop samples are converted to gray
-                    crops = align_faces(img, faces.landmarks, self.model.input_size, self.model.template)
-                    faces = assess(faces, crops, o.quality)
-                    t2 = time.perf_counter()
-                    timing["track_align_quality"] += t2 - t1
-                    faces = self.model.classify(faces, crops)
-                    t3 = time.perf_counter()
-                    timing["expression"] += t3 - t2
-                    faces = smoother.smooth(faces, t)
-                    timing["smooth_rows"] += time.perf_counter() - t3
-                    counts.faces += len(faces)
-                    counts.abstained += int(faces.abstain.sum())
-                counts.latencies.append(time.perf_counter() - fr.arrival)
-                counts.last_index = fr.index
-                yield FrameResult(fr.index, t, img, faces, fr.arrival, points)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+            t1 = time.perf_counter()
+            timing["detect"] += t1 - t0
+            faces = tracker.update(faces, t)
+            tracked = faces.track_id >= 0
+            if not tracked.all():  # weak detections that match no track
+                faces = faces[tracked]
+            counts.frames += 1
+            if len(faces):
+                if self.mesh is not None:
+                    faces, points = measure_faces(self.mesh, img, faces)
+                    t1b = time.perf_counter()
+                    timing["geometry"] += t1b - t1
+                    t1 = t1b
+                # from the BGR frame: only the pixels each crop samples are converted to gray
+                crops = align_faces(img, faces.landmarks, self.model.input_size, self.model.template)
+                faces = assess(faces, crops, o.quality)
+                t2 = time.perf_counter()
+                timing["track_align_quality"] += t2 - t1
+                faces = self.model.classify(faces, crops)
+                t3 = time.perf_counter()
+                timing["expression"] += t3 - t2
+                faces = smoother.smooth(faces, t)
+                timing["smooth_rows"] += time.perf_counter() - t3
+                counts.faces += len(faces)
+                counts.abstained += int(faces.abstain.sum())
+            counts.latencies.append(time.perf_counter() - fr.arrival)
+            counts.last_index = fr.index
+            yield FrameResult(fr.index, t, img, faces, fr.arrival, points)
 
     def analyze_frames(
         self,
@@ -248,19 +209,18 @@ class Analyzer:
         source: str,
         on_frame: Callable[[FrameResult], None] | None = None,
         checkpoint: Checkpointer | None = None,
-        lookahead: bool = False,
     ) -> tuple[Any, dict[str, Any]]:
         """Analyse a frame stream; returns (table, stats), the table as columns
         (:class:`~mien.table.ColumnTable`, no pandas needed). Stops cleanly on Ctrl-C (or SIGTERM
         under :func:`mien.signals.graceful_stop`), keeping rows; with ``checkpoint``, finished rows
-        are also flushed to disk as the run goes. ``lookahead``: see :meth:`process_frames`."""
+        are also flushed to disk as the run goes."""
         counts = _RunCounts()
         rows = RowBuffer()
         self.last_landmarks = LandmarkRows() if self.options.landmarks and self.mesh is not None else None
         flushed: list[Any] = []  # row chunks already checkpointed
         interrupted = False
         try:
-            for res in self.process_frames(frames, counts, lookahead=lookahead):
+            for res in self.process_frames(frames, counts):
                 if len(res.faces):
                     t0 = time.perf_counter()
                     rows.add(table_columns(res.faces, source=source, frame_index=res.index, time_s=res.time_s))
@@ -394,8 +354,8 @@ class Analyzer:
         ok = False
         try:
             df, stats = self.analyze_rows(iter(src), source,
-                                          on_frame if bar is not None or writer is not None else None,
-                                          checkpoint=ckpt, lookahead=not live)
+                                            on_frame if bar is not None or writer is not None else None,
+                                            checkpoint=ckpt)
             ok = True
         finally:
             # from here on a signal is only recorded: the finished work is being put in place

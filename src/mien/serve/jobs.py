@@ -50,7 +50,7 @@ class ObservedAnalyzer(Analyzer):
     skip_through: int = -1
 
     def analyze_rows(self, frames: Iterable[Frame], source: str, on_frame: FrameObserver | None = None,
-                     checkpoint: Checkpointer | None = None, lookahead: bool = False) -> tuple[Any, dict[str, Any]]:
+                     checkpoint: Checkpointer | None = None) -> tuple[Any, dict[str, Any]]:
         observer, should_stop, skip_through = self.observer, self.should_stop, self.skip_through
 
         def gated() -> Iterator[Frame]:
@@ -73,10 +73,7 @@ class ObservedAnalyzer(Analyzer):
             if observer is not None:
                 observer(res)
 
-        # the look-ahead takes the next frame before this one is observed, so a stop asked for
-        # meanwhile would come one frame late: with a stop condition, frames are taken one by one
-        return super().analyze_rows(gated(), source, both, checkpoint=checkpoint,
-                                    lookahead=lookahead and should_stop is None)
+        return super().analyze_rows(gated(), source, both, checkpoint=checkpoint)
 
 
 class Progress:
