@@ -4,6 +4,9 @@ the expression model's crops on the mesh instead of the detector's 5 points chan
 
     python bench/geometry.py              # every section
     python bench/geometry.py alignment    # only the mesh-alignment comparison
+    python bench/geometry.py stage        # where the geometry stage's time goes per face, on real frames
+    python bench/geometry.py int8 CARD    # the float mesh against another mesh card (e.g. an int8 one
+                                          # from scripts/quantize_face_mesh.py), side by side
 """
 from __future__ import annotations
 
@@ -117,12 +120,155 @@ def mesh_alignment(det: FaceDetector, mesh: FaceMesh) -> None:
               f"{(p[:, 1] == p[:, 0]).mean():.0%} / {(p[:, 2] == p[:, 0]).mean():.0%} |")
 
 
+def compare_meshes(det: FaceDetector, mesh: FaceMesh, other: FaceMesh) -> None:
+    """The shipped mesh and ``other`` side by side in one process: 68-point NME, pose and measure
+    differences and measure AUCs on the validation sets, and ms per face at batch 1 and 4."""
+    a, b = mesh.card["name"], other.card["name"]
+    print(f"## {a} (float) vs {b}\n")
+    print("| file | faces | found | NME mean float | NME mean other | NME median float | NME median other |")
+    print("|---|---|---|---|---|---|---|")
+    for name in ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml"):
+        xml = SHARED / "face_detection" / "dlib_faces" / name
+        e, o = ibug68_error(xml, det, mesh), ibug68_error(xml, det, other)
+        print(f"| {name} | {e.faces} | {e.found}/{o.found} | {e.nme_mean:.4f} | {o.nme_mean:.4f} | "
+              f"{e.nme_median:.4f} | {o.nme_median:.4f} |")
+    import csv
+
+    root = SHARED / "expressions" / "taiwanese_chen2013"
+    with (root / "labels.csv").open() as f:
+        paths = [r["path"] for r in csv.DictReader(f)][::4]
+    diffs: dict[str, list[float]] = {"yaw": [], "pitch": [], "roll": []}
+    for p in paths:
+        img = cv2.imread(str(root / p))
+        d = det.detect(img)
+        if len(d) == 0:
+            continue
+        pf, po = head_pose(mesh.run(img, d.xyxy, d.landmarks).points), head_pose(other.run(img, d.xyxy, d.landmarks).points)
+        for k in diffs:
+            diffs[k].extend(np.abs(getattr(pf, f"{k}_deg") - getattr(po, f"{k}_deg")).tolist())
+    print(f"\nPose, |float - other| over {len(diffs['yaw'])} faces (every 4th Taiwanese image): " + "; ".join(
+        f"{k} mean {np.mean(v):.2f}°, max {np.max(v):.2f}°" for k, v in diffs.items()))
+    print("\n| set | part | expression vs neutral | measure | n | AUC float | AUC other |\n|---|---|---|---|---|---|---|")
+    for r, s in zip(measure_aucs(SHARED / "expressions", det, mesh), measure_aucs(SHARED / "expressions", det, other),
+                    strict=True):
+        print(f"| {r['set']} | {r['part']} | {r['expression']} | {r['measure']} | "
+              f"{r['n_expression']}/{r['n_neutral']} | {r['auc']:.3f} | {s['auc']:.3f} |")
+    img = cv2.imread(str(root / paths[0]))
+    d = det.detect(img)
+    print()
+    for n in (1, 4):
+        boxes, lms = np.repeat(d.xyxy[:1], n, 0), np.repeat(d.landmarks[:1], n, 0)
+        times = {}
+        for net in (mesh, other, mesh, other):  # interleaved, each measured twice, the faster kept
+            net.run(img, boxes, lms)
+            t0 = time.perf_counter()
+            for _ in range(50):
+                net.run(img, boxes, lms)
+            ms = 1e3 * (time.perf_counter() - t0) / 50 / n
+            times[net.card["name"]] = min(ms, times.get(net.card["name"], ms))
+        print(f"- {n} face(s) per batch, mesh.run ms/face: float {times[a]:.2f}, other {times[b]:.2f} "
+              f"(other takes {times[b] / times[a]:.2f}x the float's time)")
+
+
+def stage_profile(det: FaceDetector, mesh: FaceMesh) -> None:
+    """Per face, one thread, same process: each step of the geometry stage on real frames with 1 face
+    (WolfgangLanger) and with several (Hamilton), the crops built both ways (3-channel warp from the
+    frame, 4-channel warp from a converted frame; the same values) and the network run on all the
+    frame's faces in one batch and one face a call (:data:`mien.geometry.mesh.NETWORK_BATCH`)."""
+    import av
+
+    from mien.geometry import mesh as mesh_module
+    from mien.geometry.mesh import back_project, crop_transforms, crops_for
+
+    def fastest(fns: dict, rounds: int = 5, repeats: int = 20) -> dict[str, float]:
+        """ms per call of each function, interleaved round by round (the load changes), the fastest round."""
+        best = {k: float("inf") for k in fns}
+        for _ in range(rounds):
+            for k, fn in fns.items():
+                fn()
+                t0 = time.perf_counter()
+                for _ in range(repeats):
+                    fn()
+                best[k] = min(best[k], (time.perf_counter() - t0) * 1e3 / repeats)
+        return best
+
+    print("| clip | faces in the frame | crops (3-ch warp) | crops (4-ch frame) | network, one batch | network, one by one "
+          "| back-projection | pose fit | measure frame | measures | whole stage |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    default = mesh_module.FOUR_CHANNEL_PIXELS_PER_FACE
+    for clip, want in (("WolfgangLanger_Pexels.mp4", 1), ("short_hamilton_clip.mp4", 4), ("short_hamilton_clip.mp4", 6)):
+        with av.open(str(SHARED / "videos" / clip)) as c:
+            for vf in c.decode(video=0):
+                img = vf.to_ndarray(format="bgr24")
+                d = det.detect(img)
+                if len(d) >= want:
+                    break
+        n = len(d)
+        m = crop_transforms(d.xyxy, d.landmarks)
+
+        def crops_with(pixels_per_face: int) -> np.ndarray:
+            mesh_module.FOUR_CHANNEL_PIXELS_PER_FACE = pixels_per_face
+            try:
+                return crops_for(img, m)
+            finally:
+                mesh_module.FOUR_CHANNEL_PIXELS_PER_FACE = default
+
+        crops = crops_for(img, m)
+        raw, _ = mesh.run_crops(crops)
+        pts = back_project(raw.astype(np.float64), m).astype(np.float32)
+        faces = Faces(d.xyxy, d.score, d.landmarks, track_id=list(range(n)))
+        t = fastest({
+            "three": lambda: crops_with(0), "four": lambda: crops_with(10**12),
+            "batch": lambda: mesh.session.run(None, {"input": crops}), "single": lambda: mesh.run_crops(crops),
+            "back": lambda: back_project(raw.astype(np.float64), m).astype(np.float32),
+            "pose": lambda: head_pose(pts), "frame": lambda: stable_face_frame(pts),
+            "frame+measures": lambda: geometry_measures(stable_face_frame(pts)),
+            "stage": lambda: measure_faces(mesh, img, faces),
+        })
+        t["measures"] = t.pop("frame+measures") - t["frame"]
+        steps = [t[k] for k in ("three", "four", "batch", "single", "back", "pose", "frame", "measures", "stage")]
+        print(f"| {clip} | {n} | " + " | ".join(f"{v / n:.3f}" for v in steps) + " |")
+    print("\n(ms per face; each the fastest of 5 interleaved rounds of 20; the whole stage uses the engine's choices)")
+
+    # the whole stage over a clip's frames, as before these two cuts (one batch, 3-channel warp) and now
+    for clip in ("WolfgangLanger_Pexels.mp4", "short_hamilton_clip.mp4"):
+        frames = []
+        with av.open(str(SHARED / "videos" / clip)) as c:
+            for i, vf in enumerate(c.decode(video=0)):
+                if i % 5 == 0:
+                    img = vf.to_ndarray(format="bgr24")
+                    d = det.detect(img)
+                    if len(d):
+                        frames.append((img, Faces(d.xyxy, d.score, d.landmarks, track_id=list(range(len(d))))))
+        n_faces = sum(len(f) for _, f in frames)
+        batch = mesh_module.NETWORK_BATCH
+
+        def stage_as(before: bool) -> None:
+            mesh_module.NETWORK_BATCH = 10**6 if before else batch
+            mesh_module.FOUR_CHANNEL_PIXELS_PER_FACE = 0 if before else default
+            try:
+                for img, faces in frames:
+                    measure_faces(mesh, img, faces)
+            finally:
+                mesh_module.NETWORK_BATCH, mesh_module.FOUR_CHANNEL_PIXELS_PER_FACE = batch, default
+
+        t = fastest({"before": lambda: stage_as(True), "now": lambda: stage_as(False)}, rounds=4, repeats=1)
+        print(f"- {clip}, every 5th frame ({len(frames)} frames, {n_faces} faces): whole stage {t['before'] / n_faces:.2f} "
+              f"ms/face before (one batch, 3-channel warp), {t['now'] / n_faces:.2f} now "
+              f"(now takes {t['now'] / t['before']:.2f}x the time)")
+
+
 def main() -> int:
     if not SHARED.is_dir():
         sys.exit(f"bench: {SHARED} not found; the geometry bench needs ../shared/data beside the checkout")
     det, mesh = FaceDetector(), FaceMesh.load()
     if sys.argv[1:] == ["alignment"]:
         mesh_alignment(det, mesh)
+        return 0
+    if sys.argv[1:] == ["stage"]:
+        stage_profile(det, mesh)
+        return 0
+    if len(sys.argv) == 3 and sys.argv[1] == "int8":
+        compare_meshes(det, mesh, FaceMesh.load(sys.argv[2]))
         return 0
     print("## 68-point subset vs dlib annotations (NME: mean error / outer-eye-corner distance)\n")
     print("| file | faces | found | NME mean | NME median |\n|---|---|---|---|---|")

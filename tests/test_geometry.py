@@ -295,3 +295,76 @@ def test_measure_frame_is_not_moved_by_the_lower_face() -> None:
     assert still["geo_jaw_drop"][1] > still["geo_jaw_drop"][0]
     shifted = geometry_measures(head_pose(frames).to_face_frame(frames))
     assert shifted["geo_brow_raise"][1] > shifted["geo_brow_raise"][0] + 0.01
+
+
+def _reference_crops(image_bgr: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+    """The mesh input as the engine first built it: a 3-channel warp per face, RGB, 0..1."""
+    out = []
+    for m in transforms:
+        crop = cv2.warpAffine(image_bgr, m.astype(np.float32), (192, 192), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        out.append(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1.0 / 255.0))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("pixels_per_face", [0, 10**9])  # never / always through the 4-channel frame
+def test_mesh_crops_are_the_same_whichever_warp_builds_them(models, monkeypatch, pixels_per_face: int) -> None:
+    import av
+    from conftest import shared_video
+
+    from mien.geometry import mesh as mesh_module
+
+    monkeypatch.setattr(mesh_module, "FOUR_CHANNEL_PIXELS_PER_FACE", pixels_per_face)
+    det, _ = models
+    checked = 0
+    with av.open(str(shared_video("short_hamilton_clip.mp4"))) as c:
+        for i, vf in enumerate(c.decode(video=0)):
+            if i > 160:
+                break
+            if i % 40:
+                continue
+            img = vf.to_ndarray(format="bgr24")
+            d = det.detect(img)
+            if not len(d):
+                continue
+            m = crop_transforms(d.xyxy, d.landmarks)
+            off_edge = m.copy()
+            off_edge[:, 0, 2] += 150  # the crops run over the frame's left edge: the border is black
+            for t in (m, off_edge):
+                assert np.array_equal(mesh_module.crops_for(img, t), _reference_crops(img, t))
+                checked += len(t)
+    assert checked >= 20
+
+
+def test_mesh_runs_a_frames_faces_one_by_one_with_the_batch_result(models) -> None:
+    """One face a network call is faster per face than one batch (bench/geometry.py stage) and
+    must give what the batch gives."""
+    det, mesh = models
+    img = _image(TAIWANESE / "images" / "0101a02.jpg")
+    d = det.detect(img)
+    boxes, lms = np.repeat(d.xyxy[:1], 3, 0), np.repeat(d.landmarks[:1], 3, 0)
+    boxes[1] += 6.0  # three different crops of the face
+    boxes[2] -= 4.0
+    from mien.geometry.mesh import NETWORK_BATCH, crops_for
+
+    crops = crops_for(img, crop_transforms(boxes, lms))
+    whole_lm, whole_logit = mesh.session.run(None, {"input": crops})
+    calls = []
+
+    class Spy:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, names, feeds):
+            calls.append(len(feeds["input"]))
+            return self.session.run(names, feeds)
+
+    real = mesh.session
+    mesh._session = Spy(real)
+    try:
+        pts, score = mesh.run_crops(crops)
+    finally:
+        mesh._session = real
+    assert calls == [NETWORK_BATCH] * 3 and NETWORK_BATCH == 1
+    np.testing.assert_allclose(pts.reshape(3, -1), whole_lm, atol=1e-4)
+    np.testing.assert_allclose(score, 1 / (1 + np.exp(-whole_logit[:, 0])), atol=1e-6)

@@ -3,7 +3,8 @@
 The network wants what MediaPipe's own graph gives it: a square crop around the face, turned so the
 eye line is horizontal, 1.5x the face box (MediaPipe's ``RectTransformationCalculator`` scale for
 detection-seeded crops), resized to 192x192, RGB in 0..1. Here the box and the eye line come from
-the tracked RetinaFace detection of the same frame. All faces of a frame run in one batch; the 468
+the tracked RetinaFace detection of the same frame. The network runs the frame's faces one by one
+(:data:`NETWORK_BATCH`: faster per face than one batch); the 468
 points come back in frame pixels (x right, y down; z is the network's relative depth, scaled like x,
 smaller = nearer the camera).
 """
@@ -24,6 +25,10 @@ from mien.manifest import file_sha256
 INPUT_SIZE = 192
 CROP_SCALE = 1.5
 N_POINTS = 468
+#: Faces per network call. One at a time is the fastest per face on a CPU: one face's first feature
+#: maps (192x192x16 float32, 2.4 MB) about fill a core's L2 cache, and in batches of 4 or 8 the
+#: network took 1.25-1.6x as long per face (``bench/geometry.py stage``); the outputs are the same.
+NETWORK_BATCH = 1
 
 
 def default_card_path() -> Path:
@@ -76,16 +81,28 @@ def back_project(points: np.ndarray, transforms: np.ndarray) -> np.ndarray:
     return np.concatenate([xy, points[..., 2:3] * scale[:, None, None]], axis=-1)
 
 
+#: Frame pixels per face up to which the frame is converted to 4 channels before the crops are
+#: warped: OpenCV's bilinear warp of a 4-channel image runs about 3x faster than of a 3-channel one
+#: (the same samples and values; checked bit for bit in tests/test_geometry.py), about 0.5 ms less
+#: per 192-px crop here, and the conversion costs about 1 ns a frame pixel, so it pays up to about
+#: 500,000 pixels a face in isolation; in the engine a single face in a 640x360 frame gained
+#: nothing measurable, so the frame is converted from two such faces on.
+FOUR_CHANNEL_PIXELS_PER_FACE = 150_000
+
+
 def crops_for(image_bgr: np.ndarray, transforms: np.ndarray) -> np.ndarray:
     """The network input (n, 192, 192, 3) float32 RGB 0..1 for each transform."""
     out = np.empty((len(transforms), INPUT_SIZE, INPUT_SIZE, 3), np.float32)
     if image_bgr.ndim == 2:
         image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
+    four = image_bgr.shape[0] * image_bgr.shape[1] <= FOUR_CHANNEL_PIXELS_PER_FACE * len(transforms)
+    source = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2BGRA) if four else image_bgr
+    to_rgb = cv2.COLOR_BGRA2RGB if four else cv2.COLOR_BGR2RGB
     for i, m in enumerate(transforms):
-        crop = cv2.warpAffine(image_bgr, m.astype(np.float32), (INPUT_SIZE, INPUT_SIZE),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        crop = cv2.warpAffine(source, m.astype(np.float32), (INPUT_SIZE, INPUT_SIZE),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
         # contiguous copies only (a reversed-channel view copies 3-4x slower)
-        np.multiply(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.float32(1.0 / 255.0), out=out[i], casting="unsafe")
+        np.multiply(cv2.cvtColor(crop, to_rgb), np.float32(1.0 / 255.0), out=out[i], casting="unsafe")
     return out
 
 
@@ -133,7 +150,11 @@ class FaceMesh:
         """Raw network output for crops (n, 192, 192, 3): points (n, 468, 3) in crop pixels, score (n,)."""
         if len(crops) == 0:
             return np.zeros((0, N_POINTS, 3), np.float32), np.zeros(0, np.float32)
-        lm, logit = self.session.run(None, {"input": np.ascontiguousarray(crops, np.float32)})
+        crops = np.ascontiguousarray(crops, np.float32)
+        runs = [self.session.run(None, {"input": crops[i:i + NETWORK_BATCH]})
+                for i in range(0, len(crops), NETWORK_BATCH)]
+        lm = np.concatenate([r[0] for r in runs]) if len(runs) > 1 else runs[0][0]
+        logit = np.concatenate([r[1] for r in runs]) if len(runs) > 1 else runs[0][1]
         score = 1.0 / (1.0 + np.exp(-logit[:, 0].astype(np.float64)))
         return lm.reshape(-1, N_POINTS, 3), score.astype(np.float32)
 

@@ -457,7 +457,7 @@ def _finish(cfg: MixConfig, model: torch.nn.Module, fer, pools: list[Pool], sele
 
 
 
-def finalize(run: Path) -> dict:
+def finalize(run: Path, stopped: bool = True) -> dict:
     """Finish a run that was stopped between epochs (its ``best.pt`` and ``train_log.jsonl`` kept):
     the same final stage as an uninterrupted run, with ``epochs_completed`` from the log, so the
     preset's ``stop_after`` repeats it."""
@@ -480,7 +480,10 @@ def finalize(run: Path) -> dict:
             if kind in rec and rec[kind]["score"] > best["score"]:
                 best = {"score": rec[kind]["score"], "epoch": rec["epoch"], "weights": kind, "scores": rec[kind]}
     config["epochs_completed"] = len(log)
-    config["finalized_after_stop"] = True
+    if stopped:
+        config["finalized_after_stop"] = True
+    else:
+        config["refinished"] = True  # the final stage run again on the kept weights (e.g. a new operating-point rule)
     (run / "config.json").write_text(json.dumps(config, indent=2))
     minutes = sum(r["seconds"] for r in log) / 60
     return _finish(cfg, model, fer, pools, selection, report, counts, best, start, config["epochs_run"],
@@ -517,6 +520,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.add_argument(flag, type=type(value), default=value)
     parser.add_argument("--finalize", type=Path, default=None, metavar="RUN",
                         help="finish a run stopped between epochs (score, choose the operating point, export)")
+    parser.add_argument("--refinish", type=Path, default=None, metavar="RUN",
+                        help="run a finished run's final stage again on its kept weights (today's operating-point rule)")
     parser.add_argument("--compare", nargs=2, type=Path, default=None, metavar=("A.onnx", "RUN"),
                         help="paired bootstrap of the selection score: run B against the exported model A")
     args = parser.parse_args(argv)
@@ -525,10 +530,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.compare is not None:
             print(json.dumps(compare_to_onnx(args.compare[1], args.compare[0]), indent=2))
             return
-        if args.finalize is not None:
-            finalize(args.finalize)
+        if args.finalize is not None or args.refinish is not None:
+            finalize(args.finalize or args.refinish, stopped=args.finalize is not None)
             return
-        del args.finalize, args.compare
+        del args.finalize, args.refinish, args.compare
         train_mix(MixConfig(**vars(args)))
 
 

@@ -296,8 +296,10 @@ def build_card(run: Path, onnx_file: str, version: str | None = None,
         card["training"] = _mix_training(cfg, summary, command)
         card["temperature_fitted_on"] = ("the selection sets pooled (FER+ PublicTest and the Taiwanese and London "
                                          "validation folds, engine-aligned crops), minimising NLL")
-        card["prior_adjustment"]["selected_on"] = (f"{summary['selection_rule']}: the strength in 0, 0.1, ..., 1 "
-                                                   "with the highest score")
+        card["prior_adjustment"]["selected_on"] = (
+            f"{summary['selection_rule']}: " + (summary.get("prior_strength_rule")
+                                                or "the strength in 0, 0.1, ..., 1 with the highest score")
+            + (f" (the highest score was at {summary['prior_strength_best']})" if "prior_strength_best" in summary else ""))
         card["prior_adjustment"]["meaning"] = card["prior_adjustment"]["meaning"].replace(
             "strength 0 keeps FER+'s class frequencies", "strength 0 keeps the training epochs' class frequencies")
         card["prior_adjustment"]["selection_table"] = card["prior_adjustment"].pop("public_test")
