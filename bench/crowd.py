@@ -1,7 +1,7 @@
 """Cost per face and per pixel: face grids at 1280x720 and one face at 360p/720p/1080p.
 
     python bench/crowd.py [--frames 150] [--grids 1,4,9,16] [--no-resolutions] [--precision P]
-        [--baseline-src SRC] [--json out.json]
+        [--no-geometry] [--baseline-src SRC] [--json out.json]
 
 Before/after in one run: ``git archive COMMIT src | tar -x -C /tmp/base`` then ``--baseline-src
 /tmp/base/src`` times that engine alternately with this checkout and prints the ratios.
@@ -177,12 +177,15 @@ def _stages(r: dict) -> str:
 
 def _runs(args: argparse.Namespace) -> list[tuple[str, str | None, str]]:
     """(label, source folder or None for this checkout, options JSON) of each engine to time."""
-    opts: dict = {"threads": args.threads}
+    common: dict = {"threads": args.threads}
+    if args.no_geometry:
+        common["geometry"] = False
+    opts = dict(common)
     if args.precision:
         opts["precision"] = args.precision
     runs = [("this", args.src, json.dumps(opts))]
     if args.baseline_src:
-        runs.append(("baseline", args.baseline_src, json.dumps({"threads": args.threads})))
+        runs.append(("baseline", args.baseline_src, json.dumps(common)))
     return runs
 
 
@@ -195,6 +198,7 @@ def main() -> None:
     ap.add_argument("--in-memory-frames", type=int, default=150,
                     help="frames held in memory for the decode-aside resolution runs")
     ap.add_argument("--threads", type=int, default=1, help="threads per ONNX model")
+    ap.add_argument("--no-geometry", action="store_true", help="both engines without the face mesh stage")
     ap.add_argument("--precision", default=None, help="expression network for this checkout (auto|int8|float)")
     ap.add_argument("--src", default=None, metavar="SRC", help="time the mien in this source folder (default: as imported here)")
     ap.add_argument("--baseline-src", default=None, metavar="SRC",

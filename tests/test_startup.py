@@ -14,7 +14,7 @@ import json, sys
 from mien.cli import main
 rc = main(sys.argv[1:])
 heavy = sorted(m for m in sys.modules if m.startswith(("mien.audit", "mien.reporting")))
-print(json.dumps({"rc": rc, "heavy": heavy}))
+print(json.dumps({"rc": rc, "heavy": heavy, "pandas": "pandas" in sys.modules, "pyarrow": "pyarrow" in sys.modules}))
 """
 
 
@@ -33,8 +33,28 @@ def test_analyze_does_not_import_the_audit_or_report_commands(tmp_path):
     still = tmp_path / "face.png"
     cv2.imwrite(str(still), img)
     out = _run("analyze", str(still), "-o", str(tmp_path / "r.parquet"), "--quiet")
-    assert out == {"rc": 0, "heavy": []}
+    assert out["rc"] == 0 and out["heavy"] == []
     assert (tmp_path / "r.parquet").is_file()
+
+
+@pytest.mark.slow
+def test_analyze_writes_its_tables_without_pandas(tmp_path):
+    """pandas costs more start-up than both models: the table, its tracks and manifest are
+    written from columns (mien.table); pyarrow is loaded for Parquet only."""
+    clip = shared_video("single_face.mp4")
+    for suffix, arrow in ((".parquet", True), (".csv", False)):
+        out = _run("analyze", str(clip), "-o", str(tmp_path / f"r{suffix}"), "--quiet", "--max-frames", "8")
+        assert out == {"rc": 0, "heavy": [], "pandas": False, "pyarrow": arrow}, suffix
+        assert (tmp_path / f"r{suffix}.tracks.csv").is_file()
+
+
+def test_import_mien_is_light():
+    """``import mien`` loads no numerical or video library: the public names come on first use."""
+    code = ("import sys, mien; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('numpy', 'pandas', 'pyarrow', 'cv2', 'onnxruntime', 'av', 'scipy', 'torch')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_other_commands_are_still_registered():

@@ -39,6 +39,8 @@ from mien.outputs import display, sidecar_path
 if TYPE_CHECKING:  # pragma: no cover - pandas is imported where a table is read (start-up)
     import pandas as pd
 
+    from mien.table import ColumnTable
+
 FORMAT, VERSION = "mien-checkpoint", 1
 PROGRESS = "progress.json"
 
@@ -76,7 +78,7 @@ class Checkpointer:
     def due(self) -> bool:
         return time.monotonic() - self._last >= self.interval_s
 
-    def flush(self, rows: pd.DataFrame, *, frames_analysed: int, last_frame_index: int, last_time_s: float) -> None:
+    def flush(self, rows: pd.DataFrame | ColumnTable, *, frames_analysed: int, last_frame_index: int, last_time_s: float) -> None:
         """Write ``rows`` (those since the last flush) as the next part, then the progress record."""
         from mien.results import atomic_write, write_parquet  # results imports outputs; keep it one-way
 

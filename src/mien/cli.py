@@ -209,8 +209,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     folder, outputs = _plan_outputs(args, specs)
     show = not args.quiet and sys.stderr.isatty()
     analyzer = Analyzer(options)  # builds the ONNX sessions in the background
-    # pandas and pyarrow (half a second and more) are needed only to write the table: import them
-    # in the background too, while the video is opened and analysed
+    # pyarrow (for Parquet) is needed only to write the table: import it in the background too,
+    # while the video is opened and analysed (the table is written without pandas)
     threading.Thread(target=preload_table_writers, args=(outputs,), name="mien-import", daemon=True).start()
     failures: list[tuple[str, str]] = []
     written: list[Path] = []
@@ -234,8 +234,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             for w in outcome.manifest.warnings:
                 print(f"mien: warning: {w}", file=sys.stderr)
             if not args.quiet:
-                n_tracks = outcome.table["track_id"].nunique() if len(outcome) else 0
-                print(_summary(str(spec), outcome.manifest, n_tracks, out))
+                print(_summary(str(spec), outcome.manifest, outcome.n_tracks, out))
             if outcome.manifest.status == "interrupted" or stop_requested():
                 interrupted = True
                 break

@@ -72,8 +72,12 @@ def detector_weights() -> bytes:
 
 
 @lru_cache(maxsize=16)
+@lru_cache(maxsize=16)
 def _anchors(height: int, width: int) -> np.ndarray:
-    """Anchor centres and sizes in pixels, (A, 4) as cx, cy, w, h, in the network's output order."""
+    """Anchor centres and sizes in pixels, (A, 4) as cx, cy, w, h, in the network's output order.
+
+    Cached per input size (read-only): a video has one frame size, and every re-detection window
+    the same; building them cost more than the rest of decoding a window's output."""
     out = []
     for stride, sizes in zip(_STRIDES, _SIZES):
         ny, nx = math.ceil(height / stride), math.ceil(width / stride)
@@ -83,7 +87,9 @@ def _anchors(height: int, width: int) -> np.ndarray:
         for s in sizes:
             for_cell.append(np.hstack([centres, np.full((len(centres), 2), s, np.float64)]))
         out.append(np.stack(for_cell, 1).reshape(-1, 4))
-    return np.concatenate(out).astype(np.float32)
+    anchors = np.concatenate(out).astype(np.float32)
+    anchors.flags.writeable = False
+    return anchors
 
 
 def _blob(images: list[np.ndarray]) -> np.ndarray:

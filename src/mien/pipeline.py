@@ -32,13 +32,14 @@ from mien.memory import release_large_frames
 from mien.options import AnalysisFields, AnalysisOptions
 from mien.outputs import display
 from mien.quality import assess
-from mien.results import AnalysisResult, RowBuffer, concat
+from mien.results import AnalysisResult, RowBuffer, concat_columns
 from mien.runtime import providers_for
 from mien.schema import RunManifest, SourceRun, table_columns
 from mien.signals import protected_save
 from mien.smoothing import ExpressionSmoother
 from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
 from mien.stats import softmax
+from mien.table import ColumnTable
 from mien.tracking import FaceTracker
 
 _STAGES = ("detect", "geometry", "track_align_quality", "expression", "smooth_rows")
@@ -198,7 +199,19 @@ class Analyzer:
         on_frame: Callable[[FrameResult], None] | None = None,
         checkpoint: Checkpointer | None = None,
     ) -> tuple[Any, dict[str, Any]]:
-        """Analyse a frame stream; returns (table, stats). Stops cleanly on Ctrl-C (or SIGTERM
+        """Analyse a frame stream; returns (table as a DataFrame, stats). See :meth:`analyze_rows`."""
+        table, stats = self.analyze_rows(frames, source, on_frame, checkpoint)
+        return (table.to_pandas() if isinstance(table, ColumnTable) else table), stats
+
+    def analyze_rows(
+        self,
+        frames: Iterable[Frame],
+        source: str,
+        on_frame: Callable[[FrameResult], None] | None = None,
+        checkpoint: Checkpointer | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Analyse a frame stream; returns (table, stats), the table as columns
+        (:class:`~mien.table.ColumnTable`, no pandas needed). Stops cleanly on Ctrl-C (or SIGTERM
         under :func:`mien.signals.graceful_stop`), keeping rows; with ``checkpoint``, finished rows
         are also flushed to disk as the run goes."""
         counts = _RunCounts()
@@ -217,14 +230,14 @@ class Analyzer:
                 if on_frame is not None:
                     on_frame(res)
                 if checkpoint is not None and checkpoint.due():
-                    chunk = rows.to_frame()
+                    chunk = rows.to_table()
                     flushed.append(chunk)  # kept in memory first: an interrupted flush loses nothing
                     rows = RowBuffer()
                     checkpoint.flush(chunk, frames_analysed=counts.frames, last_frame_index=counts.last_index,
                                      last_time_s=counts.last_time)
         except KeyboardInterrupt:
             interrupted = True
-        table = concat([*flushed, rows.to_frame()])
+        table = concat_columns([*flushed, rows.to_table()])
         if self.mesh is not None:
             table = add_track_deltas(table)
         return table, counts.stats(interrupted)
@@ -340,7 +353,7 @@ class Analyzer:
                 if checkpoint is not None and o.checkpoint_s > 0 else None)
         ok = False
         try:
-            df, stats = self.analyze_frames(iter(src), source,
+            df, stats = self.analyze_rows(iter(src), source,
                                             on_frame if bar is not None or writer is not None else None,
                                             checkpoint=ckpt)
             ok = True

@@ -9,7 +9,6 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,23 +18,34 @@ from mien.errors import InputError
 from mien.labels import EXPRESSIONS
 from mien.manifest import file_sha256
 from mien.outputs import display, keep_mode
-from mien.schema import DTYPES, TABLE_SUFFIXES, RunManifest, empty_table, order_columns, sidecar_path
+from mien.schema import (
+    ALL_COLUMNS,
+    COLUMNS,
+    DTYPES,
+    TABLE_SUFFIXES,
+    RunManifest,
+    empty_table,
+    sidecar_path,
+)
+from mien.table import ColumnTable
 
 if TYPE_CHECKING:  # pragma: no cover - pandas is imported where a table is built (start-up)
     import pandas as pd
 
 
 def preload_table_writers(outputs: Iterable[str | os.PathLike[str]]) -> None:
-    """Import what writing ``outputs`` needs (pandas; pyarrow for parquet) now, e.g. while the
-    models load in the background, rather than after the analysis."""
-    import pandas  # noqa: F401
-
-    if any(Path(o).suffix.lower() == ".parquet" for o in outputs):
+    """Import what writing ``outputs`` needs (pyarrow for Parquet, pandas for JSON Lines; CSV
+    needs neither) now, e.g. while the models load in the background, rather than after the
+    analysis."""
+    suffixes = {Path(o).suffix.lower() for o in outputs}
+    if ".parquet" in suffixes:
         import pyarrow.parquet  # noqa: F401
+    if ".jsonl" in suffixes:
+        import pandas  # noqa: F401
 
 
 class RowBuffer:
-    """Accumulates the faces of each frame as numpy column pieces; one DataFrame at the end.
+    """Accumulates the faces of each frame as numpy column pieces; one table at the end.
 
     Building a DataFrame per frame costs more than the expression model, and keeping one small
     array per frame and column costs far more memory than the data; so pieces are merged into
@@ -69,16 +79,82 @@ class RowBuffer:
         self._pieces = {k: [] for k in self._pieces}
         self._pending = 0
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_table(self) -> ColumnTable:
         """The table: the schema's columns in order and dtypes, then any extra columns."""
-        import pandas as pd
-
         if not self._n:
-            return empty_table()
+            return empty_columns()
         self._consolidate()
-        df = pd.DataFrame({k: np.concatenate(v) for k, v in self._chunks.items()})
-        df = df.astype({c: t for c, t in DTYPES.items() if c in df.columns})
-        return order_columns(df)
+        cols = {k: np.concatenate(v) for k, v in self._chunks.items()}
+        cols = {k: v.astype(DTYPES[k], copy=False) if k in DTYPES else v for k, v in cols.items()}
+        return ordered(ColumnTable(cols))
+
+    def to_frame(self) -> pd.DataFrame:
+        """:meth:`to_table` as a DataFrame."""
+        return self.to_table().to_pandas()
+
+
+def empty_columns() -> ColumnTable:
+    """:func:`mien.schema.empty_table` as columns: the schema's columns and dtypes, no rows."""
+    return ColumnTable({c: np.empty(0, DTYPES[c]) for c in COLUMNS})
+
+
+def ordered(table: ColumnTable) -> ColumnTable:
+    """:func:`mien.schema.order_columns` for columns: the schema's first, in order, then the rest."""
+    known = [c for c in ALL_COLUMNS if c in table]
+    return table.select(known + [c for c in table.names if c not in ALL_COLUMNS])
+
+
+def track_rows(table: ColumnTable) -> ColumnTable:
+    """:func:`track_summary` without pandas, for the ``.tracks.csv`` sidecar (the same numbers:
+    groups sorted by source and track, means as pandas takes them)."""
+    n = len(table)
+    if not n:
+        return ColumnTable({c: np.empty(0, object) for c in _TRACK_COLUMNS})
+    source = table["source"].astype(str)
+    tid = table["track_id"].astype(np.int64)
+    order = np.lexsort((tid, source))  # stable: rows of a group stay in table order
+    s_sorted, t_sorted = source[order], tid[order]
+    starts = np.flatnonzero(np.r_[True, (s_sorted[1:] != s_sorted[:-1]) | (t_sorted[1:] != t_sorted[:-1])])
+    groups = np.split(order, starts[1:])
+    time_s = table["time_s"].astype(np.float64)
+    abstain = table["abstain"].astype(bool)
+    top = table["top_label"]
+    probs = {lab: table[f"prob_{lab}"].astype(np.float64) for lab in EXPRESSIONS}
+    out: dict[str, list[Any]] = {c: [] for c in _TRACK_COLUMNS}
+    for g in groups:
+        t = time_s[g]
+        ok = g[~abstain[g]]
+        timed = ~np.isnan(t)
+        first, last = (float(t[timed].min()), float(t[timed].max())) if timed.any() else (np.nan, np.nan)
+        out["source"].append(str(source[g[0]]))
+        out["track_id"].append(int(tid[g[0]]))
+        out["first_s"].append(float(first))
+        out["last_s"].append(float(last))
+        out["duration_s"].append(float(last - first))
+        out["n_frames"].append(len(g))
+        out["n_abstained"].append(int(abstain[g].sum()))
+        by_label: dict[str, int] = {}
+        if len(ok):
+            labels, counts = np.unique(top[ok].astype(str), return_counts=True)
+            by_label = {str(k): int(c) for k, c in zip(labels, counts)}
+        for lab in EXPRESSIONS:
+            out[f"share_{lab}"].append(float(by_label.get(lab, 0) / len(ok)) if len(ok) else np.nan)
+        for lab in EXPRESSIONS:
+            out[f"mean_{lab}"].append(_pandas_mean(probs[lab][ok]) if len(ok) else np.nan)
+    return ColumnTable({c: np.asarray(v, dtype=object if c == "source" else None) for c, v in out.items()})
+
+
+def _pandas_mean(values: np.ndarray) -> float:
+    """``Series.mean()``: NaN left out (filled with 0 before the sum, as pandas' nanops does)."""
+    valid = ~np.isnan(values)
+    count = int(valid.sum())
+    if not count:
+        return float("nan")
+    return float(np.where(valid, values, 0.0).sum() / count)
+
+
+_TRACK_COLUMNS = ["source", "track_id", "first_s", "last_s", "duration_s", "n_frames", "n_abstained"]
+_TRACK_COLUMNS += [f"share_{lab}" for lab in EXPRESSIONS] + [f"mean_{lab}" for lab in EXPRESSIONS]
 
 
 def track_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -86,8 +162,7 @@ def track_summary(df: pd.DataFrame) -> pd.DataFrame:
     and mean probabilities over the frames where the face was not abstained."""
     import pandas as pd
 
-    cols = ["source", "track_id", "first_s", "last_s", "duration_s", "n_frames", "n_abstained"]
-    cols += [f"share_{lab}" for lab in EXPRESSIONS] + [f"mean_{lab}" for lab in EXPRESSIONS]
+    cols = list(_TRACK_COLUMNS)
     if df.empty:
         return pd.DataFrame(columns=cols)
     rows = []
@@ -111,14 +186,45 @@ def track_summary(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-@dataclass
 class AnalysisResult:
-    """What :func:`mien.analyze` returns: the per-face-per-frame table and the run manifest."""
+    """What :func:`mien.analyze` returns: the per-face-per-frame table and the run manifest.
 
-    table: pd.DataFrame  # one row per face per analysed frame (docs/schema.md)
-    manifest: RunManifest = field(default_factory=RunManifest)
-    landmarks: pd.DataFrame | None = None  # 468 mesh points + iBUG-68 per face per frame (landmarks=True)
-    checkpoint: Any = None  # the run's mien.checkpoint.Checkpointer, when it checkpointed
+    ``table`` is a pandas DataFrame. The engine hands over plain columns (:class:`ColumnTable`),
+    and the DataFrame is built the first time ``table`` is read, so a run that only saves its
+    result (``mien analyze``) never imports pandas; once read, the DataFrame is the table (edits
+    to it are what :meth:`save` writes).
+    """
+
+    def __init__(self, table: pd.DataFrame | ColumnTable, manifest: RunManifest | None = None,
+                 landmarks: pd.DataFrame | None = None, checkpoint: Any = None) -> None:
+        self._columns: ColumnTable | None = table if isinstance(table, ColumnTable) else None
+        self._frame: pd.DataFrame | None = None if isinstance(table, ColumnTable) else table
+        self.manifest = manifest if manifest is not None else RunManifest()
+        self.landmarks = landmarks  # 468 mesh points + iBUG-68 per face per frame (landmarks=True)
+        self.checkpoint = checkpoint  # the run's mien.checkpoint.Checkpointer, when it checkpointed
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per face per analysed frame (docs/schema.md)."""
+        if self._frame is None:
+            assert self._columns is not None
+            self._frame = self._columns.to_pandas()
+            self._columns = None
+        return self._frame
+
+    @table.setter
+    def table(self, value: pd.DataFrame) -> None:
+        self._frame, self._columns = value, None
+
+    @property
+    def n_tracks(self) -> int:
+        """How many distinct track ids the table holds (without building the DataFrame)."""
+        if self._columns is not None:
+            return len(np.unique(self._columns["track_id"])) if len(self._columns) else 0
+        return int(self.table["track_id"].nunique()) if len(self.table) else 0
+
+    def __repr__(self) -> str:
+        return f"AnalysisResult(rows={len(self)}, sources={len(self.manifest.sources)}, status={self.manifest.status!r})"
 
     @classmethod
     def combine(cls, results: list[AnalysisResult], failures: list[dict[str, str]] | None = None) -> AnalysisResult:
@@ -152,7 +258,7 @@ class AnalysisResult:
         return df
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(self._columns) if self._columns is not None else len(self.table)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the table (.parquet/.csv/.jsonl), its manifest and tracks sidecars atomically;
@@ -160,7 +266,8 @@ class AnalysisResult:
         written beside it when the result holds mesh points."""
         if len(self.manifest.sources) == 1:
             self.manifest.sources[0].output = str(path)
-        out = write_results(self.table, self.manifest, path)
+        table = self._columns if self._columns is not None else self.table
+        out = write_results(table, self.manifest, path)
         if self.landmarks is not None:
             lm = self.landmarks
             atomic_write(sidecar_path(out, "landmarks"), lambda p: lm.to_parquet(p, index=False))
@@ -205,31 +312,54 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return p
 
 
-def write_table(df: pd.DataFrame, path: Path) -> None:
+def write_table(df: pd.DataFrame | ColumnTable, path: Path) -> None:
+    """Write a results table as its suffix says. Columns (:class:`ColumnTable`) go to Parquet and
+    CSV without pandas, byte for byte as pandas would write them; JSON Lines, and columns of
+    kinds :class:`ColumnTable` does not write, go through pandas."""
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise InputError(f"{path}: unknown output format; use one of {', '.join(TABLE_SUFFIXES)}")
+    if isinstance(df, ColumnTable):
+        if suffix == ".parquet" and df.writable():
+            atomic_write(path, df.write_parquet)
+            return
+        if suffix == ".csv" and df.writable():
+            atomic_write(path, df.write_csv)
+            return
+        df = df.to_pandas()
+    frame = df
     if suffix == ".parquet":
-        atomic_write(path, lambda p: write_parquet(df, p))
+        atomic_write(path, lambda p: write_parquet(frame, p))
     elif suffix == ".csv":
-        atomic_write(path, lambda p: df.to_csv(p, index=False))
+        atomic_write(path, lambda p: frame.to_csv(p, index=False))
     else:
-        atomic_write(path, lambda p: df.to_json(p, orient="records", lines=True))
+        atomic_write(path, lambda p: frame.to_json(p, orient="records", lines=True))
 
 
-def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    """``df.to_parquet`` through a file object, so folders with non-UTF-8 names work."""
+def write_parquet(df: pd.DataFrame | ColumnTable, path: Path) -> None:
+    """``df.to_parquet`` through a file object, so folders with non-UTF-8 names work (columns:
+    :meth:`ColumnTable.write_parquet`, the same file without pandas)."""
+    if isinstance(df, ColumnTable) and df.writable():
+        df.write_parquet(path)
+        return
+    frame = df.to_pandas() if isinstance(df, ColumnTable) else df
     with open(path, "wb") as f:
-        df.to_parquet(f, index=False)
+        frame.to_parquet(f, index=False)
 
 
-def write_results(df: pd.DataFrame, manifest: RunManifest, path: str | os.PathLike[str]) -> Path:
+def write_results(df: pd.DataFrame | ColumnTable, manifest: RunManifest, path: str | os.PathLike[str]) -> Path:
     """Write the table and, beside it, its tracks summary and run manifest (see :mod:`mien.schema`);
     the manifest records the table's fingerprint, which readers check."""
     path = Path(path)
     write_table(df, path)
     manifest = dataclasses.replace(manifest, table=table_fingerprint(path, len(df)))
-    atomic_write(sidecar_path(path, "tracks"), lambda p: track_summary(df).to_csv(p, index=False))
+    tracks = sidecar_path(path, "tracks")
+    if isinstance(df, ColumnTable):
+        summary = track_rows(df)
+        atomic_write(tracks, summary.write_csv)
+    else:
+        frame = df
+        atomic_write(tracks, lambda p: track_summary(frame).to_csv(p, index=False))
     atomic_write(sidecar_path(path, "manifest"), lambda p: p.write_text(manifest.to_json()))
     return path
 
@@ -239,3 +369,14 @@ def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
 
     parts = [f for f in frames if len(f)]
     return pd.concat(parts, ignore_index=True) if parts else empty_table()
+
+
+def concat_columns(tables: Iterable[ColumnTable]) -> ColumnTable | pd.DataFrame:
+    """:func:`concat` for columns; through pandas only when the parts' columns differ."""
+    parts = list(tables)
+    joined = ColumnTable.concat(parts)
+    if joined is not None:
+        return joined
+    if not any(len(t) for t in parts):
+        return empty_columns()
+    return concat(t.to_pandas() for t in parts)

@@ -6,7 +6,7 @@ the per-track ``geo_*_delta`` columns are added to the finished table by :func:`
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -17,9 +17,12 @@ from mien.geometry.mesh import FaceMesh
 from mien.geometry.pose import head_pose, stable_face_frame
 from mien.quality import MIN_MESH_SCORE
 from mien.schema import order_columns
+from mien.table import ColumnTable
 
 if TYPE_CHECKING:  # pandas is imported where a table is built, not at engine start-up
     import pandas as pd
+
+TableT = TypeVar("TableT", "pd.DataFrame", ColumnTable)
 
 POSE_COLUMNS = ("pose_yaw_deg", "pose_pitch_deg", "pose_roll_deg")
 #: Columns that need a track's whole run (added by :func:`add_track_deltas` when the run is complete;
@@ -40,32 +43,54 @@ def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces) -> tuple[
     return faces.replace(data=data), res.points
 
 
-def add_track_deltas(table: pd.DataFrame) -> pd.DataFrame:
+def add_track_deltas(table: TableT) -> TableT:
     """``geo_X_delta`` for every ``geo_X`` column: relative to the track's baseline, the median over
     its more neutral-looking half of frames (by ``prob_neutral``; abstaining rows have none and are
     left out of the choice) among those where the mesh found the face (``mesh_score`` >=
     :data:`mien.quality.MIN_MESH_SCORE`: elsewhere its points are not trusted, and a baseline from
-    them would shift every delta of the track). Computed per source and track once the table is complete."""
-    cols = [c for c in measure_columns() if c in table.columns]
+    them would shift every delta of the track). Computed per source and track once the table is complete.
+
+    ``table`` is a DataFrame or the engine's :class:`mien.table.ColumnTable` (no pandas needed)."""
+    names = list(table.columns) if not isinstance(table, ColumnTable) else table.names
+    cols = [c for c in measure_columns() if c in names]
     if not cols or table.empty:
         return table
-    import pandas as pd
 
-    key = table["source"].astype(str) + "\x00" + table["track_id"].astype(str)
-    track = pd.factorize(key)[0]
-    neutral = table["prob_neutral"].to_numpy(np.float64) if "prob_neutral" in table.columns else None
-    trusted = table["mesh_score"].to_numpy(np.float64) >= MIN_MESH_SCORE if "mesh_score" in table.columns else None
-    deltas = track_deltas(track, {c: table[c].to_numpy(np.float64) for c in cols}, neutral, trusted)
-    return order_columns(table.assign(**deltas, geo_blink=_blink_rows(table, track)))
+    def column(name: str) -> np.ndarray:
+        return np.asarray(table[name], np.float64) if isinstance(table, ColumnTable) else table[name].to_numpy(np.float64)
+
+    track = track_codes(np.asarray(table["source"]), np.asarray(table["track_id"]))
+    neutral = column("prob_neutral") if "prob_neutral" in names else None
+    trusted = column("mesh_score") >= MIN_MESH_SCORE if "mesh_score" in names else None
+    deltas = track_deltas(track, {c: column(c) for c in cols}, neutral, trusted)
+    eye = column("geo_eye_open") if "geo_eye_open" in names else None
+    blink = _blink_rows(column("time_s"), eye, track)
+    if isinstance(table, ColumnTable):
+        from mien.results import ordered
+
+        return ordered(table.assign(**deltas, geo_blink=blink))
+    return order_columns(table.assign(**deltas, geo_blink=blink))
 
 
-def _blink_rows(table: pd.DataFrame, track: np.ndarray) -> np.ndarray:
+def track_codes(source: np.ndarray, track_id: np.ndarray) -> np.ndarray:
+    """A code per row for its (source, track), numbered in order of first appearance (as
+    ``pd.factorize`` numbers them)."""
+    src = np.unique(source.astype(str), return_inverse=True)[1].reshape(-1).astype(np.int64)
+    tid = track_id.astype(np.int64)
+    span = int(tid.max() - tid.min()) + 1
+    key = src * span + (tid - tid.min())
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.reshape(-1)]
+
+
+def _blink_rows(times: np.ndarray, eye_open: np.ndarray | None, track: np.ndarray) -> np.ndarray:
     """1 on the rows that fall inside a blink (:func:`mien.geometry.blink_events`), else 0."""
-    out = np.zeros(len(table), np.int64)
-    if "geo_eye_open" not in table.columns:
+    out = np.zeros(len(times), np.int64)
+    if eye_open is None:
         return out
-    times = table["time_s"].to_numpy(np.float64)
-    for ev in blink_events(track, times, table["geo_eye_open"].to_numpy(np.float64)):
+    for ev in blink_events(track, times, eye_open):
         if ev["kind"] == "blink":
             out[(track == ev["track_id"]) & (times >= ev["start_s"]) & (times <= ev["end_s"])] = 1
     return out

@@ -49,8 +49,8 @@ class ObservedAnalyzer(Analyzer):
     should_stop: Callable[[], bool] | None = None
     skip_through: int = -1
 
-    def analyze_frames(self, frames: Iterable[Frame], source: str, on_frame: FrameObserver | None = None,
-                       checkpoint: Checkpointer | None = None) -> tuple[Any, dict[str, Any]]:
+    def analyze_rows(self, frames: Iterable[Frame], source: str, on_frame: FrameObserver | None = None,
+                     checkpoint: Checkpointer | None = None) -> tuple[Any, dict[str, Any]]:
         observer, should_stop, skip_through = self.observer, self.should_stop, self.skip_through
 
         def gated() -> Iterator[Frame]:
@@ -73,7 +73,7 @@ class ObservedAnalyzer(Analyzer):
             if observer is not None:
                 observer(res)
 
-        return super().analyze_frames(gated(), source, both, checkpoint=checkpoint)
+        return super().analyze_rows(gated(), source, both, checkpoint=checkpoint)
 
 
 class Progress:
