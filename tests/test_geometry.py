@@ -173,6 +173,27 @@ def test_blink_events_find_short_closures() -> None:
     assert ev[0]["start_s"] == pytest.approx(10 / 30)
 
 
+def test_blinks_ignore_rows_the_mesh_did_not_find() -> None:
+    """A lost mesh (mesh_score below the trust threshold) gives lids anywhere: those rows are no
+    closure, in the table's geo_blink and in blink_table, whatever geo_eye_open they hold."""
+    import pandas as pd
+
+    from mien.geometry.stage import add_track_deltas, blink_table
+
+    n = 60
+    eye = np.full(n, 0.3)
+    eye[10:13] = 0.05  # a real blink, mesh trusted
+    eye[30:33] = 0.02  # "closed" only because the mesh lost the face
+    score = np.full(n, 0.95)
+    score[30:33] = 0.1
+    table = pd.DataFrame({"source": "v.mp4", "track_id": 1, "time_s": np.arange(n) / 30.0,
+                          "prob_neutral": 0.8, "mesh_score": score, "geo_eye_open": eye})
+    out = add_track_deltas(table)
+    assert out["geo_blink"].to_numpy().nonzero()[0].tolist() == [10, 11, 12]
+    events = blink_table(table)
+    assert events["start_s"].tolist() == pytest.approx([10 / 30])
+
+
 def test_ibug68_subset_shape_and_order() -> None:
     assert len(MESH_TO_IBUG68) == 68 and len(set(MESH_TO_IBUG68)) == 68
     c = canonical_face().vertices

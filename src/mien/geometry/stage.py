@@ -64,6 +64,8 @@ def add_track_deltas(table: TableT) -> TableT:
     trusted = column("mesh_score") >= MIN_MESH_SCORE if "mesh_score" in names else None
     deltas = track_deltas(track, {c: column(c) for c in cols}, neutral, trusted)
     eye = column("geo_eye_open") if "geo_eye_open" in names else None
+    if eye is not None and trusted is not None:  # an untrusted mesh's lids are no closure, nor the median's
+        eye = np.where(trusted, eye, np.nan)
     blink = _blink_rows(column("time_s"), eye, track)
     if isinstance(table, ColumnTable):
         from mien.results import ordered
@@ -103,8 +105,10 @@ def blink_table(table: pd.DataFrame) -> pd.DataFrame:
 
     rows = []
     for (source, track_id), g in table.groupby(["source", "track_id"], sort=False):
-        for ev in blink_events(np.zeros(len(g), np.int64), g["time_s"].to_numpy(np.float64),
-                               g["geo_eye_open"].to_numpy(np.float64)):
+        eye = g["geo_eye_open"].to_numpy(np.float64)
+        if "mesh_score" in g.columns:  # rows where the mesh did not find the face: not trusted
+            eye = np.where(g["mesh_score"].to_numpy(np.float64) >= MIN_MESH_SCORE, eye, np.nan)
+        for ev in blink_events(np.zeros(len(g), np.int64), g["time_s"].to_numpy(np.float64), eye):
             rows.append({"source": source, **ev, "track_id": track_id})
     cols = ["source", "track_id", "start_s", "end_s", "frames", "kind", "min_ratio"]
     return pd.DataFrame(rows, columns=cols)
