@@ -293,7 +293,7 @@ def train_mix(cfg: MixConfig) -> dict:
 
     rng_cal = np.random.default_rng(cfg.seed)
     net = warm_started_net(cfg, fer.train.pixels[rng_cal.choice(len(fer.train), min(2048, len(fer.train)), replace=False)])
-    model = Deployable(net).to(dev).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = Deployable(net).to(dev).to(memory_format=torch.channels_last)  # type: ignore[call-overload, unused-ignore]
     precision = resolve_precision(cfg.precision, dev, cfg.arch)
     params = sum(p.numel() for p in model.parameters())
 
@@ -445,7 +445,7 @@ def _finish(cfg: MixConfig, model: torch.nn.Module, fer, pools: list[Pool], sele
         "precision": precision,
         "labels": list(EXPRESSIONS),
     }
-    model = model.cpu().to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
+    model = model.cpu().to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload, unused-ignore]
     max_diff = export_verified_onnx(model, out / "expression.onnx", cfg.input_size, fer.private_test.pixels[:256])
     summary |= {"onnx_max_abs_diff": max_diff, "onnx_opset": OPSET}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -358,7 +358,7 @@ def train(
     weight = (weight / (weight * torch.from_numpy(share)).sum()).to(dev)  # expected weight 1
 
     net = build_net(asdict(cfg), pretrained=True)
-    model = Deployable(net).to(dev).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # faster on CPUs and GPUs
+    model = Deployable(net).to(dev).to(memory_format=torch.channels_last)  # type: ignore[call-overload, unused-ignore]  # faster on CPUs and GPUs
     precision = resolve_precision(cfg.precision, dev, cfg.arch)
     ensemble = TeacherEnsemble(teachers).to(dev).eval() if teachers else None
     if ensemble is not None and cfg.distill_weight <= 0:
