@@ -217,9 +217,11 @@ def test_prior_strength_option_shifts_towards_rare_expressions_and_is_recorded(t
     from mien.expression import ExpressionModel
 
     shipped = ExpressionModel.load().prior_strength  # the model card's
-    assert 0 < shipped < 1
+    assert 0 <= shipped <= 1
+    runs = {"default": (), "ferplus": ("--prior-strength", "0"), "half": ("--prior-strength", "0.5"),
+            "uniform": ("--prior-strength", "1"), "card": ("--prior-strength", str(shipped))}
     mean_rare = {}
-    for name, extra in (("default", ()), ("uniform", ("--prior-strength", "1")), ("ferplus", ("--prior-strength", "0"))):
+    for name, extra in runs.items():
         out = tmp_path / f"{name}.parquet"
         proc = run_mien("analyze", str(video), "-o", str(out), "--stride", "4", "--smoothing", "0", "--quiet", *extra)
         assert proc.returncode == 0, proc.stderr
@@ -228,8 +230,9 @@ def test_prior_strength_option_shifts_towards_rare_expressions_and_is_recorded(t
         manifest = json.loads((tmp_path / f"{name}.parquet.manifest.json").read_text())
         expr = next(m for m in manifest["models"] if m["role"] == "expression")
         assert manifest["parameters"]["prior_strength"] == (None if name == "default" else float(extra[1]))
-        assert expr["prior_strength"] == {"default": shipped, "uniform": 1.0, "ferplus": 0.0}[name]
-    assert mean_rare["ferplus"] < mean_rare["default"] < mean_rare["uniform"]
+        assert expr["prior_strength"] == (shipped if name == "default" else float(extra[1]))
+    assert mean_rare["ferplus"] < mean_rare["half"] < mean_rare["uniform"]
+    assert mean_rare["default"] == pytest.approx(mean_rare["card"], rel=1e-6)  # no option: the card's strength
 
 
 def test_prior_strength_out_of_range(tmp_path):
