@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # every test here trains or exports a network
 torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
 
 from mien.labels import EXPRESSIONS  # noqa: E402
-from mien.training import effnet, recipe  # noqa: E402
+from mien.training import effnet, package, recipe  # noqa: E402
 from mien.training.net import ExpressionNet  # noqa: E402
 from mien.training.train import (  # noqa: E402
     Deployable,
@@ -176,13 +176,9 @@ def test_the_shipped_models_preset_records_the_epochs_of_its_run():
     found = re.search(r"python -m mien\.training\.recipe --preset (\w+) ", card["training"]["command"])
     assert found, "the shipped model must come from a recipe preset"
     spec = recipe.PRESETS[found.group(1)]
-    if spec.get("mix"):  # one stage (mien.training.mix), its settings checked by package against the preset
-        cfg = log["config"]
-        for key, wanted in spec["student"].items():
-            if key == "stop_after":
-                assert cfg["epochs_completed"] == (wanted or cfg["epochs_run"])
-            else:
-                assert cfg[key if key != "epochs" else "epochs_run"] == wanted, key
+    if spec.get("mix"):  # one stage (mien.training.mix), its settings checked as package checks them
+        package.check_preset(ROOT, log["config"], found.group(1))
+        assert log["config"]["epochs_completed"] == (spec["student"]["stop_after"] or spec["student"]["epochs"])
         return
     assert "recipe" in log, "the shipped model must come from a recipe preset"
     assert [t["epochs_run"] for t in log["recipe"]["teachers"]] == spec.get("teacher_epochs", [])
@@ -337,8 +333,9 @@ def test_packaging_a_run_without_a_prior_strength_says_to_re_export(tmp_path):
 
 
 def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path, monkeypatch):
-    """The shipped run was the mix preset; naming cpu or gpu (other epochs) or an unknown preset
-    is refused, so a card's command cannot claim a recipe that did not make the model."""
+    """The shipped run was the mix2 preset (found by its settings when no preset is named); naming
+    mix, cpu or gpu (other epochs) or an unknown preset is refused, so a card's command cannot claim
+    a recipe that did not make the model."""
     from mien.training import package
 
     run = tmp_path / "run"
@@ -346,13 +343,15 @@ def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path, monkeypatch
     training = json.loads((run / "expression_training.json").read_text())
     (run / "config.json").write_text(json.dumps(training["config"]))
     (run / "summary.json").write_text(json.dumps(training["summary"]))
-    card = package.build_card(run, "expression.onnx", version="2.0")
-    assert "python -m mien.training.recipe --preset mix" in card["training"]["command"]
-    with pytest.raises(ValueError, match="student epochs is 9 but preset 'cpu' trains 100"):
-        package.build_card(run, "expression.onnx", version="2.0", preset="cpu")
+    card = package.build_card(run, "expression.onnx", version="2.1")
+    assert "python -m mien.training.recipe --preset mix2 " in card["training"]["command"]
+    with pytest.raises(ValueError, match="student epochs is 24 but preset 'mix' trains 9"):
+        package.build_card(run, "expression.onnx", version="2.1", preset="mix")
+    with pytest.raises(ValueError, match="student epochs is 24 but preset 'cpu' trains 100"):
+        package.build_card(run, "expression.onnx", version="2.1", preset="cpu")
     with pytest.raises(ValueError, match="preset 'gpu' trains 53"):
-        package.build_card(run, "expression.onnx", version="2.0", preset="gpu")
-    monkeypatch.setitem(recipe.PRESETS, "x", {"teachers": 0, "student": {"arch": "effnet-lite0", "epochs": 9}})
+        package.build_card(run, "expression.onnx", version="2.1", preset="gpu")
+    monkeypatch.setitem(recipe.PRESETS, "x", {"teachers": 0, "student": {"arch": "effnet-lite0", "epochs": 24}})
     with pytest.raises(ValueError, match="student arch is 'vgg' but preset 'x' trains 'effnet-lite0'"):
         package.build_card(run, "expression.onnx", preset="x")
     with pytest.raises(ValueError, match="not one of"):

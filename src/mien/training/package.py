@@ -27,7 +27,7 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 def _distillation(run: Path, cfg: dict[str, Any]) -> str | None:
     recipe_file = run.parent / "recipe.json"
-    if not cfg.get("teachers") or not recipe_file.exists():
+    if not cfg.get("teachers") or "sources" in cfg or not recipe_file.exists():  # a mix run's teacher: _mix_teacher
         return None
     recipe = json.loads(recipe_file.read_text())
     t_cfg = json.loads((run.parent / "teacher0" / "config.json").read_text())
@@ -151,7 +151,7 @@ def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
         raise ValueError(f"--preset {preset!r} is not one of {', '.join(sorted(PRESETS))}")
     spec, defaults = PRESETS[preset], TrainConfig().__dict__
     stages = [("student", spec["student"], cfg)]
-    if cfg.get("teachers") and "teacher" in spec:
+    if cfg.get("teachers") and "teacher" in spec and "sources" not in cfg:  # trained teacher nets (not a mix run's)
         stages.append(("teacher", spec["teacher"],
                        json.loads((run.parent / "teacher0" / "config.json").read_text())))
     for stage, settings, had_cfg in stages:
@@ -173,6 +173,20 @@ def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
                                  "pass the preset that does")
 
 
+def _mix_preset_of(run: Path, cfg: dict[str, Any]) -> str:
+    """The mix preset whose settings are this run's (``mix`` when none is: check_preset then says why)."""
+    from mien.training.recipe import PRESETS
+
+    for name, spec in PRESETS.items():
+        if spec.get("mix"):
+            try:
+                check_preset(run, cfg, name)
+            except ValueError:
+                continue
+            return name
+    return "mix"
+
+
 def build_card(run: Path, onnx_file: str, version: str | None = None,
                preset: str | None = None) -> dict[str, Any]:
     """The model card for ``run``. ``version`` names the model (``mien-fer-<arch>-<version>``); without
@@ -188,7 +202,8 @@ def build_card(run: Path, onnx_file: str, version: str | None = None,
     recipe_file = run.parent / "recipe.json"
     recipe = json.loads(recipe_file.read_text()) if recipe_file.exists() else {}
     mix = "sources" in cfg
-    preset = preset or recipe.get("preset") or ("gpu" if distillation else "mix" if mix else "cpu")
+    preset = preset or recipe.get("preset") or ("gpu" if distillation else _mix_preset_of(run, cfg) if mix
+                                                else "cpu")
     check_preset(run, cfg, preset)
     device = " --device cuda" if distillation else ""
     command = (f"python -m mien.training.recipe --preset {preset}{device} --out runs/{preset} && "
