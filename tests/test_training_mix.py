@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -287,3 +287,15 @@ def test_a_teacher_file_with_another_sha256_is_refused(tmp_path):
         mix.load_teacher(cfg)
     with pytest.raises(FileNotFoundError, match="faceapi_eval"):
         mix.load_teacher(mix.MixConfig(teacher=str(tmp_path / "absent.npz")))
+
+
+def test_refinishing_a_run_whose_warm_start_has_since_changed_is_refused(tmp_path):
+    """A run warm-started from "shipped" must not be finished again after a newer model shipped:
+    its warm-start score (the floor of the selection) would be another model's."""
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = mix.MixConfig(out=str(run), warm_start="shipped")
+    config = {**asdict(cfg), "warm_start_file_sha256": "0" * 64}
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="put that file back"):
+        mix.finalize(run, stopped=False)

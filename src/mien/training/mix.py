@@ -10,8 +10,9 @@ than their size. Soft targets throughout: FER+ votes, the Taiwanese raters' prop
 labels elsewhere, smoothed for the single-annotator muxspace set.
 
 Selection (every epoch, EMA and raw weights): mean balanced accuracy over FER+ PublicTest and the
-validation folds of the Taiwanese and London sets (:mod:`mien.training.selection`); the temperature
-and the class-prior strength are then chosen by the same rule. PrivateTest and the other held-out
+validation folds of the Taiwanese and London sets (:mod:`mien.training.selection`); then the
+temperature (NLL) and the class-prior strength (the smallest the best does not beat by the paired
+bootstrap, :func:`mien.training.selection.choose_operating_point`). PrivateTest and the other held-out
 parts are predicted once at the end, for the record.
 """
 from __future__ import annotations
@@ -464,6 +465,12 @@ def finalize(run: Path, stopped: bool = True) -> dict:
     config = json.loads((run / "config.json").read_text())
     fields = {k: v for k, v in config.items() if k in MixConfig.__dataclass_fields__}
     cfg = MixConfig(**fields | {"out": str(run)})
+    recorded = config.get("warm_start_file_sha256")
+    found = warm_start_file(cfg)
+    if recorded and found and found[1] != recorded:  # e.g. "shipped" after a newer model shipped
+        raise ValueError(f"this run started from a model with SHA-256 {recorded}, but {found[0]} is now "
+                         f"{found[1]}: the warm start it is scored against would be another model; put that "
+                         "file back (docs/training.md says how to recover shipped models from git)")
     torch.set_num_threads(cfg.threads)
     dev = resolve_device(cfg.device)
     fer, pools, selection, report, counts = load_mix(cfg)
