@@ -144,7 +144,8 @@ print(json.dumps({"frames": m["decoded"], "seconds": dt, "fps": m["decoded"] / d
 MIEN_IN_MEMORY = CHILD_PRELUDE + """
 import av
 from mien.pipeline import Analyzer, AnalysisOptions
-from mien.sources import Frame, _threaded
+from mien.ahead import run_ahead
+from mien.sources import Frame
 path, limit = sys.argv[1], int(sys.argv[2])
 an = Analyzer(AnalysisOptions(**json.loads(sys.argv[3])))
 an.detector.session; an.model.session
@@ -160,7 +161,7 @@ def frames():
     for i, t0, img in images:
         fr = Frame(i, t0, img); prepare(fr); yield fr
 t = time.perf_counter()
-df, stats = an.analyze_frames(_threaded(frames(), 8), path)
+df, stats = an.analyze_frames(run_ahead(frames(), 8), path)
 dt = time.perf_counter() - t
 print(json.dumps({"frames": len(images), "seconds": dt, "fps": len(images) / dt, "faces": stats["faces"],
                   "stage_ms_per_frame": stats["stage_ms_per_frame"]}))

@@ -19,6 +19,7 @@ from typing import Any, Unpack
 
 import numpy as np
 
+from mien.ahead import run_ahead
 from mien.alignment import align_faces
 from mien.checkpoint import Checkpointer
 from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, FaceDetector
@@ -42,6 +43,7 @@ from mien.stats import softmax
 from mien.table import ColumnTable
 from mien.tracking import FaceTracker
 
+_AHEAD_FRAMES = 2  # frames the face-finding stage may run ahead of the expression stage
 _STAGES = ("detect", "geometry", "track_align_quality", "expression", "smooth_rows")
 
 
@@ -94,8 +96,9 @@ class _RunCounts:
             "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
             "latency_ms_p95": float(np.percentile(lat, 95)) if len(lat) else None,
             "interrupted": interrupted,
-            # main-thread time per analysed frame, by stage ("detect" excludes detections run
-            # ahead in the decode thread)
+            # time per analysed frame, by stage, in the engine's two stage threads ("detect"
+            # excludes detections run ahead in the decode thread; "track_align_quality" sums the
+            # tracker's share of the first stage and alignment + quality in the second)
             "stage_ms_per_frame": {k: round(v * 1000 / max(self.frames, 1), 3) for k, v in self.timing.items()},
         }
 
@@ -135,47 +138,25 @@ class Analyzer:
 
     # ---------------------------------------------------------------- per frame
     def process_frames(self, frames: Iterable[Frame], counts: _RunCounts | None = None) -> Iterator[FrameResult]:
-        """Analyse a frame stream in time order, one :class:`FrameResult` per frame."""
+        """Analyse a frame stream in time order, one :class:`FrameResult` per frame.
+
+        Two stages: :meth:`_find_faces` (detection, tracking, geometry) and, here, alignment,
+        quality, expression and smoothing. With ``options.overlap_stages`` the first runs in its
+        own thread a few frames ahead (:func:`mien.ahead.run_ahead`); the results are the same."""
         o = self.options
         counts = counts if counts is not None else _RunCounts()
         timing = counts.timing
-        tracker = FaceTracker(o.tracker)
         smoother = ExpressionSmoother(o.smoothing_tau_s)
-        since_detect = o.detect_every
-        for fr in frames:
-            points: np.ndarray | None = None
+        found = self._find_faces(frames, timing)
+        if o.overlap_stages:
+            found = run_ahead(found, maxsize=_AHEAD_FRAMES, name="mien-faces")
+        for fr, faces, points, full_detection in found:
             img, t = fr.image, fr.time_s
             counts.last_time = t
-            t0 = time.perf_counter()
-            if fr.detections is not None:  # detected ahead, in the decode thread
-                faces = fr.detections
-                since_detect = 1
-                counts.full_detections += 1
-            elif since_detect >= o.detect_every or not tracker.active_tracks():
-                faces = self.detector.detect(img)
-                since_detect = 1
-                counts.full_detections += 1
-            else:
-                faces = self.detector.detect_windows(img, tracker.predicted_boxes(t))
-                since_detect += 1
-                if o.fallback_detect and len(faces) < len(tracker.active_tracks()):
-                    # a face slipped out of its window: look at the whole frame at once
-                    faces = self.detector.detect(img)
-                    since_detect = 1
-                    counts.full_detections += 1
-            t1 = time.perf_counter()
-            timing["detect"] += t1 - t0
-            faces = tracker.update(faces, t)
-            tracked = faces.track_id >= 0
-            if not tracked.all():  # weak detections that match no track
-                faces = faces[tracked]
             counts.frames += 1
+            counts.full_detections += full_detection
             if len(faces):
-                if self.mesh is not None:
-                    faces, points = measure_faces(self.mesh, img, faces)
-                    t1b = time.perf_counter()
-                    timing["geometry"] += t1b - t1
-                    t1 = t1b
+                t1 = time.perf_counter()
                 # from the BGR frame: only the pixels each crop samples are converted to gray
                 crops = align_faces(img, faces.landmarks, self.model.input_size, self.model.template)
                 faces = assess(faces, crops, o.quality)
@@ -191,6 +172,46 @@ class Analyzer:
             counts.latencies.append(time.perf_counter() - fr.arrival)
             counts.last_index = fr.index
             yield FrameResult(fr.index, t, img, faces, fr.arrival, points)
+
+    def _find_faces(self, frames: Iterable[Frame],
+                    timing: dict[str, float]) -> Iterator[tuple[Frame, Faces, np.ndarray | None, int]]:
+        """The first stage, per frame: (frame, its tracked faces with landmarks and geometry,
+        their mesh points or None, how many full-frame detections ran for it (0 or 1))."""
+        o = self.options
+        tracker = FaceTracker(o.tracker)
+        since_detect = o.detect_every
+        for fr in frames:
+            points: np.ndarray | None = None
+            img, t = fr.image, fr.time_s
+            full = 1
+            t0 = time.perf_counter()
+            if fr.detections is not None:  # detected ahead, in the decode thread
+                faces = fr.detections
+                since_detect = 1
+            elif since_detect >= o.detect_every or not tracker.active_tracks():
+                faces = self.detector.detect(img)
+                since_detect = 1
+            else:
+                faces = self.detector.detect_windows(img, tracker.predicted_boxes(t))
+                since_detect += 1
+                full = 0
+                if o.fallback_detect and len(faces) < len(tracker.active_tracks()):
+                    # a face slipped out of its window: look at the whole frame at once
+                    faces = self.detector.detect(img)
+                    since_detect = 1
+                    full = 1
+            t1 = time.perf_counter()
+            timing["detect"] += t1 - t0
+            faces = tracker.update(faces, t)
+            tracked = faces.track_id >= 0
+            if not tracked.all():  # weak detections that match no track
+                faces = faces[tracked]
+            t2 = time.perf_counter()
+            timing["track_align_quality"] += t2 - t1
+            if len(faces) and self.mesh is not None:
+                faces, points = measure_faces(self.mesh, img, faces)
+                timing["geometry"] += time.perf_counter() - t2
+            yield fr, faces, points, full
 
     def analyze_frames(
         self,

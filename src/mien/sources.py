@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from mien.ahead import run_ahead
 from mien.errors import InputError
 from mien.faces import Faces
 from mien.outputs import display
@@ -391,7 +392,7 @@ class VideoFileSource:
 
     def __iter__(self) -> Iterator[Frame]:
         try:
-            yield from _threaded(self._decode(), self.queue_size)
+            yield from run_ahead(self._decode(), self.queue_size, name="mien-decoder")
         finally:
             self.close()
 
@@ -568,49 +569,6 @@ class StreamSource:
             self._stop.set()
             # the reader leaves within the read timeout; a run with --max-seconds does not wait for it
             th.join(timeout=1.0 if self.max_seconds is not None else self.read_timeout + 5.0)
-
-
-def _threaded(it: Iterator[Frame], maxsize: int) -> Iterator[Frame]:
-    """Run a frame iterator in its own thread behind a bounded queue (decode overlaps analysis)."""
-    q: queue.Queue = queue.Queue(maxsize=maxsize)
-    stop = threading.Event()
-    sentinel = object()
-    error: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            for item in it:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    break
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-            error.append(exc)
-        finally:
-            while not stop.is_set():
-                try:
-                    q.put(sentinel, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-
-    th = threading.Thread(target=work, name="mien-decoder", daemon=True)
-    th.start()
-    try:
-        while True:
-            item = q.get()
-            if item is sentinel:
-                break
-            yield item
-        if error:
-            raise error[0]
-    finally:
-        stop.set()
-        th.join(timeout=5.0)
 
 
 def open_stream_container(spec: str, open_timeout: float, read_timeout: float) -> Any:

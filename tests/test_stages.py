@@ -1,0 +1,78 @@
+"""The engine's two stage threads (``overlap_stages``) and the run-ahead helper under them."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import shared_video
+
+from mien.ahead import run_ahead
+
+
+def test_run_ahead_keeps_order_and_runs_in_another_thread():
+    seen = []
+
+    def items():
+        for i in range(50):
+            seen.append(threading.current_thread().name)
+            yield i
+
+    assert list(run_ahead(items(), 3, name="ahead-test")) == list(range(50))
+    assert set(seen) == {"ahead-test"}
+
+
+def test_run_ahead_raises_the_producers_error_after_its_items():
+    def items():
+        yield 1
+        yield 2
+        raise ValueError("broken frame")
+
+    out = []
+    with pytest.raises(ValueError, match="broken frame"):
+        for x in run_ahead(items(), 2):
+            out.append(x)
+    assert out == [1, 2]
+
+
+def test_run_ahead_stops_the_producer_and_closes_it_when_the_consumer_leaves():
+    closed = threading.Event()
+    produced = []
+
+    def items():
+        try:
+            for i in range(10_000):
+                produced.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    for x in run_ahead(items(), 2):
+        if x == 3:
+            break
+    assert closed.wait(2.0), "the source iterator was not closed"
+    time.sleep(0.2)
+    assert len(produced) <= 3 + 2 + 2  # what was consumed, the queue, one in hand
+
+
+def test_overlapped_stages_give_the_same_table_as_one_thread(analyzer):
+    from itertools import islice
+
+    from mien.options import AnalysisOptions
+    from mien.pipeline import Analyzer
+    from mien.sources import open_source
+
+    path = str(shared_video("short_hamilton_clip.mp4"))  # several faces: tracks, windows, fallbacks
+    tables = {}
+    for overlap in (True, False):
+        an = Analyzer(AnalysisOptions(detect_every=3, overlap_stages=overlap),
+                      model=analyzer.model, detector=analyzer.detector)
+        src = open_source(path)
+        try:
+            table, stats = an.analyze_rows(islice(iter(src), 90), path)
+        finally:
+            src.close()
+        assert stats["analysed"] == 90
+        tables[overlap] = table.to_pandas()
+    assert len(tables[True]) > 200
+    assert tables[True].equals(tables[False])
