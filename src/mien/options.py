@@ -43,9 +43,9 @@ class AnalysisOptions:
     model_card: str | None = None
     prior_strength: float | None = None  # class-prior strength; None: the model card's
     threads: int = 1
-    # detection, tracking and geometry in a thread a few frames ahead of alignment, quality and
-    # expression (same results; False: both stages in turn on the calling thread)
-    overlap_stages: bool = True
+    # detection + tracking, and geometry, each in a thread a few frames ahead of alignment,
+    # quality and expression (the same results); None: overlap them when geometry is on
+    overlap_stages: bool | None = None
     geometry: bool = True  # face mesh, 3-D head pose and geo_* measures (mien.geometry)
     annotate_mesh: bool = False  # draw each face's mesh in the annotated video
     landmarks: bool = False  # keep all 468 mesh points per face (AnalysisResult.landmarks, --landmarks)
@@ -83,7 +83,7 @@ class AnalysisFields(TypedDict, total=False):
     model_card: str | None
     prior_strength: float | None
     threads: int
-    overlap_stages: bool
+    overlap_stages: bool | None
     geometry: bool
     annotate_mesh: bool
     landmarks: bool

@@ -140,16 +140,24 @@ class Analyzer:
     def process_frames(self, frames: Iterable[Frame], counts: _RunCounts | None = None) -> Iterator[FrameResult]:
         """Analyse a frame stream in time order, one :class:`FrameResult` per frame.
 
-        Two stages: :meth:`_find_faces` (detection, tracking, geometry) and, here, alignment,
-        quality, expression and smoothing. With ``options.overlap_stages`` the first runs in its
-        own thread a few frames ahead (:func:`mien.ahead.run_ahead`); the results are the same."""
+        Stages: :meth:`_find_faces` (detection, tracking), :meth:`_measure` (geometry, when on)
+        and, here, alignment, quality, expression and smoothing. With ``options.overlap_stages``
+        each stage before the last runs in its own thread a few frames ahead
+        (:func:`mien.ahead.run_ahead`); the results are the same. Its default (None) overlaps
+        them when geometry is on: bench/stages.py measured 1.1-1.3x then, and 0.8-0.95x for one
+        face without geometry, whose stages are too short to gain from a thread each."""
         o = self.options
         counts = counts if counts is not None else _RunCounts()
         timing = counts.timing
         smoother = ExpressionSmoother(o.smoothing_tau_s)
+        overlap = o.overlap_stages if o.overlap_stages is not None else self.mesh is not None
         found = self._find_faces(frames, timing)
-        if o.overlap_stages:
+        if overlap:
             found = run_ahead(found, maxsize=_AHEAD_FRAMES, name="mien-faces")
+        if self.mesh is not None:
+            found = self._measure(found, timing)
+            if overlap:
+                found = run_ahead(found, maxsize=_AHEAD_FRAMES, name="mien-geometry")
         for fr, faces, points, full_detection in found:
             img, t = fr.image, fr.time_s
             counts.last_time = t
@@ -175,8 +183,8 @@ class Analyzer:
 
     def _find_faces(self, frames: Iterable[Frame],
                     timing: dict[str, float]) -> Iterator[tuple[Frame, Faces, np.ndarray | None, int]]:
-        """The first stage, per frame: (frame, its tracked faces with landmarks and geometry,
-        their mesh points or None, how many full-frame detections ran for it (0 or 1))."""
+        """The first stage, per frame: (frame, its tracked faces with landmarks, None (the mesh
+        points :meth:`_measure` fills in), how many full-frame detections ran for it (0 or 1))."""
         o = self.options
         tracker = FaceTracker(o.tracker)
         since_detect = o.detect_every
@@ -206,11 +214,19 @@ class Analyzer:
             tracked = faces.track_id >= 0
             if not tracked.all():  # weak detections that match no track
                 faces = faces[tracked]
-            t2 = time.perf_counter()
-            timing["track_align_quality"] += t2 - t1
-            if len(faces) and self.mesh is not None:
-                faces, points = measure_faces(self.mesh, img, faces)
-                timing["geometry"] += time.perf_counter() - t2
+            timing["track_align_quality"] += time.perf_counter() - t1
+            yield fr, faces, points, full
+
+    def _measure(self, found: Iterator[tuple[Frame, Faces, np.ndarray | None, int]],
+                 timing: dict[str, float]) -> Iterator[tuple[Frame, Faces, np.ndarray | None, int]]:
+        """The geometry stage: each frame's faces with their mesh measures, and their mesh points."""
+        assert self.mesh is not None
+        for fr, faces, _, full in found:
+            points = None
+            if len(faces):
+                t0 = time.perf_counter()
+                faces, points = measure_faces(self.mesh, fr.image, faces)
+                timing["geometry"] += time.perf_counter() - t0
             yield fr, faces, points, full
 
     def analyze_frames(

@@ -30,7 +30,7 @@ DONE, SKIPPED, FAILED, INTERRUPTED, PENDING = "done", "skipped", "failed", "inte
 STATUSES = (DONE, SKIPPED, FAILED, INTERRUPTED, PENDING)
 
 #: Options that cannot change a file's results (how fast, not what): left out of the hash.
-_NOT_HASHED = frozenset({"threads", "max_frames", "max_seconds", "open_timeout_s", "checkpoint_s"})
+_NOT_HASHED = frozenset({"threads", "overlap_stages", "max_frames", "max_seconds", "open_timeout_s", "checkpoint_s"})
 
 _MIB = 1 << 20
 
