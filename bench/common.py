@@ -138,12 +138,14 @@ def peak_rss_mb():
 
 DECODE_ONLY = CHILD_PRELUDE + """
 import av
+from mien.sources import BgrConverter  # the engine's own conversion (one reused scaler)
 path = sys.argv[1]
 t = time.perf_counter(); n = 0
+to_bgr = BgrConverter()
 with av.open(path) as c:
     s = c.streams.video[0]; s.thread_type = "AUTO"
     for f in c.decode(s):
-        f.to_ndarray(format="bgr24"); n += 1
+        to_bgr(f); n += 1
 dt = time.perf_counter() - t
 print(json.dumps({"frames": n, "seconds": dt, "fps": n / dt, "peak_rss_mb": peak_rss_mb()}))
 """

@@ -12,7 +12,14 @@ import pytest
 from conftest import shared_video
 
 from mien.errors import InputError
-from mien.sources import FrameSelector, ImageSource, VideoFileSource, expand_inputs, rotate_upright
+from mien.sources import (
+    BgrConverter,
+    FrameSelector,
+    ImageSource,
+    VideoFileSource,
+    expand_inputs,
+    rotate_upright,
+)
 
 
 def _write_video(path: Path, times_ms: list[int], size=(320, 240), codec="libx264", pix_fmt="yuv420p"):
@@ -45,6 +52,28 @@ def test_odd_frame_size_decodes(tmp_path):
     _write_video(path, list(range(0, 300, 33)), size=(321, 239), pix_fmt="yuv444p")
     frames = list(VideoFileSource(str(path)))
     assert frames and frames[0].image.shape == (239, 321, 3)
+
+
+@pytest.mark.parametrize("name", ["WolfgangLanger_Pexels.mp4", "noface_face.mov"])
+def test_reused_converter_gives_the_frames_to_ndarray_gives(name):
+    to_bgr = BgrConverter()
+    with av.open(str(shared_video(name))) as c:
+        for i, vf in enumerate(c.decode(video=0)):
+            np.testing.assert_array_equal(to_bgr(vf), vf.to_ndarray(format="bgr24"))
+            if i == 30:
+                break
+
+
+def test_reused_converter_follows_a_size_change_mid_stream(tmp_path):
+    to_bgr = BgrConverter()
+    for size in ((320, 240), (322, 180), (320, 240)):
+        path = tmp_path / f"{size[0]}x{size[1]}.mkv"
+        _write_video(path, [0, 33], size=size, pix_fmt="yuv444p")
+        with av.open(str(path)) as c:
+            for vf in c.decode(video=0):
+                out = to_bgr(vf)
+                assert out.shape == (size[1], size[0], 3)
+                np.testing.assert_array_equal(out, vf.to_ndarray(format="bgr24"))
 
 
 def test_stride_and_fps_selection():

@@ -365,6 +365,7 @@ class VideoFileSource:
     def _decode(self) -> Iterator[Frame]:
         index = -1
         t0 = None
+        to_bgr = BgrConverter()
         for vf in self._packets_decoded():
             index += 1
             self.stats.decoded += 1
@@ -379,7 +380,7 @@ class VideoFileSource:
             t -= t0  # time since the first frame; some containers start at an offset
             if not self.selector.take(index, t):
                 continue
-            img = vf.to_ndarray(format="bgr24")  # type: ignore[attr-defined]
+            img = to_bgr(vf)
             rot = getattr(vf, "rotation", 0) or 0
             if rot:
                 self.stats.rotation = int(rot)
@@ -502,6 +503,7 @@ class StreamSource:
 
         def reader() -> None:
             index = -1
+            to_bgr = BgrConverter()
             try:
                 for vf in self._container.decode(self._stream):
                     if self._stop.is_set():
@@ -511,7 +513,7 @@ class StreamSource:
                     t = float(vf.time) if vf.time is not None else time.perf_counter() - start
                     if not self.selector.take(index, t):
                         continue
-                    fr = Frame(index, t, rotate_upright(vf.to_ndarray(format="bgr24"), vf.rotation or 0))
+                    fr = Frame(index, t, rotate_upright(to_bgr(vf), vf.rotation or 0))
                     try:
                         latest.put_nowait(fr)
                     except queue.Full:
@@ -569,6 +571,22 @@ class StreamSource:
             self._stop.set()
             # the reader leaves within the read timeout; a run with --max-seconds does not wait for it
             th.join(timeout=1.0 if self.max_seconds is not None else self.read_timeout + 5.0)
+
+
+class BgrConverter:
+    """Decoded video frames to BGR arrays through one reused FFmpeg scaler: ``to_ndarray(format=)``
+    builds a new one for every frame, which cost about 0.9 ms a 640x360 frame here (decode-only
+    490-530 frames/s against 860-910 reused; the arrays are identical). Sizes or pixel formats
+    that change mid-stream get a new scaler from PyAV."""
+
+    def __init__(self) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self._reformatter = VideoReformatter()
+
+    def __call__(self, frame: Any) -> np.ndarray:
+        out: np.ndarray = self._reformatter.reformat(frame, format="bgr24").to_ndarray()
+        return out
 
 
 def open_stream_container(spec: str, open_timeout: float, read_timeout: float) -> Any:
