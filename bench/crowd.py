@@ -144,7 +144,10 @@ print(json.dumps({"frames": m["decoded"], "seconds": dt, "fps": m["decoded"] / d
 MIEN_IN_MEMORY = CHILD_PRELUDE + """
 import av
 from mien.pipeline import Analyzer, AnalysisOptions
-from mien.ahead import run_ahead
+try:
+    from mien.ahead import run_ahead
+except ImportError:  # a baseline engine from before mien.ahead
+    from mien.sources import _threaded as run_ahead
 from mien.sources import Frame
 path, limit = sys.argv[1], int(sys.argv[2])
 an = Analyzer(AnalysisOptions(**json.loads(sys.argv[3])))
