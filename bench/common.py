@@ -20,38 +20,7 @@ def shared(name: str) -> Path:
 
 def looped(name: str, minutes: float) -> Path:
     """A long video made by remuxing a shared clip end to end (no re-encode), cached in bench/.cache."""
-    import av
-
-    src = shared(name)
-    out = CACHE / f"{src.stem}_loop{minutes:g}min.mp4"
-    if out.is_file():
-        return out
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".part.mp4")
-    with av.open(str(src)) as probe:
-        clip_s = float(probe.duration / 1e6)
-    loops = max(1, round(minutes * 60 / clip_s))
-    with av.open(str(tmp), mode="w") as dst:
-        vout = None
-        offset = 0
-        for _ in range(loops):
-            with av.open(str(src)) as inp:
-                vin = inp.streams.video[0]
-                if vout is None:
-                    vout = dst.add_stream_from_template(vin)
-                last = 0
-                for pkt in inp.demux(vin):
-                    if pkt.dts is None:
-                        continue
-                    end = (pkt.pts or 0) + (pkt.duration or 0)
-                    last = max(last, end)
-                    pkt.pts = (pkt.pts or 0) + offset
-                    pkt.dts += offset
-                    pkt.stream = vout
-                    dst.mux(pkt)
-                offset += last
-    tmp.replace(out)
-    return out
+    return looped_file(shared(name), minutes)
 
 
 def uhd(name: str, seconds: float) -> Path:
@@ -65,22 +34,36 @@ def uhd(name: str, seconds: float) -> Path:
     if out.is_file():
         return out
     CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".part.mp4")
-    with av.open(str(src)) as inp, av.open(str(tmp), mode="w") as dst:
+    with av.open(str(src)) as inp:
         vin = inp.streams.video[0]
-        vout = dst.add_stream("libx264", rate=vin.average_rate)
-        vout.width, vout.height, vout.pix_fmt = 3840, 2160, "yuv420p"
-        vout.options = {"preset": "ultrafast", "crf": "23"}
-        for frame in inp.decode(vin):
-            if frame.time is not None and frame.time >= seconds:
-                break
-            big = cv2.resize(frame.to_ndarray(format="bgr24"), (3840, 2160), interpolation=cv2.INTER_LINEAR)
-            for pkt in vout.encode(av.VideoFrame.from_ndarray(big, format="bgr24")):
+        rate = vin.average_rate
+
+        def frames():
+            for frame in inp.decode(vin):
+                if frame.time is not None and frame.time >= seconds:
+                    break
+                yield cv2.resize(frame.to_ndarray(format="bgr24"), (3840, 2160), interpolation=cv2.INTER_LINEAR)
+
+        return encode_bgr(frames(), out, (3840, 2160), rate, {"preset": "ultrafast", "crf": "23"})
+
+
+def encode_bgr(frames, path: Path, size: tuple[int, int], rate, options: dict[str, str]) -> Path:
+    """BGR frames to an H.264 file (libx264 through PyAV, no ffmpeg binary), written beside and
+    renamed into place so an interrupted build leaves no half file in the cache."""
+    import av
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part.mp4")
+    with av.open(str(tmp), mode="w") as dst:
+        st = dst.add_stream("libx264", rate=rate, options=options)
+        st.width, st.height, st.pix_fmt = size[0], size[1], "yuv420p"
+        for img in frames:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
                 dst.mux(pkt)
-        for pkt in vout.encode():
+        for pkt in st.encode():
             dst.mux(pkt)
-    tmp.replace(out)
-    return out
+    tmp.replace(path)
+    return path
 
 
 def looped_file(src: Path, minutes: float) -> Path:
@@ -90,6 +73,7 @@ def looped_file(src: Path, minutes: float) -> Path:
     out = CACHE / f"{src.stem}_loop{minutes:g}min.mp4"
     if out.is_file():
         return out
+    CACHE.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".part.mp4")
     with av.open(str(src)) as probe:
         clip_s = float(probe.duration / 1e6)

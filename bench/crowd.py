@@ -33,7 +33,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, CHILD_PRELUDE, DECODE_ONLY, run_child, shared
+from common import CACHE, CHILD_PRELUDE, DECODE_ONLY, encode_bgr, run_child, shared
 
 CANVAS_W, CANVAS_H, CELLS = 1280, 720, 4
 CELL_W, CELL_H = CANVAS_W // CELLS, CANVAS_H // CELLS
@@ -74,20 +74,7 @@ def _read(name: str, size: tuple[int, int], frames: int, skip: int = 0, fit: boo
 
 
 def _encode(frames, path: Path, size: tuple[int, int]) -> Path:
-    import av
-
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part.mp4")
-    with av.open(str(tmp), mode="w") as dst:
-        st = dst.add_stream("libx264", rate=FPS, options={"crf": "18", "preset": "veryfast"})
-        st.width, st.height, st.pix_fmt = size[0], size[1], "yuv420p"
-        for img in frames:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
-                dst.mux(pkt)
-        for pkt in st.encode():
-            dst.mux(pkt)
-    tmp.replace(path)
-    return path
+    return encode_bgr(frames, path, size, FPS, {"crf": "18", "preset": "veryfast"})
 
 
 def grid_video(n_faces: int, frames: int) -> Path:
