@@ -7,7 +7,6 @@ Screenshots go to pytest's tmp folder; their paths are printed (``pytest -s`` sh
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,6 @@ import pytest
 from mien.reporting import write_report
 from mien.reporting.synthetic import demo_results
 
-CHROMIUM = Path(os.environ.get("MIEN_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 SHARED = Path(os.environ.get("MIEN_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
 VIDEOS = SHARED / "data" / "videos"
 
@@ -32,21 +28,6 @@ _CHART_INFO = """() => { document.querySelectorAll('details').forEach(d => { d.o
   return {kind: svg.getAttribute('class'), paths: paths.length, width: box.width, height: box.height,
           drawn: paths.filter(p => (p.getAttribute('d') || '').length > 1 && p.getBBox().width > 0).length};
 }); }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is not installed (pip install playwright)")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set MIEN_CHROMIUM)")
-    with sync_api.sync_playwright() as play:
-        try:
-            instance = play.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip, not a failure
-            pytest.skip(f"Chromium at {CHROMIUM} does not start under playwright: {exc}")
-        yield instance
-        instance.close()
 
 
 def open_report(browser: Any, html: Path, screenshot: Path) -> tuple[Any, list[dict[str, Any]]]:

@@ -7,10 +7,8 @@ kept in pytest's tmp folder and in ``test-artifacts/`` (git-ignored); their path
 """
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +19,6 @@ pytest.importorskip("uvicorn", reason="mien serve needs the [serve] extra: pip i
 
 from mien.serve.app import ServeConfig, running_server  # noqa: E402
 
-CHROMIUM = Path(os.environ.get("MIEN_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 ARTIFACTS = REPO / "test-artifacts"
 
 _TIMELINES = """() => [...document.querySelectorAll('svg.timeline')].map(svg => {
@@ -39,20 +34,6 @@ _UNLABELLED = """() => [...document.querySelectorAll('input, button, select, tex
               : (el.getAttribute('aria-label') || el.textContent || '').trim();
   return !named;
 }).map(el => el.id || el.outerHTML.slice(0, 60))"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set MIEN_CHROMIUM)")
-    with sync_api.sync_playwright() as play:
-        try:
-            instance = play.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip, not a failure
-            pytest.skip(f"Chromium at {CHROMIUM} does not start under playwright: {exc}")
-        yield instance
-        instance.close()
 
 
 def _free_port() -> int:
