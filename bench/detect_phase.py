@@ -26,7 +26,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", nargs="+", default=["WolfgangLanger_Pexels.mp4", "talking_d6.mp4"])
     ap.add_argument("--no-coarse", action="store_true", help="full detections at full size (coarse_scan=False)")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="print mien.geometry.mesh.MESH_BOX_RATIO's fit (full-size detections of the shared clips)")
     args = ap.parse_args()
+    if args.calibrate:
+        calibrate()
+        return
     for name in args.videos:
         r = mien.analyze(str(shared(name)), landmarks=True, coarse_scan=not args.no_coarse)
         df = r.to_pandas().sort_values("frame_index")
@@ -52,6 +57,41 @@ def main() -> None:
             p = phase[1:-1]
             means = " / ".join(f"{float(resid[p == k].mean()):+.4f}" for k in range(3))
             print(f"  {col:<22} residual mean {means}   (residual sd {float(resid.std()):.4f})")
+
+
+CALIBRATION_CLIPS = ("talking_d0.mp4", "talking_d1.mp4", "talking_d3.mp4", "talking_d5.mp4", "talking_d7.mp4",
+                     "talking_d8.mp4", "talking_d9.mp4", "single_face.mp4")
+
+
+def calibrate(every: int = 5) -> None:
+    """The ratio of the detector's longer box side (full-size detection, as on a still image) to
+    the longer side of the 2-D bounding box of the mesh run on that detection's crop, median over
+    every ``every``-th frame's trusted faces of clips this bench does not report on."""
+    import av
+
+    from mien.detection import FaceDetector
+    from mien.geometry.mesh import FaceMesh
+    from mien.quality import MIN_MESH_SCORE
+
+    det, mesh = FaceDetector(), FaceMesh.load()
+    ratios = []
+    for name in CALIBRATION_CLIPS:
+        with av.open(str(shared(name))) as c:
+            for i, vf in enumerate(c.decode(video=0)):
+                if i % every:
+                    continue
+                img = vf.to_ndarray(format="bgr24")
+                faces = det.detect(img)
+                if not len(faces):
+                    continue
+                res = mesh.run(img, faces.xyxy, faces.landmarks)
+                ext = (res.points[..., :2].max(1) - res.points[..., :2].min(1)).max(1)
+                side = (faces.xyxy[:, 2:] - faces.xyxy[:, :2]).max(1)
+                ok = res.score >= MIN_MESH_SCORE
+                ratios.extend((side[ok] / ext[ok]).tolist())
+    r = np.asarray(ratios)
+    print(f"MESH_BOX_RATIO fit: median {np.median(r):.4f} (IQR {np.percentile(r, 25):.4f}-{np.percentile(r, 75):.4f}) "
+          f"over {len(r)} faces of {len(CALIBRATION_CLIPS)} clips, every {every}th frame")
 
 
 if __name__ == "__main__":

@@ -389,3 +389,33 @@ def test_mesh_runs_a_frames_faces_one_by_one_with_the_batch_result(models) -> No
     assert calls == [NETWORK_BATCH] * 3 and NETWORK_BATCH == 1
     np.testing.assert_allclose(pts.reshape(3, -1), whole_lm, atol=1e-4)
     np.testing.assert_allclose(score, 1 / (1 + np.exp(-whole_logit[:, 0])), atol=1e-6)
+
+
+def test_crop_sizes_follow_the_previous_mesh_not_the_detection_schedule(analyzer) -> None:
+    """The full detections frame a face ~10% larger than the window re-detections between them;
+    sized from the previous frame's mesh, the mesh crop (and so the mesh) does not follow that."""
+    from itertools import islice
+
+    from conftest import shared_video
+
+    from mien.geometry.mesh import MESH_BOX_RATIO, mesh_box_sides
+    from mien.geometry.stage import CropSizes
+    from mien.sources import open_source
+
+    sizes = CropSizes()
+    pts = np.zeros((2, 468, 3))
+    pts[0, :2, :2] = [[0, 0], [100, 50]]
+    pts[1, :2, :2] = [[0, 0], [10, 80]]
+    sizes.update(np.array([4, 7]), pts, np.array([0.9, 0.1]))  # track 7's mesh is not trusted
+    np.testing.assert_allclose(sizes.sides(np.array([4, 7, 9])), [100 * MESH_BOX_RATIO, np.nan, np.nan])
+
+    src = open_source(str(shared_video("WolfgangLanger_Pexels.mp4")), prepare=analyzer._scheduled_detection())
+    try:
+        res = list(islice(analyzer.process_frames(iter(src)), 120))
+    finally:
+        src.close()
+    phase = np.array([r.index % 3 for r in res])
+    box_h = np.array([r.faces.xyxy[0, 3] - r.faces.xyxy[0, 1] for r in res])
+    mesh_side = mesh_box_sides(np.stack([r.mesh_points[0] for r in res]))
+    assert np.median(box_h[phase == 0]) / np.median(box_h[phase != 0]) > 1.05  # the schedule's framing
+    assert abs(np.median(mesh_side[phase == 0]) / np.median(mesh_side[phase != 0]) - 1) < 0.01

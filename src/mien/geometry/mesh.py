@@ -2,8 +2,9 @@
 
 The network wants what MediaPipe's own graph gives it: a square crop around the face, turned so the
 eye line is horizontal, 1.5x the face box (MediaPipe's ``RectTransformationCalculator`` scale for
-detection-seeded crops), resized to 192x192, RGB in 0..1. Here the box and the eye line come from
-the tracked RetinaFace detection of the same frame. The network runs the frame's faces one by one
+detection-seeded crops), resized to 192x192, RGB in 0..1. Here the box centre and the eye line come from
+the tracked RetinaFace detection of the same frame, and the crop's size from the box or, for a
+tracked face, from its previous mesh (``sides``, :func:`mesh_box_sides`). The network runs the frame's faces one by one
 (:data:`NETWORK_BATCH`: faster per face than one batch); the 468
 points come back in frame pixels (x right, y down; z is the network's relative depth, scaled like x,
 smaller = nearer the camera).
@@ -29,6 +30,11 @@ N_POINTS = 468
 #: maps (192x192x16 float32, 2.4 MB) about fill a core's L2 cache, and in batches of 4 or 8 the
 #: network took 1.25-1.6x as long per face (``bench/geometry.py stage``); the outputs are the same.
 NETWORK_BATCH = 1
+#: The detector box side (longer side, of a full-size detection as on a still image) that a mesh
+#: stands for: the longer side of its points' 2-D bounding box times this. Median over 345 faces of
+#: eight shared clips (IQR 1.081-1.110; ``python bench/detect_phase.py --calibrate``). The engine
+#: sizes a tracked face's next crop from its previous mesh with it (:func:`mesh_box_sides`).
+MESH_BOX_RATIO = 1.0959
 
 
 def default_card_path() -> Path:
@@ -50,16 +56,28 @@ class MeshResult:
         return cls(np.zeros((0, N_POINTS, 3), np.float32), np.zeros(0, np.float32))
 
 
-def crop_transforms(boxes: np.ndarray, landmarks5: np.ndarray, scale: float = CROP_SCALE) -> np.ndarray:
+def mesh_box_sides(points: np.ndarray) -> np.ndarray:
+    """(n,) the face box side each mesh (n, 468, 3) stands for (:data:`MESH_BOX_RATIO`)."""
+    xy = np.asarray(points, np.float64)[..., :2]
+    return MESH_BOX_RATIO * (xy.max(1) - xy.min(1)).max(1)
+
+
+def crop_transforms(boxes: np.ndarray, landmarks5: np.ndarray, scale: float = CROP_SCALE,
+                    sides: np.ndarray | None = None) -> np.ndarray:
     """Affine maps (n, 2, 3) from frame pixels to the 192-px network crop of each face.
 
-    Centre: the box centre. Side: ``scale`` x the longer box side. Rotation: the eye line
-    (RetinaFace points 0 and 1) made horizontal, as MediaPipe rotates its crops.
+    Centre: the box centre. Side: ``scale`` x the longer box side, or x ``sides`` where given and
+    finite (the engine passes a tracked face's previous mesh's :func:`mesh_box_sides`). Rotation:
+    the eye line (RetinaFace points 0 and 1) made horizontal, as MediaPipe rotates its crops.
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     lm = np.asarray(landmarks5, np.float64).reshape(-1, 5, 2)
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    side = scale * np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    box_side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    if sides is not None:
+        sides = np.asarray(sides, np.float64).reshape(-1)
+        box_side = np.where(np.isfinite(sides), sides, box_side)
+    side = scale * box_side
     eye = lm[:, 1] - lm[:, 0]
     theta = np.arctan2(eye[:, 1], eye[:, 0])
     s = INPUT_SIZE / np.maximum(side, 1e-6)
@@ -159,11 +177,12 @@ class FaceMesh:
         return lm.reshape(-1, N_POINTS, 3), score.astype(np.float32)
 
     def run(self, image_bgr: np.ndarray, boxes: np.ndarray, landmarks5: np.ndarray,
-            scale: float = CROP_SCALE) -> MeshResult:
-        """The mesh of each face given by its box (n, 4) xyxy and 5 RetinaFace points (n, 5, 2)."""
+            scale: float = CROP_SCALE, sides: np.ndarray | None = None) -> MeshResult:
+        """The mesh of each face given by its box (n, 4) xyxy and 5 RetinaFace points (n, 5, 2);
+        ``sides``: the crop sizes to use instead of the boxes' (see :func:`crop_transforms`)."""
         if len(boxes) == 0:
             return MeshResult.empty()
-        m = crop_transforms(boxes, landmarks5, scale)
+        m = crop_transforms(boxes, landmarks5, scale, sides)
         pts, score = self.run_crops(crops_for(image_bgr, m))
         return MeshResult(back_project(pts.astype(np.float64), m).astype(np.float32), score)
 

@@ -13,7 +13,7 @@ import numpy as np
 from mien.faces import Faces
 from mien.geometry.measures import blink_events, measure_columns, track_deltas
 from mien.geometry.measures import geometry_measures as _measures
-from mien.geometry.mesh import FaceMesh
+from mien.geometry.mesh import FaceMesh, mesh_box_sides
 from mien.geometry.pose import head_pose, stable_face_frame
 from mien.quality import MIN_MESH_SCORE
 from mien.schema import order_columns
@@ -30,10 +30,12 @@ POSE_COLUMNS = ("pose_yaw_deg", "pose_pitch_deg", "pose_roll_deg")
 END_OF_RUN_COLUMNS: tuple[str, ...] = tuple(f"{c}_delta" for c in measure_columns()) + ("geo_blink",)
 
 
-def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces) -> tuple[Faces, np.ndarray]:
+def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces,
+                  sides: np.ndarray | None = None) -> tuple[Faces, np.ndarray]:
     """``faces`` with pose, ``mesh_score`` and ``geo_*`` columns in ``data``; and the mesh points
-    (n, 468, 3) in frame pixels (for ``--landmarks`` and drawing)."""
-    res = mesh.run(image_bgr, faces.xyxy, faces.landmarks)
+    (n, 468, 3) in frame pixels (for ``--landmarks`` and drawing). ``sides``: each crop's size
+    where it is not to come from the face's box (NaN: from the box; see :class:`CropSizes`)."""
+    res = mesh.run(image_bgr, faces.xyxy, faces.landmarks, sides=sides)
     pose = head_pose(res.points)
     data: dict[str, np.ndarray] = {
         "pose_yaw_deg": pose.yaw_deg, "pose_pitch_deg": pose.pitch_deg, "pose_roll_deg": pose.roll_deg,
@@ -41,6 +43,27 @@ def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces) -> tuple[
     }
     data.update(_measures(stable_face_frame(res.points)))
     return faces.replace(data=data), res.points
+
+
+class CropSizes:
+    """Each track's next mesh crop size, from its previous frame's mesh (MediaPipe sizes its crops
+    from the last landmarks, too). The detector's box is not steady enough for it: the full-frame
+    detections frame a face 8-13% larger than the window re-detections between them, and a mesh
+    crop sized from the box passed that on as a 3-frame pattern in pose and measures
+    (docs/geometry.md, "The detection schedule in the measures"). A track's first frame, and a
+    frame after one where the mesh did not find its face, use the box."""
+
+    def __init__(self) -> None:
+        self._sides: dict[int, float] = {}
+
+    def sides(self, track_ids: np.ndarray) -> np.ndarray:
+        return np.array([self._sides.get(int(t), np.nan) for t in track_ids], np.float64)
+
+    def update(self, track_ids: np.ndarray, points: np.ndarray, score: np.ndarray) -> None:
+        """Keep this frame's trusted meshes' sizes (tracks absent from it, or untrusted, start
+        again from their box)."""
+        sides = mesh_box_sides(points)
+        self._sides = {int(t): float(s) for t, s, ok in zip(track_ids, sides, score >= MIN_MESH_SCORE) if ok}
 
 
 def add_track_deltas(table: TableT) -> TableT:
