@@ -391,23 +391,28 @@ def test_mesh_runs_a_frames_faces_one_by_one_with_the_batch_result(models) -> No
     np.testing.assert_allclose(score, 1 / (1 + np.exp(-whole_logit[:, 0])), atol=1e-6)
 
 
-def test_crop_sizes_follow_the_previous_mesh_not_the_detection_schedule(analyzer) -> None:
+def test_crop_framing_follows_the_previous_mesh_not_the_detection_schedule(analyzer) -> None:
     """The full detections frame a face ~10% larger than the window re-detections between them;
     sized from the previous frame's mesh, the mesh crop (and so the mesh) does not follow that."""
     from itertools import islice
 
     from conftest import shared_video
 
-    from mien.geometry.mesh import MESH_BOX_RATIO, mesh_box_sides
-    from mien.geometry.stage import CropSizes
+    from mien.geometry.mesh import MESH_BOX_RATIO, mesh_box_sides, mesh_eye_angles
+    from mien.geometry.stage import CropFraming
     from mien.sources import open_source
 
-    sizes = CropSizes()
+    framing = CropFraming()
     pts = np.zeros((2, 468, 3))
-    pts[0, :2, :2] = [[0, 0], [100, 50]]
-    pts[1, :2, :2] = [[0, 0], [10, 80]]
-    sizes.update(np.array([4, 7]), pts, np.array([0.9, 0.1]))  # track 7's mesh is not trusted
-    np.testing.assert_allclose(sizes.sides(np.array([4, 7, 9])), [100 * MESH_BOX_RATIO, np.nan, np.nan])
+    pts[:, 33, :2] = [10, 20]  # outer eye corners: the eye line
+    pts[0, 263, :2] = [110, 20]  # level
+    pts[1, 263, :2] = [20, 30]
+    pts[0, 0, :2], pts[0, 1, :2] = [0, -40], [60, 40]  # extent 110 x 80
+    framing.update(np.array([4, 7]), pts, np.array([0.9, 0.1]))  # track 7's mesh is not trusted
+    sides, angles = framing.sides_and_angles(np.array([4, 7, 9]))
+    np.testing.assert_allclose(sides, [110 * MESH_BOX_RATIO, np.nan, np.nan])
+    np.testing.assert_allclose(angles, [0.0, np.nan, np.nan])
+    np.testing.assert_allclose(mesh_eye_angles(pts), [0.0, np.pi / 4])
 
     src = open_source(str(shared_video("WolfgangLanger_Pexels.mp4")), prepare=analyzer._scheduled_detection())
     try:
@@ -419,3 +424,8 @@ def test_crop_sizes_follow_the_previous_mesh_not_the_detection_schedule(analyzer
     mesh_side = mesh_box_sides(np.stack([r.mesh_points[0] for r in res]))
     assert np.median(box_h[phase == 0]) / np.median(box_h[phase != 0]) > 1.05  # the schedule's framing
     assert abs(np.median(mesh_side[phase == 0]) / np.median(mesh_side[phase != 0]) - 1) < 0.01
+    # the crop's turn: the detector's eye line jitters by degrees, the mesh's far less
+    det_eye = np.stack([r.faces.landmarks[0, 1] - r.faces.landmarks[0, 0] for r in res])
+    det_angle = np.degrees(np.arctan2(det_eye[:, 1], det_eye[:, 0]))
+    mesh_angle = np.degrees(mesh_eye_angles(np.stack([r.mesh_points[0] for r in res])))
+    assert np.std(np.diff(mesh_angle)) < 0.5 * np.std(np.diff(det_angle))

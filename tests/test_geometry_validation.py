@@ -130,8 +130,11 @@ def test_geometry_stage_in_the_engine() -> None:
         assert col in on.columns and on[col].notna().all(), col
         assert col not in off.columns
     assert (on["mesh_score"] > 0.5).mean() > 0.9
-    # the one blink in these frames (26-28: eyes shut when looked at) and no other
-    assert on.loc[on["geo_blink"] == 1, "frame_index"].tolist() == [26, 27, 28]
+    # the one blink in these frames and no other: looked at, the eyes are shut in 26-28 and half
+    # closed in 25 and 29 (under 75% of the track's median opening since the mesh crops are framed
+    # from the previous mesh; with crops framed from each detection only 26-28 were)
+    blink = on.loc[on["geo_blink"] == 1, "frame_index"].tolist()
+    assert blink == list(range(blink[0], blink[-1] + 1)) and {26, 27, 28} <= set(blink) <= set(range(25, 30))
     assert "geo_blink" not in off.columns
     # the delta is relative to the track's own baseline: about zero in the neutral half
     for _, g in on.groupby("track_id"):

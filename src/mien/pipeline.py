@@ -27,7 +27,7 @@ from mien.errors import InputError, MienError
 from mien.expression import ExpressionModel
 from mien.faces import Faces
 from mien.geometry.mesh import FaceMesh
-from mien.geometry.stage import CropSizes, LandmarkRows, add_track_deltas, measure_faces
+from mien.geometry.stage import CropFraming, LandmarkRows, add_track_deltas, measure_faces
 from mien.manifest import input_fingerprint, now_iso
 from mien.memory import release_large_frames
 from mien.options import AnalysisFields, AnalysisOptions
@@ -221,15 +221,14 @@ class Analyzer:
                  timing: dict[str, float]) -> Iterator[tuple[Frame, Faces, np.ndarray | None, int]]:
         """The geometry stage: each frame's faces with their mesh measures, and their mesh points."""
         assert self.mesh is not None
-        crop_sizes = CropSizes()
+        framing = CropFraming()
         for fr, faces, _, full in found:
             points = None
             t0 = time.perf_counter()
             if len(faces):
-                faces, points = measure_faces(self.mesh, fr.image, faces, crop_sizes.sides(faces.track_id))
-                crop_sizes.update(faces.track_id, points, faces.data["mesh_score"])
+                faces, points = measure_faces(self.mesh, fr.image, faces, framing)
             else:
-                crop_sizes.update(faces.track_id, np.zeros((0, 468, 3)), np.zeros(0))
+                framing.update(faces.track_id, np.zeros((0, 468, 3)), np.zeros(0))
             timing["geometry"] += time.perf_counter() - t0
             yield fr, faces, points, full
 

@@ -2,9 +2,10 @@
 
 The network wants what MediaPipe's own graph gives it: a square crop around the face, turned so the
 eye line is horizontal, 1.5x the face box (MediaPipe's ``RectTransformationCalculator`` scale for
-detection-seeded crops), resized to 192x192, RGB in 0..1. Here the box centre and the eye line come from
-the tracked RetinaFace detection of the same frame, and the crop's size from the box or, for a
-tracked face, from its previous mesh (``sides``, :func:`mesh_box_sides`). The network runs the frame's faces one by one
+detection-seeded crops), resized to 192x192, RGB in 0..1. Here the box centre comes from the tracked
+RetinaFace detection of the same frame, and the crop's size and turn from the box and its eye points
+or, for a tracked face, from its previous mesh (``sides``, ``angles``: :func:`mesh_box_sides`,
+:func:`mesh_eye_angles`). The network runs the frame's faces one by one
 (:data:`NETWORK_BATCH`: faster per face than one batch); the 468
 points come back in frame pixels (x right, y down; z is the network's relative depth, scaled like x,
 smaller = nearer the camera).
@@ -62,13 +63,26 @@ def mesh_box_sides(points: np.ndarray) -> np.ndarray:
     return MESH_BOX_RATIO * (xy.max(1) - xy.min(1)).max(1)
 
 
+#: The outer eye corners (image left, image right) whose line turns a crop made from a mesh, as in
+#: MediaPipe's own landmark-seeded crops.
+EYE_LINE_POINTS = (33, 263)
+
+
+def mesh_eye_angles(points: np.ndarray) -> np.ndarray:
+    """(n,) the angle (radians) of each mesh's eye line in the frame, as :func:`crop_transforms` reads it."""
+    p = np.asarray(points, np.float64)
+    eye = p[:, EYE_LINE_POINTS[1], :2] - p[:, EYE_LINE_POINTS[0], :2]
+    return np.arctan2(eye[:, 1], eye[:, 0])
+
+
 def crop_transforms(boxes: np.ndarray, landmarks5: np.ndarray, scale: float = CROP_SCALE,
-                    sides: np.ndarray | None = None) -> np.ndarray:
+                    sides: np.ndarray | None = None, angles: np.ndarray | None = None) -> np.ndarray:
     """Affine maps (n, 2, 3) from frame pixels to the 192-px network crop of each face.
 
     Centre: the box centre. Side: ``scale`` x the longer box side, or x ``sides`` where given and
-    finite (the engine passes a tracked face's previous mesh's :func:`mesh_box_sides`). Rotation:
-    the eye line (RetinaFace points 0 and 1) made horizontal, as MediaPipe rotates its crops.
+    finite. Rotation: the eye line (RetinaFace points 0 and 1) made horizontal, as MediaPipe rotates
+    its crops, or ``angles`` (radians) where given and finite. The engine passes a tracked face's
+    previous mesh's :func:`mesh_box_sides` and :func:`mesh_eye_angles`.
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     lm = np.asarray(landmarks5, np.float64).reshape(-1, 5, 2)
@@ -80,6 +94,9 @@ def crop_transforms(boxes: np.ndarray, landmarks5: np.ndarray, scale: float = CR
     side = scale * box_side
     eye = lm[:, 1] - lm[:, 0]
     theta = np.arctan2(eye[:, 1], eye[:, 0])
+    if angles is not None:
+        angles = np.asarray(angles, np.float64).reshape(-1)
+        theta = np.where(np.isfinite(angles), angles, theta)
     s = INPUT_SIZE / np.maximum(side, 1e-6)
     c, si = np.cos(theta) * s, np.sin(theta) * s
     m = np.empty((len(boxes), 2, 3))
@@ -177,12 +194,14 @@ class FaceMesh:
         return lm.reshape(-1, N_POINTS, 3), score.astype(np.float32)
 
     def run(self, image_bgr: np.ndarray, boxes: np.ndarray, landmarks5: np.ndarray,
-            scale: float = CROP_SCALE, sides: np.ndarray | None = None) -> MeshResult:
+            scale: float = CROP_SCALE, sides: np.ndarray | None = None,
+            angles: np.ndarray | None = None) -> MeshResult:
         """The mesh of each face given by its box (n, 4) xyxy and 5 RetinaFace points (n, 5, 2);
-        ``sides``: the crop sizes to use instead of the boxes' (see :func:`crop_transforms`)."""
+        ``sides``, ``angles``: crop sizes and turns to use instead of the boxes' and eye points'
+        (see :func:`crop_transforms`)."""
         if len(boxes) == 0:
             return MeshResult.empty()
-        m = crop_transforms(boxes, landmarks5, scale, sides)
+        m = crop_transforms(boxes, landmarks5, scale, sides, angles)
         pts, score = self.run_crops(crops_for(image_bgr, m))
         return MeshResult(back_project(pts.astype(np.float64), m).astype(np.float32), score)
 

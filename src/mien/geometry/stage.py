@@ -13,7 +13,7 @@ import numpy as np
 from mien.faces import Faces
 from mien.geometry.measures import blink_events, measure_columns, track_deltas
 from mien.geometry.measures import geometry_measures as _measures
-from mien.geometry.mesh import FaceMesh, mesh_box_sides
+from mien.geometry.mesh import FaceMesh, mesh_box_sides, mesh_eye_angles
 from mien.geometry.pose import head_pose, stable_face_frame
 from mien.quality import MIN_MESH_SCORE
 from mien.schema import order_columns
@@ -31,11 +31,15 @@ END_OF_RUN_COLUMNS: tuple[str, ...] = tuple(f"{c}_delta" for c in measure_column
 
 
 def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces,
-                  sides: np.ndarray | None = None) -> tuple[Faces, np.ndarray]:
+                  framing: CropFraming | None = None) -> tuple[Faces, np.ndarray]:
     """``faces`` with pose, ``mesh_score`` and ``geo_*`` columns in ``data``; and the mesh points
-    (n, 468, 3) in frame pixels (for ``--landmarks`` and drawing). ``sides``: each crop's size
-    where it is not to come from the face's box (NaN: from the box; see :class:`CropSizes`)."""
-    res = mesh.run(image_bgr, faces.xyxy, faces.landmarks, sides=sides)
+    (n, 468, 3) in frame pixels (for ``--landmarks`` and drawing). ``framing``: a source's tracks'
+    crop framing from their previous meshes, used and then updated (None: every crop from its
+    detection, as for a still image)."""
+    sides, angles = framing.sides_and_angles(faces.track_id) if framing is not None else (None, None)
+    res = mesh.run(image_bgr, faces.xyxy, faces.landmarks, sides=sides, angles=angles)
+    if framing is not None:
+        framing.update(faces.track_id, res.points, res.score)
     pose = head_pose(res.points)
     data: dict[str, np.ndarray] = {
         "pose_yaw_deg": pose.yaw_deg, "pose_pitch_deg": pose.pitch_deg, "pose_roll_deg": pose.roll_deg,
@@ -45,25 +49,32 @@ def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces,
     return faces.replace(data=data), res.points
 
 
-class CropSizes:
-    """Each track's next mesh crop size, from its previous frame's mesh (MediaPipe sizes its crops
-    from the last landmarks, too). The detector's box is not steady enough for it: the full-frame
-    detections frame a face 8-13% larger than the window re-detections between them, and a mesh
-    crop sized from the box passed that on as a 3-frame pattern in pose and measures
-    (docs/geometry.md, "The detection schedule in the measures"). A track's first frame, and a
-    frame after one where the mesh did not find its face, use the box."""
+class CropFraming:
+    """Each track's next mesh crop size and turn, from its previous frame's mesh (MediaPipe frames
+    its crops from the last landmarks, too). The detector is not steady enough for them: the
+    full-frame detections frame a face 8-13% larger than the window re-detections between them,
+    its eye line jitters 2-4 degrees from frame to frame (the mesh's 0.5-0.6), and a crop framed
+    from them passed both on as a 3-frame pattern in pose and measures (docs/geometry.md, "The
+    detection schedule in the measures"). A track's first frame, and a frame after one where the
+    mesh did not find its face, use the detection; the crop's centre always does."""
 
     def __init__(self) -> None:
-        self._sides: dict[int, float] = {}
+        self._framing: dict[int, tuple[float, float]] = {}
 
-    def sides(self, track_ids: np.ndarray) -> np.ndarray:
-        return np.array([self._sides.get(int(t), np.nan) for t in track_ids], np.float64)
+    def sides_and_angles(self, track_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) crop sizes and (n,) turns (radians) for these tracks, NaN where the detection frames it."""
+        got = np.array([self._framing.get(int(t), (np.nan, np.nan)) for t in track_ids], np.float64).reshape(-1, 2)
+        return got[:, 0], got[:, 1]
 
     def update(self, track_ids: np.ndarray, points: np.ndarray, score: np.ndarray) -> None:
-        """Keep this frame's trusted meshes' sizes (tracks absent from it, or untrusted, start
-        again from their box)."""
-        sides = mesh_box_sides(points)
-        self._sides = {int(t): float(s) for t, s, ok in zip(track_ids, sides, score >= MIN_MESH_SCORE) if ok}
+        """Keep this frame's trusted meshes' framing (tracks absent from it, or untrusted, start
+        again from their detection)."""
+        if not len(track_ids):
+            self._framing = {}
+            return
+        sides, angles = mesh_box_sides(points), mesh_eye_angles(points)
+        self._framing = {int(t): (float(s), float(a))
+                         for t, s, a, ok in zip(track_ids, sides, angles, score >= MIN_MESH_SCORE) if ok}
 
 
 def add_track_deltas(table: TableT) -> TableT:
