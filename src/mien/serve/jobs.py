@@ -75,6 +75,16 @@ class ObservedAnalyzer(Analyzer):
 
         return super().analyze_rows(gated(), source, both, checkpoint=checkpoint)
 
+    def process_frames(self, frames: Iterable[Frame], counts: Any = None) -> Iterator[FrameResult]:
+        """As the engine's, and stopping right after the result at which ``should_stop`` first
+        says so: with geometry on, the engine's stage threads have taken a few frames more from
+        the gate in :meth:`analyze_rows` by then, and those are not analysed to the end."""
+        should_stop = self.should_stop
+        for res in super().process_frames(frames, counts):
+            yield res
+            if should_stop is not None and should_stop():
+                return
+
 
 class Progress:
     """Frames analysed, frames per second and time left, for a run over inputs of known duration."""
