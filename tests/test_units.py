@@ -141,3 +141,24 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         results.atomic_write(tmp_path / "x.csv", bad)
     assert list(tmp_path.iterdir()) == []
     assert len(df)
+
+
+def test_a_stop_inside_uninterrupted_waits_for_the_block_to_end():
+    """The annotated video's encode-and-mux must not be cut in half by a stop (a video whose
+    keyframe packets were dropped decodes to nothing): the signal is raised when the block ends."""
+    import os
+    import signal
+
+    import pytest
+
+    from mien.signals import graceful_stop, uninterrupted
+
+    done = []
+    with graceful_stop(), pytest.raises(KeyboardInterrupt):
+        with uninterrupted():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs here, between bytecodes
+                done.append(1)
+            done.append("end of block")
+        done.append("after the block")  # never reached: the held stop is raised at the block's end
+    assert done[-1] == "end of block" and len(done) == 1001

@@ -11,6 +11,7 @@ import numpy as np
 
 from mien.errors import InputError
 from mien.faces import Faces
+from mien.signals import uninterrupted
 
 _PALETTE = [(66, 135, 245), (245, 130, 48), (60, 180, 75), (230, 25, 75), (145, 30, 180),
             (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
@@ -95,8 +96,9 @@ class AnnotatedVideoWriter:
         pts = max(int(round(time_s * 1000)), self._last_pts + 1)
         frame.pts, frame.time_base = pts, Fraction(1, 1000)
         self._last_pts = pts
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        with uninterrupted():  # a stop between encode and mux would drop the packets it handed out
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
 
     def abort(self) -> None:
         """The run failed: close the encoder and remove the temp file (no ``.part`` left behind)."""

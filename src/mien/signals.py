@@ -20,6 +20,8 @@ from types import FrameType
 
 _STOPPING = threading.Event()
 _SAVING = threading.Event()
+_HOLDING = threading.Event()  # inside uninterrupted(): the first signal waits for the block's end
+_HELD = threading.Event()  # a signal arrived inside uninterrupted()
 
 
 def stop_requested() -> bool:
@@ -33,7 +35,26 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         print("mien: stopping; saving the finished work first, please wait", file=sys.stderr, flush=True)
         return
     _STOPPING.set()
+    if _HOLDING.is_set():
+        _HELD.set()
+        return
     raise KeyboardInterrupt
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Within the block the first SIGINT/SIGTERM (under :func:`graceful_stop`) is held back and
+    raised as KeyboardInterrupt when the block ends, so a step that must not be cut in half (the
+    annotated video's encode-and-mux of one frame: packets the encoder handed out and the stop
+    dropped left a video with no keyframe) finishes first."""
+    _HOLDING.set()
+    try:
+        yield
+    finally:
+        _HOLDING.clear()
+    if _HELD.is_set():
+        _HELD.clear()
+        raise KeyboardInterrupt
 
 
 @contextmanager
@@ -53,6 +74,7 @@ def graceful_stop() -> Iterator[None]:
         yield
         return
     _STOPPING.clear()
+    _HELD.clear()
     previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
