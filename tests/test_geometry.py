@@ -424,8 +424,26 @@ def test_crop_framing_follows_the_previous_mesh_not_the_detection_schedule(analy
     mesh_side = mesh_box_sides(np.stack([r.mesh_points[0] for r in res]))
     assert np.median(box_h[phase == 0]) / np.median(box_h[phase != 0]) > 1.05  # the schedule's framing
     assert abs(np.median(mesh_side[phase == 0]) / np.median(mesh_side[phase != 0]) - 1) < 0.01
-    # the crop's turn: the detector's eye line jitters by degrees, the mesh's far less
-    det_eye = np.stack([r.faces.landmarks[0, 1] - r.faces.landmarks[0, 0] for r in res])
-    det_angle = np.degrees(np.arctan2(det_eye[:, 1], det_eye[:, 0]))
-    mesh_angle = np.degrees(mesh_eye_angles(np.stack([r.mesh_points[0] for r in res])))
-    assert np.std(np.diff(mesh_angle)) < 0.5 * np.std(np.diff(det_angle))
+
+
+def test_measure_faces_frames_the_crop_by_the_tracks_previous_mesh(models) -> None:
+    """The size and the turn the track's framing holds are the ones the mesh runs with, and a frame
+    where that differs from the detection's gives another mesh (so neither is silently dropped)."""
+    from mien.faces import Faces
+    from mien.geometry.stage import CropFraming, measure_faces
+
+    det, mesh = models
+    img = _image(TAIWANESE / "images" / "0101a02.jpg")
+    d = det.detect(img)[:1]
+    faces = Faces(d.xyxy, d.score, d.landmarks, track_id=np.array([3]))
+    side = 1.1 * float((d.xyxy[0, 2:] - d.xyxy[0, :2]).max())
+    for sides, angles in (([side], [np.nan]), ([np.nan], [0.2])):
+        framing = CropFraming()
+        framing._framing = {3: (sides[0], angles[0])}
+        _, points = measure_faces(mesh, img, faces, framing)
+        expected = mesh.run(img, d.xyxy, d.landmarks, sides=np.array(sides), angles=np.array(angles)).points
+        np.testing.assert_allclose(points, expected, atol=1e-4)
+        assert np.abs(points - mesh.run(img, d.xyxy, d.landmarks).points).max() > 0.5
+        assert set(framing._framing) == {3}  # updated from this frame's (trusted) mesh
+    m = crop_transforms(d.xyxy, d.landmarks, angles=np.array([0.2]))
+    assert np.isclose(np.arctan2(m[0, 0, 1], m[0, 0, 0]), 0.2)

@@ -1,7 +1,7 @@
 """Run an iterator ahead of its consumer, in its own thread behind a bounded queue.
 
-The engine uses it twice: the decoder runs ahead of the analysis (:mod:`mien.sources`), and the
-face-finding stage (detection, tracking, geometry) runs ahead of the expression stage
+The engine runs the decoder ahead of the analysis (:mod:`mien.sources`) and, with geometry on,
+detection + tracking and then the face mesh each ahead of the expression stage
 (:meth:`mien.pipeline.Analyzer.process_frames`). Both sides spend most of their time in ONNX
 Runtime, OpenCV or the video decoder, which release the GIL, so on two cores they overlap.
 

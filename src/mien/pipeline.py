@@ -83,6 +83,13 @@ class _RunCounts:
     last_index: int = -1
     latencies: list[float] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_STAGES, 0.0))
+    # the stages run ahead in threads of their own keep their own sums (no two threads add to one)
+    ahead_timing: list[dict[str, float]] = field(default_factory=list)
+
+    def stage_timing(self) -> dict[str, float]:
+        """A new timing record for a stage that runs in a thread of its own."""
+        self.ahead_timing.append(dict.fromkeys(_STAGES, 0.0))
+        return self.ahead_timing[-1]
 
     def stats(self, interrupted: bool) -> dict[str, Any]:
         lat = np.asarray(self.latencies) * 1000
@@ -99,7 +106,8 @@ class _RunCounts:
             # time per analysed frame, by stage, in the engine's two stage threads ("detect"
             # excludes detections run ahead in the decode thread; "track_align_quality" sums the
             # tracker's share of the first stage and alignment + quality in the second)
-            "stage_ms_per_frame": {k: round(v * 1000 / max(self.frames, 1), 3) for k, v in self.timing.items()},
+            "stage_ms_per_frame": {k: round((v + sum(t[k] for t in self.ahead_timing)) * 1000 / max(self.frames, 1), 3)
+                                   for k, v in self.timing.items()},
         }
 
 
@@ -151,11 +159,11 @@ class Analyzer:
         timing = counts.timing
         smoother = ExpressionSmoother(o.smoothing_tau_s)
         overlap = o.overlap_stages if o.overlap_stages is not None else self.mesh is not None
-        found = self._find_faces(frames, timing)
+        found = self._find_faces(frames, counts.stage_timing())
         if overlap:
             found = run_ahead(found, maxsize=_AHEAD_FRAMES, name="mien-faces")
         if self.mesh is not None:
-            found = self._measure(found, timing)
+            found = self._measure(found, counts.stage_timing())
             if overlap:
                 found = run_ahead(found, maxsize=_AHEAD_FRAMES, name="mien-geometry")
         for fr, faces, points, full_detection in found:
@@ -228,7 +236,7 @@ class Analyzer:
             if len(faces):
                 faces, points = measure_faces(self.mesh, fr.image, faces, framing)
             else:
-                framing.update(faces.track_id, np.zeros((0, 468, 3)), np.zeros(0))
+                framing.clear()
             timing["geometry"] += time.perf_counter() - t0
             yield fr, faces, points, full
 

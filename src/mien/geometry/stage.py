@@ -66,11 +66,15 @@ class CropFraming:
         got = np.array([self._framing.get(int(t), (np.nan, np.nan)) for t in track_ids], np.float64).reshape(-1, 2)
         return got[:, 0], got[:, 1]
 
+    def clear(self) -> None:
+        """A frame without faces: every track starts again from its detection."""
+        self._framing = {}
+
     def update(self, track_ids: np.ndarray, points: np.ndarray, score: np.ndarray) -> None:
         """Keep this frame's trusted meshes' framing (tracks absent from it, or untrusted, start
         again from their detection)."""
         if not len(track_ids):
-            self._framing = {}
+            self.clear()
             return
         sides, angles = mesh_box_sides(points), mesh_eye_angles(points)
         self._framing = {int(t): (float(s), float(a))
