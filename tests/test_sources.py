@@ -16,8 +16,10 @@ from mien.sources import (
     BgrConverter,
     FrameSelector,
     ImageSource,
+    StreamSource,
     VideoFileSource,
     expand_inputs,
+    open_source,
     rotate_upright,
 )
 
@@ -149,3 +151,55 @@ def test_images_and_folders(tmp_path):
     (tmp_path / "bad.jpg").write_text("not an image")
     with pytest.raises(InputError, match="bad.jpg"):
         ImageSource(str(tmp_path / "bad.jpg"))
+
+
+def _tcp_stream(seconds: int):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sender = subprocess.Popen([sys.executable, str(Path(__file__).parent / "stream_sender.py"),
+                               str(shared_video("single_face.mp4")), str(port), str(seconds)])
+    time.sleep(1.0)
+    return f"tcp://127.0.0.1:{port}", sender
+
+
+@pytest.mark.slow
+def test_a_live_stream_prepares_its_frames_in_the_reader_thread():
+    """The engine's scheduled detection runs ahead in a live stream's reader thread, as for files
+    (it overlaps the analysis of earlier frames: bench/live_latency.py), and an error raised there
+    reaches the consumer instead of ending the stream quietly."""
+    import threading
+
+    url, sender = _tcp_stream(8)
+    seen: list[tuple[int, str]] = []
+
+    def prepare(fr):
+        seen.append((fr.index, threading.current_thread().name))
+        fr.detections = "prepared"
+
+    try:
+        src = open_source(url, FrameSelector(), prepare=prepare, input_kind="live", max_frames=12)
+        assert isinstance(src, StreamSource)
+        frames = list(src)
+    finally:
+        sender.kill()
+        sender.wait()
+    assert len(frames) == 12 and all(fr.detections == "prepared" for fr in frames)
+    assert {name for _i, name in seen} == {"mien-stream-reader"}
+
+    url, sender = _tcp_stream(8)
+
+    def broken(fr):
+        raise RuntimeError("detector failed")
+
+    try:
+        with pytest.raises(RuntimeError, match="detector failed"):
+            list(open_source(url, FrameSelector(), prepare=broken, input_kind="live", max_frames=12))
+    finally:
+        sender.kill()
+        sender.wait()

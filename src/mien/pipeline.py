@@ -339,14 +339,20 @@ class Analyzer:
             records.append({"role": "face_mesh", "name": self.mesh.card["name"], "sha256": self.mesh.card["sha256"]})
         return records
 
-    def _open(self, spec: str | int) -> Any:
+    def open_source(self, spec: str | int) -> Any:
+        """The frame source this analyser reads ``spec`` from (:func:`mien.sources.open_source`),
+        with its options' frame selection and limits, and full-frame detection scheduled ahead in
+        the source's decode thread."""
         o = self.options
         selector = FrameSelector(o.stride, o.fps)
         if is_stream(spec):
-            # build both ONNX sessions before the stream starts, so the first frames do not queue
+            # build the ONNX sessions before the stream starts, so the first frames do not queue
             self.detector.session, self.model.session  # noqa: B018
-        # a URL that turns out to be a file served over HTTP is read like a local file, with
-        # detection ahead in the decode thread; a live stream never gets ``prepare``
+            if self.mesh is not None:
+                self.mesh.session  # noqa: B018
+        # full-frame detection runs ahead in the decode thread: a file's, or a live stream's reader
+        # (there it overlaps the analysis of the burst of frames before; live_latency.py: p50
+        # 36-55 -> see bench/RESULTS.md)
         return open_source(spec, selector, prepare=self._scheduled_detection(), max_pixels=o.max_pixels,
                            input_kind=o.input_kind, open_timeout=o.open_timeout_s, max_frames=o.max_frames,
                            max_seconds=o.max_seconds)
@@ -354,7 +360,7 @@ class Analyzer:
     def stream(self, spec: str | int) -> Iterator[FrameResult]:
         """Analyse one source frame by frame, yielding each frame's result as soon as it is ready
         (for live use; :meth:`analyze_source` collects the same results into a table)."""
-        src = self._open(spec)
+        src = self.open_source(spec)
         try:
             yield from self.process_frames(iter(src))
         finally:
@@ -372,7 +378,7 @@ class Analyzer:
         the finished rows every ``checkpoint_s`` seconds (see :mod:`mien.checkpoint`)."""
         o = self.options
         started = now_iso()
-        src = self._open(spec)
+        src = self.open_source(spec)
         live = not hasattr(src, "_packets_decoded") and is_stream(spec)
         source = display(str(spec))
         bar: Any = None

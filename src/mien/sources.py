@@ -451,7 +451,9 @@ class StreamSource:
     """A live source (webcam index or network URL).
 
     A reader thread decodes continuously into a short buffer: when analysis is slower than the
-    stream, the oldest frames are dropped (and counted) rather than falling behind.
+    stream, the oldest frames are dropped (and counted) rather than falling behind. ``prepare``
+    runs on each frame in that thread before it is buffered (the engine's scheduled full-frame
+    detection, as for files: it overlaps the analysis of earlier frames).
     """
 
     def __init__(
@@ -464,8 +466,10 @@ class StreamSource:
         max_seconds: float | None = None,
         buffer_frames: int = 4,
         container: Any = None,
+        prepare: Callable[[Frame], None] | None = None,
     ) -> None:
         self.spec = str(spec)
+        self.prepare = prepare
         self.selector = selector or FrameSelector()
         self.stats = SourceStats()
         self.max_frames, self.max_seconds = max_frames, max_seconds
@@ -501,6 +505,8 @@ class StreamSource:
         # timeout or max_seconds, whichever is shorter); it holds even when no frame comes
         start = time.perf_counter()
 
+        failure: list[Exception] = []
+
         def reader() -> None:
             index = -1
             to_bgr = BgrConverter()
@@ -514,6 +520,8 @@ class StreamSource:
                     if not self.selector.take(index, t):
                         continue
                     fr = Frame(index, t, rotate_upright(to_bgr(vf), vf.rotation or 0))
+                    if self.prepare is not None:
+                        self.prepare(fr)
                     try:
                         latest.put_nowait(fr)
                     except queue.Full:
@@ -530,6 +538,8 @@ class StreamSource:
                     else:
                         why = f"an error: {exc}"
                     self.stats.warnings.append(f"{display(self.spec)}: stream ended with {why}")
+            except Exception as exc:  # noqa: BLE001 - from ``prepare``: re-raised in the consumer
+                failure.append(exc)
             finally:
                 # the reader owns the container: closing it from another thread mid-decode crashes FFmpeg
                 try:
@@ -557,6 +567,8 @@ class StreamSource:
                         break
                     continue
                 if fr is None:
+                    if failure:
+                        raise failure[0]
                     break
                 if t_first is None:
                     t_first = fr.time_s
@@ -631,8 +643,8 @@ def open_source(
                                                float(stream_options.get("read_timeout") or 10.0))
             if input_kind == "file" or served_file(container):
                 return VideoFileSource(s, selector, prepare=prepare, max_pixels=max_pixels, container=container)
-            return StreamSource(spec, selector, container=container, **stream_options)
-        return StreamSource(spec, selector, **stream_options)
+            return StreamSource(spec, selector, container=container, prepare=prepare, **stream_options)
+        return StreamSource(spec, selector, prepare=prepare, **stream_options)
     if input_kind == "live":
         raise InputError(f"{display(str(spec))}: --input-kind live needs a webcam index or a stream URL")
     if Path(str(spec)).suffix.lower() in IMAGE_SUFFIXES:

@@ -48,8 +48,8 @@ class ResumableAnalyzer(Analyzer):
 
     resume_after: int | None = None
 
-    def _open(self, spec: str | int) -> Any:
-        src = super()._open(spec)
+    def open_source(self, spec: str | int) -> Any:
+        src = super().open_source(spec)
         if self.resume_after is not None and hasattr(src, "selector"):
             src.selector = _After(src.selector, self.resume_after)
         return src
