@@ -299,3 +299,15 @@ def test_refinishing_a_run_whose_warm_start_has_since_changed_is_refused(tmp_pat
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="put that file back"):
         mix.finalize(run, stopped=False)
+
+
+def test_the_posed_label_is_blended_into_raters_votes_and_leaves_one_hot_labels_alone():
+    votes = np.array([[0.1, 0.0, 0.2, 0.6, 0.0, 0.0, 0.1, 0.0],   # posed fear the raters read as sadness
+                      [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
+    posed = np.array([EXPRESSIONS.index("fear"), EXPRESSIONS.index("neutral")])
+    out = mix.with_posed_label(votes, posed, 0.5)
+    np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-6)
+    assert out[0].argmax() == EXPRESSIONS.index("fear")
+    assert out[0, EXPRESSIONS.index("fear")] == pytest.approx(0.55)
+    np.testing.assert_array_equal(out[1], votes[1])
+    assert mix.with_posed_label(votes, posed, 0.0) is votes
