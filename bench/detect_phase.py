@@ -67,28 +67,20 @@ def calibrate(every: int = 5) -> None:
     """The ratio of the detector's longer box side (full-size detection, as on a still image) to
     the longer side of the 2-D bounding box of the mesh run on that detection's crop, median over
     every ``every``-th frame's trusted faces of clips this bench does not report on."""
-    import av
 
-    from mien.detection import FaceDetector
+    from mien.detection import FaceDetector, frames_with_faces
     from mien.geometry.mesh import FaceMesh
     from mien.quality import MIN_MESH_SCORE
 
     det, mesh = FaceDetector(), FaceMesh.load()
     ratios = []
     for name in CALIBRATION_CLIPS:
-        with av.open(str(shared(name))) as c:
-            for i, vf in enumerate(c.decode(video=0)):
-                if i % every:
-                    continue
-                img = vf.to_ndarray(format="bgr24")
-                faces = det.detect(img)
-                if not len(faces):
-                    continue
-                res = mesh.run(img, faces.xyxy, faces.landmarks)
-                ext = (res.points[..., :2].max(1) - res.points[..., :2].min(1)).max(1)
-                side = (faces.xyxy[:, 2:] - faces.xyxy[:, :2]).max(1)
-                ok = res.score >= MIN_MESH_SCORE
-                ratios.extend((side[ok] / ext[ok]).tolist())
+        for img, faces in frames_with_faces(shared(name), every, det):
+            res = mesh.run(img, faces.xyxy, faces.landmarks)
+            ext = (res.points[..., :2].max(1) - res.points[..., :2].min(1)).max(1)
+            side = (faces.xyxy[:, 2:] - faces.xyxy[:, :2]).max(1)
+            ok = res.score >= MIN_MESH_SCORE
+            ratios.extend((side[ok] / ext[ok]).tolist())
     r = np.asarray(ratios)
     print(f"MESH_BOX_RATIO fit: median {np.median(r):.4f} (IQR {np.percentile(r, 25):.4f}-{np.percentile(r, 75):.4f}) "
           f"over {len(r)} faces of {len(CALIBRATION_CLIPS)} clips, every {every}th frame")

@@ -46,26 +46,18 @@ OPS_TO_QUANTIZE = ["Conv", "Gemm", "MatMul"]
 def video_crops(clip: Path, size: int, template: np.ndarray, limit: int | None, every: int = 3) -> np.ndarray:
     """Aligned grayscale crops (n, size, size) uint8 of the faces that would not abstain in
     ``clip`` (every ``every``-th frame; ``limit`` evenly spaced ones when given)."""
-    import av
 
     from mien.alignment import align_faces
-    from mien.detection import FaceDetector
+    from mien.detection import FaceDetector, frames_with_faces
     from mien.options import QualityThresholds
     from mien.quality import assess
 
     det = FaceDetector(min_face_px=8.0)
     out = []
-    with av.open(str(clip)) as c:
-        for i, vf in enumerate(c.decode(video=0)):
-            if i % every:
-                continue
-            img = vf.to_ndarray(format="bgr24")
-            faces = det.detect(img)
-            if not len(faces):
-                continue
-            crops = align_faces(img, faces.landmarks, size, template)
-            faces = assess(faces, crops, QualityThresholds())
-            out.extend(crops[~faces.abstain])
+    for img, faces in frames_with_faces(clip, every, det):
+        crops = align_faces(img, faces.landmarks, size, template)
+        faces = assess(faces, crops, QualityThresholds())
+        out.extend(crops[~faces.abstain])
     crops = np.asarray(out, np.uint8).reshape(-1, size, size)
     if limit is not None and len(crops) > limit:
         crops = crops[np.linspace(0, len(crops) - 1, limit).round().astype(int)]

@@ -48,21 +48,14 @@ EYE_CORNERS = (33, 263)
 def mesh_crops(clip: Path, limit: int | None, every: int = 3) -> np.ndarray:
     """The mesh network's input (n, 192, 192, 3) float32 for the faces detected in ``clip`` (every
     ``every``-th frame; ``limit`` evenly spaced ones when given), cropped as the engine crops them."""
-    import av
 
-    from mien.detection import FaceDetector
+    from mien.detection import FaceDetector, frames_with_faces
     from mien.geometry.mesh import crop_transforms, crops_for
 
     det = FaceDetector()
     out = []
-    with av.open(str(clip)) as c:
-        for i, vf in enumerate(c.decode(video=0)):
-            if i % every:
-                continue
-            img = vf.to_ndarray(format="bgr24")
-            faces = det.detect(img)
-            if len(faces):
-                out.extend(crops_for(img, crop_transforms(faces.xyxy, faces.landmarks)))
+    for img, faces in frames_with_faces(clip, every, det):
+        out.extend(crops_for(img, crop_transforms(faces.xyxy, faces.landmarks)))
     crops = np.asarray(out, np.float32).reshape(-1, 192, 192, 3)
     if limit is not None and len(crops) > limit:
         crops = crops[np.linspace(0, len(crops) - 1, limit).round().astype(int)]

@@ -14,3 +14,21 @@ def test_blob_is_bgr_minus_mean_in_nchw():
         got = _blob(images)
         assert got.dtype == np.float32 and got.flags.c_contiguous
         np.testing.assert_array_equal(got, want)
+
+
+def test_frames_with_faces_samples_every_nth_decoded_frame_with_its_detections():
+    import av
+    from conftest import shared_video
+
+    from mien.detection import FaceDetector, frames_with_faces
+
+    video = shared_video("single_face.mp4")
+    det = FaceDetector()
+    got = list(frames_with_faces(video, 10, det))
+    with av.open(str(video)) as c:
+        frames = [vf.to_ndarray(format="bgr24") for vf in c.decode(video=0)]
+    expected = [f for f in frames[::10] if len(det.detect(f))]
+    assert len(got) == len(expected) >= 5
+    for (img, faces), ref in zip(got, expected):
+        np.testing.assert_array_equal(img, ref)
+        np.testing.assert_allclose(faces.xyxy, det.detect(ref).xyxy)

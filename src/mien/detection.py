@@ -10,6 +10,7 @@ import ast
 import hashlib
 import math
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -240,3 +241,14 @@ class FaceDetector:
             ok = (boxes[:, 2:] - boxes[:, :2]).min(1) >= self.min_face_px
             boxes, scores, pts = boxes[ok], scores[ok], pts[ok]
         return Faces(boxes.astype(np.float32), scores.astype(np.float32), pts.astype(np.float32))
+
+
+def frames_with_faces(video: str | Path, every: int, detector: FaceDetector) -> Iterator[tuple[np.ndarray, Faces]]:
+    """Every ``every``-th frame of a video file (BGR, decoded as the engine decodes it) that holds a
+    face, with ``detector``'s full-frame detections: what the calibration and bench scripts sample."""
+    from mien.sources import FrameSelector, VideoFileSource
+
+    for fr in VideoFileSource(str(video), FrameSelector(stride=every)):
+        faces = detector.detect(fr.image)
+        if len(faces):
+            yield fr.image, faces
