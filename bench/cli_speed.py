@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import CACHE, DECODE_ONLY, REPO, looped, run_child, shared
+from common import CACHE, DECODE_ONLY, REPO, add_engine_args, looped, run_child, shared
 
 CLIP = "WolfgangLanger_Pexels.mp4"
 
@@ -121,11 +121,7 @@ def main() -> None:
     ap.add_argument("--no-loop", action="store_true", help="skip the 10-minute loop")
     ap.add_argument("--loop-minutes", type=float, default=10.0)
     ap.add_argument("--importtime", action="store_true", help="also list the slowest imports at start-up")
-    ap.add_argument("--src", default=None, metavar="SRC", help="time the mien in this source folder (default: this checkout's src)")
-    ap.add_argument("--baseline-src", default=None, metavar="SRC",
-                    help="also time the mien in this source folder (e.g. an export of an older commit's src), "
-                    "alternating with this checkout, and print the ratios")
-    ap.add_argument("--json", default=None)
+    add_engine_args(ap, "this checkout's src")
     args = ap.parse_args()
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "

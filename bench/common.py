@@ -100,6 +100,15 @@ def looped_file(src: Path, minutes: float) -> Path:
     return out
 
 
+def add_engine_args(ap, default_src: str) -> None:
+    """``--src``, ``--baseline-src`` and ``--json``: which engines a bench times, and where it writes."""
+    ap.add_argument("--src", default=None, metavar="SRC", help=f"time the mien in this source folder (default: {default_src})")
+    ap.add_argument("--baseline-src", default=None, metavar="SRC",
+                    help="also time the mien in this source folder (e.g. an export of an older commit's src), "
+                    "alternating with this checkout, and print the ratios")
+    ap.add_argument("--json", default=None)
+
+
 def run_child(code: str, *args: str, src: str | None = None) -> dict:
     """Run ``code`` in a fresh interpreter (so peak RSS is its own); it prints one JSON line last.
     ``src``: import mien from this source folder (e.g. an older checkout's ``src``) instead."""

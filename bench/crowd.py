@@ -33,7 +33,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, CHILD_PRELUDE, DECODE_ONLY, encode_bgr, run_child, shared
+from common import CACHE, CHILD_PRELUDE, DECODE_ONLY, add_engine_args, encode_bgr, run_child, shared
 
 CANVAS_W, CANVAS_H, CELLS = 1280, 720, 4
 CELL_W, CELL_H = CANVAS_W // CELLS, CANVAS_H // CELLS
@@ -191,11 +191,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="threads per ONNX model")
     ap.add_argument("--no-geometry", action="store_true", help="both engines without the face mesh stage")
     ap.add_argument("--precision", default=None, help="expression network for this checkout (auto|int8|float)")
-    ap.add_argument("--src", default=None, metavar="SRC", help="time the mien in this source folder (default: as imported here)")
-    ap.add_argument("--baseline-src", default=None, metavar="SRC",
-                    help="also time the mien in this source folder (e.g. an export of an older commit's src), "
-                    "alternating with this checkout, and print the ratios")
-    ap.add_argument("--json", default=None)
+    add_engine_args(ap, "as imported here")
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"load average {os.getloadavg()[0]:.2f}; threads/model {args.threads}")
