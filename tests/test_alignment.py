@@ -86,3 +86,28 @@ def test_small_faces_match_the_per_face_svd_warp():
     # the crop-relative translation rounds differently in float32: at most one grey level, rarely
     assert np.abs(got - want).max() <= 1
     assert (got != want).mean() < 0.01
+
+
+def test_large_faces_reduced_by_a_whole_number_box_filter_stay_close_to_the_exact_reduction(monkeypatch):
+    """A face 4x or more larger than 1.5x the crop's scale (here in a 1080p frame) is first reduced
+    by a whole-number factor (OpenCV's fast box filter) instead of exactly to 1.5x: the crops differ
+    by resampling noise only (a grey level or two on average; the expression model's top label kept, its probabilities
+    within 0.06), also for faces cut by the frame's right and bottom edges."""
+    import mien.alignment as alignment
+    from mien.expression import ExpressionModel
+
+    img, lms = _frame_and_faces("WolfgangLanger_Pexels.mp4", 30)
+    big = cv2.resize(img, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    lms = lms * (1920 / img.shape[1])
+    edge = lms + (np.array([1920, 1080]) - lms.max(1)[:, None] - 3)  # pushed into the corner
+    landmarks = np.concatenate([lms, edge]).astype(np.float32)
+    mats = similarity_transforms(landmarks, FER_TEMPLATE * 48)
+    assert (1.0 / np.hypot(mats[:, 0, 0], mats[:, 0, 1]) / 1.5 >= alignment.INTEGER_SHRINK_FROM).all()
+    fast = align_faces(big, landmarks, 48, FER_TEMPLATE)
+    monkeypatch.setattr(alignment, "INTEGER_SHRINK_FROM", 10**9)
+    exact = align_faces(big, landmarks, 48, FER_TEMPLATE)
+    assert not np.array_equal(fast, exact)  # the two paths did differ
+    assert (np.abs(fast.astype(int) - exact.astype(int)).mean((1, 2)) < 2.5).all()
+    model = ExpressionModel.load(precision="float")
+    p_fast, p_exact = model.predict_proba(fast), model.predict_proba(exact)
+    assert np.abs(p_fast - p_exact).max() < 0.06 and (p_fast.argmax(1) == p_exact.argmax(1)).all()

@@ -61,6 +61,22 @@ def _source_box(m: np.ndarray, size: int, shape: tuple[int, ...]) -> tuple[int, 
     return max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h)
 
 
+#: Faces this many times (or more) 1.5x the crop's scale are first reduced by a whole-number factor.
+INTEGER_SHRINK_FROM = 4
+
+
+def _whole_span(lo: int, hi: int, k: int, limit: int) -> tuple[int, int]:
+    """``[lo, hi)`` grown to a length that is a multiple of ``k`` within ``[0, limit)``: past ``hi``
+    where the frame allows, else before ``lo``; shrunk to the multiple below when the frame is
+    narrower than that."""
+    n = k * -(-(hi - lo) // k)
+    if lo + n <= limit:
+        return lo, lo + n
+    if limit - n >= 0:
+        return limit - n, limit
+    return lo, lo + k * ((hi - lo) // k)
+
+
 def _gray(image: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
     roi = image[y0:y1, x0:x1]
     return cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY) if roi.ndim == 3 else roi
@@ -91,9 +107,20 @@ def align_faces(
             x0, y0 = np.maximum(np.floor(pts.min(0) - margin).astype(int), 0)
             x1 = min(int(np.ceil(pts[:, 0].max() + margin)), image.shape[1])
             y1 = min(int(np.ceil(pts[:, 1].max() + margin)), image.shape[0])
+            # A whole-number factor takes OpenCV's fast box filter (about 4x faster than a
+            # fractional one at 1080p): the region grows (at the frame's edge: shrinks) to a
+            # multiple of k, and the crop is warped from between 1.5x and 1.5 * (1 + 1/k) its scale.
+            k = int(shrink / 1.5)
+            whole = k >= INTEGER_SHRINK_FROM
+            if whole:
+                (x0, x1), (y0, y1) = _whole_span(x0, x1, k, image.shape[1]), _whole_span(y0, y1, k, image.shape[0])
+                whole = x1 - x0 >= k and y1 - y0 >= k
             if x1 - x0 > 4 and y1 - y0 > 4:
-                s0 = 1.5 / float(shrink)
-                w0, h0 = max(int(round((x1 - x0) * s0)), 2), max(int(round((y1 - y0) * s0)), 2)
+                if whole:
+                    w0, h0 = (x1 - x0) // k, (y1 - y0) // k
+                else:
+                    s0 = 1.5 / float(shrink)
+                    w0, h0 = max(int(round((x1 - x0) * s0)), 2), max(int(round((y1 - y0) * s0)), 2)
                 src = cv2.resize(_gray(image, x0, y0, x1, y1), (w0, h0), interpolation=cv2.INTER_AREA)
                 sx, sy = w0 / (x1 - x0), h0 / (y1 - y0)
                 m = m.copy()
