@@ -19,7 +19,8 @@ from common import shared
 
 import mien
 
-COLUMNS = ("geo_lip_corner_pull", "geo_brow_raise", "geo_mouth_open", "geo_eye_open", "pose_pitch_deg", "pose_yaw_deg")
+COLUMNS = ("geo_lip_corner_pull", "geo_brow_raise", "geo_mouth_open", "geo_eye_open", "pose_pitch_deg", "pose_yaw_deg",
+           "prob_neutral", "prob_happiness", "prob_sadness", "prob_surprise")
 
 
 def main() -> None:
