@@ -311,3 +311,17 @@ def test_the_posed_label_is_blended_into_raters_votes_and_leaves_one_hot_labels_
     assert out[0, EXPRESSIONS.index("fear")] == pytest.approx(0.55)
     np.testing.assert_array_equal(out[1], votes[1])
     assert mix.with_posed_label(votes, posed, 0.0) is votes
+
+
+def test_the_card_says_which_taiwanese_labels_a_mix_run_trained_on():
+    """The card's targets line follows posed_label_weight, and the shipped card's matches the run
+    that made it (its training log's config)."""
+    from mien.training import package
+
+    assert "raters' vote proportions" in package._mix_targets(0.0)
+    assert "0.5 x votes + 0.5 x posed label" in package._mix_targets(0.5)
+    assert "posed labels (one-hot; its raters' votes not used)" in package._mix_targets(1.0)
+    models = Path(__file__).resolve().parents[1] / "src" / "mien" / "models"
+    card = json.loads((models / "expression.json").read_text())
+    config = json.loads((models / "expression_training.json").read_text())["config"]
+    assert card["training"]["targets"] == package._mix_targets(float(config.get("posed_label_weight") or 0.0))

@@ -350,9 +350,8 @@ class Analyzer:
             self.detector.session, self.model.session  # noqa: B018
             if self.mesh is not None:
                 self.mesh.session  # noqa: B018
-        # full-frame detection runs ahead in the decode thread: a file's, or a live stream's reader
-        # (there it overlaps the analysis of the burst of frames before; live_latency.py: p50
-        # 36-55 -> see bench/RESULTS.md)
+        # full-frame detection runs ahead in the decode thread: a file's, or a live stream's reader,
+        # where it overlaps the analysis of the frames before it (bench/RESULTS.md, "Live stream latency")
         return open_source(spec, selector, prepare=self._scheduled_detection(), max_pixels=o.max_pixels,
                            input_kind=o.input_kind, open_timeout=o.open_timeout_s, max_frames=o.max_frames,
                            max_seconds=o.max_seconds)

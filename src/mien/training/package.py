@@ -72,7 +72,7 @@ def _mix_training(cfg: dict[str, Any], summary: dict[str, Any], command: str) ->
     return {
         "data": "FER2013 images (Goodfellow et al., 2013) with FER+ labels (Barsoum et al., 2016), Training split; "
         "plus the training folds of four sets in ../shared/data/expressions: taiwanese_chen2013 (Chen et al. 2013, "
-        "posed, raters' vote proportions), muxspace (press and film stills, one annotator per image), "
+        "posed), muxspace (press and film stills, one annotator per image), "
         "london_face_research_lab (DeBruine & Jones, neutral and smiling) and yale_faces. Every image of those "
         "sets went through mien's own face detector and 5-point alignment (as the engine does at run time). "
         "Validation: FER+ PublicTest and fixed, seeded, subject-disjoint validation folds (one third of the "
@@ -82,9 +82,7 @@ def _mix_training(cfg: dict[str, Any], summary: dict[str, Any], command: str) ->
         "taiwanese_chen2013: academic database, research use. muxspace: repository Apache-2.0, photos "
         "third-party copyright, research use. london_face_research_lab: CC-BY 4.0 with signed consent. "
         "yale_faces: research use. The weights inherit these research-use terms.",
-        "targets": "soft targets: FER+ vote distributions, the Taiwanese raters' proportions, one-hot labels "
-        "elsewhere; label smoothing " + ", ".join(f"{n} {s['label_smoothing']}" for n, s in _sources().items()
-                                                  if s["label_smoothing"]),
+        "targets": _mix_targets(float(cfg.get("posed_label_weight") or 0.0)),
         "sources": counts,
         "faces_not_found": f"images where the detector found no face (left out of training, errors in "
         f"validation): {no_face}",
@@ -115,10 +113,24 @@ def _mix_training(cfg: dict[str, Any], summary: dict[str, Any], command: str) ->
     }
 
 
-def _warm_start_name(cfg: dict[str, Any]) -> str:
-    from mien.training.recipe import V12_SHA256, V20_SHA256
+def _mix_targets(posed_weight: float) -> str:
+    """The card's ``targets`` line for a mix run that blended the Taiwanese set's posed label into
+    its raters' votes with ``posed_weight`` (0: votes alone)."""
+    smoothing = ", ".join(f"{n} {s['label_smoothing']}" for n, s in _sources().items() if s["label_smoothing"])
+    if posed_weight <= 0:
+        taiwanese = "the Taiwanese raters' vote proportions"
+    elif posed_weight >= 1:
+        taiwanese = "the Taiwanese set's posed labels (one-hot; its raters' votes not used)"
+    else:
+        taiwanese = (f"the Taiwanese raters' vote proportions with the posed label blended in "
+                     f"({1 - posed_weight:g} x votes + {posed_weight:g} x posed label)")
+    return f"soft targets: FER+ vote distributions, {taiwanese}, one-hot labels elsewhere; label smoothing {smoothing}"
 
-    known = {V12_SHA256: "mien-fer-vgg-1.2", V20_SHA256: "mien-mix-vgg-2.0"}
+
+def _warm_start_name(cfg: dict[str, Any]) -> str:
+    from mien.training.recipe import V12_SHA256, V20_SHA256, V21_SHA256
+
+    known = {V12_SHA256: "mien-fer-vgg-1.2", V20_SHA256: "mien-mix-vgg-2.0", V21_SHA256: "mien-mix-vgg-2.1"}
     return known.get(cfg.get("warm_start_file_sha256") or "", str(cfg["warm_start"]))
 
 
@@ -330,8 +342,8 @@ def build_card(run: Path, onnx_file: str, version: str | None = None,
             "intervals are wide; per-group numbers come only from the London set's own annotations",
             "scored against the expression a performer posed, the Taiwanese set's own raters reach 75.5% "
             "balanced accuracy on its validation fold and recognise 9% of its posed fear "
-            "(scripts/rater_agreement.py); trained on those raters' votes, the model reads posed faces much "
-            "as they did",
+            "(scripts/rater_agreement.py); a model trained on the posed labels is partly taught to name "
+            "expressions where, to people, the face does not show them",
         ]
     return card
 
