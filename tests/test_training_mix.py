@@ -289,6 +289,31 @@ def test_a_teacher_file_with_another_sha256_is_refused(tmp_path):
         mix.load_teacher(mix.MixConfig(teacher=str(tmp_path / "absent.npz")))
 
 
+def test_a_teacher_file_written_again_keeps_its_pin(tmp_path):
+    """np.savez stamps the zip members with the time: the pin is over the arrays, so the recipe's
+    teacher hash holds when scripts/faceapi_eval.py writes the same predictions on another day."""
+    import hashlib
+    import zipfile
+
+    arrays = {"labels": np.array(EXPRESSIONS), "ferplus_probs": np.eye(8, dtype=np.float32)}
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    np.savez_compressed(a, **arrays)
+    with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED) as z:  # the same arrays, another timestamp
+        for name in ("ferplus_probs", "labels"):
+            info = zipfile.ZipInfo(name + ".npy", date_time=(2001, 2, 3, 4, 5, 6))
+            buf = __import__("io").BytesIO()
+            np.save(buf, arrays[name])
+            z.writestr(info, buf.getvalue())
+    assert hashlib.sha256(a.read_bytes()).digest() != hashlib.sha256(b.read_bytes()).digest()
+    pin = mix.npz_content_sha256(a)
+    assert mix.pinned_file(b, pin, "teacher file", "") == pin
+    assert mix.pinned_file(a, hashlib.sha256(a.read_bytes()).hexdigest(), "teacher file", "")  # old pins
+    arrays["ferplus_probs"][0, 0] = 0.5  # one changed number is another file
+    np.savez_compressed(b, **arrays)
+    with pytest.raises(ValueError, match="SHA-256"):
+        mix.pinned_file(b, pin, "teacher file", "")
+
+
 def test_refinishing_a_run_whose_warm_start_has_since_changed_is_refused(tmp_path):
     """A run warm-started from "shipped" must not be finished again after a newer model shipped:
     its warm-start score (the floor of the selection) would be another model's."""

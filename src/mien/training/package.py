@@ -156,7 +156,7 @@ def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
     """Refuse to name ``preset`` in a card unless its student settings are the run's (its epochs
     against the epochs the run actually ran), and, for a distilled run, its teacher settings are the
     first teacher's, so the card's command repeats the run."""
-    from mien.training.recipe import PRESETS
+    from mien.training.recipe import PRESETS, TEACHER_FILE_ALIASES
     from mien.training.train import TrainConfig
 
     if preset not in PRESETS:
@@ -176,6 +176,7 @@ def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
                                                 ("teacher", "teacher_sha256", "teacher_file_sha256")):
                 if key in (file_key, sha_key) and settings.get(sha_key):
                     had, wanted = had_cfg.get(read_key), settings[sha_key]
+                    had = TEACHER_FILE_ALIASES.get(str(had), had)  # an earlier copy's file hash: the same arrays
             if key == "stop_after":  # a mix run stopped by its time budget: the epochs it completed
                 had = had_cfg.get("epochs_completed")
                 wanted = wanted or had_cfg.get("epochs_run")

@@ -60,9 +60,14 @@ V20_SHA256 = "ac0504547e3952ce09668cf93e80e7948486c2ecf9136d698505420c560c8493"
 #: ``git show 356ff33:src/mien/models/expression.onnx > runs/model_v2.1/expression.onnx``
 V21_ONNX = "runs/model_v2.1/expression.onnx"
 V21_SHA256 = "b2fcd7e1d251853a3c066b19bf11d4961ca8ae3ea0a7efc6bd7da81ae7e281fb"
-#: face-api's FaceExpressionNet on every training image (scripts/faceapi_eval.py writes it)
+#: face-api's FaceExpressionNet on every training image (scripts/faceapi_eval.py writes it). The pin
+#: is over its arrays (mien.training.mix.npz_content_sha256): a file's own hash changes every time
+#: it is written. The 2.1 and 2.2 cards name the file hash of the copy they were trained on
+#: (ca67e087...); regenerated on 2026-12-03, its face-api figures in docs/peers_faceapi.md came out the same
 FACEAPI_TEACHER = "runs/faceapi/teacher_probs.npz"
-FACEAPI_TEACHER_SHA256 = "ca67e0876bc52ecd9bf1878784d8fb934a1bdb0c728ae03223b27fc798d74bcd"
+FACEAPI_TEACHER_SHA256 = "0d053f95271d90bd4d7fe830e8a5c100afb53ccdbf25b694a14e101319232c37"
+#: file hashes that earlier runs recorded for a teacher, to the content pin of the same arrays
+TEACHER_FILE_ALIASES = {"ca67e0876bc52ecd9bf1878784d8fb934a1bdb0c728ae03223b27fc798d74bcd": FACEAPI_TEACHER_SHA256}
 MIX_EPOCHS = 9  # the shipped run's config.json: epochs_run (the one-cycle schedule's length) ...
 MIX_STOP_AFTER = 6  # ... and epochs_completed: mien-mix-vgg-2.0's run was stopped after 6 of its 9 epochs
 # (by hand, to meet a deadline; then ``python -m mien.training.mix --finalize``); 0: run them all
