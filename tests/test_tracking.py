@@ -52,6 +52,80 @@ def test_tracker_keeps_ids_through_a_short_miss():
     assert len(firsts) == 1 and len(seconds) == 1 and firsts != seconds
 
 
+class _OneFilter:
+    """The textbook constant-velocity Kalman filter for one track, matrix by matrix: the reference
+    for the tracker's filter bank, which runs the same equations for all tracks at once."""
+
+    def __init__(self, box):
+        box = np.asarray(box, np.float64)
+        cx, cy, w, h = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, max(box[2] - box[0], 1), max(box[3] - box[1], 1)
+        self.x = np.array([cx, cy, w, h, 0, 0, 0, 0], float)
+        s = max(w, h)
+        self.P = np.diag([0.1 * s] * 4 + [2 * s, 2 * s, s, s]) ** 2
+
+    def predict(self, dt):
+        F = np.eye(8)
+        F[:4, 4:] = np.eye(4) * dt
+        s = max(self.x[2], self.x[3], 1.0)
+        q = np.array([0.05 * s] * 4 + [1.0 * s] * 4) ** 2 * max(dt, 1e-3)
+        self.x = F @ self.x
+        self.x[2:4] = np.maximum(self.x[2:4], 1.0)
+        self.P = F @ self.P @ F.T + np.diag(q)
+
+    def update(self, box):
+        box = np.asarray(box, np.float64)
+        z = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, max(box[2] - box[0], 1), max(box[3] - box[1], 1)])
+        H = np.zeros((4, 8))
+        H[:, :4] = np.eye(4)
+        S = H @ self.P @ H.T + np.diag([0.05 * max(z[2], z[3], 1.0)] * 4) ** 2
+        K = self.P @ H.T @ np.linalg.inv(S)
+        self.x = self.x + K @ (z - H @ self.x)
+        self.P = (np.eye(8) - K @ H) @ self.P
+
+
+def test_the_filter_bank_runs_each_tracks_textbook_kalman_filter():
+    """Faces come and go, move, get weak detections and misses; after every frame each track's
+    state and covariance must be those of its own filter run alone, and its prediction too."""
+    rng = np.random.default_rng(3)
+    tr = FaceTracker()
+    ref: dict[int, _OneFilter] = {}
+    last: dict[int, float] = {}
+    starts = rng.uniform(50, 900, (12, 2))
+    for f in range(120):
+        t = f / 25 + (0.02 if f % 7 == 0 else 0.0)  # uneven steps
+        present = [k for k in range(12) if 10 * k <= f < 10 * k + 60 and rng.random() > 0.15]
+        boxes = np.array([[*(starts[k] + 2 * f), *(starts[k] + 2 * f + 40 + k)] for k in present], float)
+        boxes = (boxes.reshape(-1, 4) + rng.normal(0, 1, (len(present), 4))).astype(np.float32)  # as Faces holds them
+        scores = np.where(rng.random(len(present)) < 0.2, 0.45, 0.9)
+        # the reference sees the same predictions and updates the tracker makes
+        for tid, filt in ref.items():
+            if t - last[tid] <= tr.config.max_gap_s:
+                filt.predict(max(t - last[tid], 0.0))
+        ids = tr.update(Faces(boxes, scores), t).track_id
+        alive = {k.track_id for k in tr.tracks}
+        for tid in list(ref):
+            if tid not in alive:
+                del ref[tid], last[tid]
+        for d, tid in enumerate(ids):
+            if tid < 0:
+                continue
+            if tid not in ref:
+                ref[tid] = _OneFilter(boxes[d])
+            else:
+                ref[tid].update(boxes[d])
+            last[tid] = t
+        for tid in ref:  # unmatched: the mean goes back to the last sighting, the covariance stays
+            if last[tid] != t:
+                ref[tid].x[:4] -= ref[tid].x[4:] * max(t - last[tid], 0.0)
+        bank_x = {trk.track_id: tr._kalman.x[i] for i, trk in enumerate(tr.tracks)}
+        bank_p = {trk.track_id: tr._kalman.P[i] for i, trk in enumerate(tr.tracks)}
+        assert set(bank_x) == set(ref)
+        for tid, filt in ref.items():
+            np.testing.assert_allclose(bank_x[tid], filt.x, rtol=1e-9, atol=1e-7)
+            np.testing.assert_allclose(bank_p[tid], filt.P, rtol=1e-9, atol=1e-6)
+    assert tr._next_id >= 12  # every face started a track at least once
+
+
 def _face_crops() -> list[np.ndarray]:
     """Real face crops (with some margin) from shared clips of four different people."""
     from mien.detection import FaceDetector

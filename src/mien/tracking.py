@@ -15,55 +15,86 @@ from mien.faces import Faces
 from mien.options import TrackerConfig
 from mien.stats import iou_matrix
 
-
-class _Kalman:
-    """Constant-velocity Kalman filter on box centre and size (cx, cy, w, h) with time steps in s."""
-
-    def __init__(self, box: np.ndarray) -> None:
-        cx, cy, w, h = _to_cxcywh(box)
-        self.x = np.array([cx, cy, w, h, 0, 0, 0, 0], np.float64)
-        s = max(w, h)
-        self.P = np.diag([0.1 * s, 0.1 * s, 0.1 * s, 0.1 * s, 2 * s, 2 * s, s, s]) ** 2
-
-    def predict(self, dt: float) -> np.ndarray:
-        F = np.eye(8)
-        F[:4, 4:] = np.eye(4) * dt
-        s = max(self.x[2], self.x[3], 1.0)
-        q = np.array([0.05 * s] * 4 + [1.0 * s] * 4) ** 2 * max(dt, 1e-3)
-        self.x = F @ self.x
-        self.x[2:4] = np.maximum(self.x[2:4], 1.0)
-        self.P = F @ self.P @ F.T + np.diag(q)
-        return self.box
-
-    def update(self, box: np.ndarray) -> None:
-        z = np.array(_to_cxcywh(box))
-        s = max(z[2], z[3], 1.0)
-        R = np.diag([0.05 * s] * 4) ** 2
-        H = np.zeros((4, 8))
-        H[:, :4] = np.eye(4)
-        y = z - H @ self.x
-        S = H @ self.P @ H.T + R
-        K = self.P @ H.T @ np.linalg.inv(S)
-        self.x = self.x + K @ y
-        self.P = (np.eye(8) - K @ H) @ self.P
-
-    @property
-    def box(self) -> np.ndarray:
-        cx, cy, w, h = self.x[:4]
-        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+_Q_SHARE = np.array([0.05] * 4 + [1.0] * 4)  # process noise sd per second, as a share of the face's size
 
 
-def _to_cxcywh(box: np.ndarray) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+class _KalmanBank:
+    """Constant-velocity Kalman filters on box centre and size (cx, cy, w, h), time steps in s, one
+    row per track: states ``x`` (n, 8) and covariances ``P`` (n, 8, 8), predicted and updated for
+    all the frame's tracks at once (the same equations as one filter per track, without a Python
+    loop over them)."""
+
+    def __init__(self) -> None:
+        self.x = np.zeros((0, 8), np.float64)
+        self.P = np.zeros((0, 8, 8), np.float64)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def add(self, boxes: np.ndarray) -> None:
+        """New filters at ``boxes`` (k, 4), at rest, uncertain in proportion to the face's size."""
+        z = _to_cxcywh(boxes)
+        s = z[:, 2:].max(1)
+        x = np.hstack([z, np.zeros((len(z), 4))])
+        P = np.zeros((len(z), 8, 8))
+        P[:, np.arange(8), np.arange(8)] = (s[:, None] * np.array([0.1] * 4 + [2, 2, 1, 1])) ** 2
+        self.x, self.P = np.vstack([self.x, x]), np.concatenate([self.P, P])
+
+    def keep(self, rows: np.ndarray) -> None:
+        self.x, self.P = self.x[rows], self.P[rows]
+
+    def predict(self, dt: np.ndarray) -> np.ndarray:
+        """Advance every filter by its own ``dt`` (n,); the predicted boxes (n, 4)."""
+        x, P = self.x, self.P
+        dt = np.asarray(dt, np.float64).reshape(len(x))
+        s = np.maximum(x[:, 2:4].max(1), 1.0)
+        q = (s[:, None] * _Q_SHARE) ** 2 * np.maximum(dt, 1e-3)[:, None]
+        x = x.copy()
+        x[:, :4] += x[:, 4:] * dt[:, None]
+        x[:, 2:4] = np.maximum(x[:, 2:4], 1.0)
+        # F P F^T for F = [[I, dt I], [0, I]], by 4x4 blocks [[A, B], [C, D]] of P
+        d = dt[:, None, None]
+        B, C, D = P[:, :4, 4:], P[:, 4:, :4], P[:, 4:, 4:]
+        out = np.empty_like(P)
+        out[:, :4, :4] = P[:, :4, :4] + d * (B + C) + (d * d) * D
+        out[:, :4, 4:] = B + d * D
+        out[:, 4:, :4] = C + d * D
+        out[:, 4:, 4:] = D
+        out.reshape(len(x), 64)[:, ::9] += q
+        self.x, self.P = x, out
+        return self.boxes()
+
+    def update(self, rows: np.ndarray, boxes: np.ndarray) -> None:
+        """Correct the filters ``rows`` with their measured ``boxes`` (k, 4)."""
+        if not len(rows):
+            return
+        z = _to_cxcywh(boxes)
+        x, P = self.x[rows], self.P[rows]
+        s = np.maximum(z[:, 2:].max(1), 1.0)
+        S = P[:, :4, :4].copy()
+        S.reshape(len(rows), 16)[:, ::5] += (0.05 * s[:, None]) ** 2
+        # the gain K = P H^T S^-1; P and S are symmetric, so K^T = S^-1 (H P)
+        Kt = np.linalg.solve(S, P[:, :4, :])  # (k, 4, 8)
+        self.x[rows] = x + (Kt.transpose(0, 2, 1) @ (z - x[:, :4])[:, :, None])[:, :, 0]
+        self.P[rows] = P - Kt.transpose(0, 2, 1) @ P[:, :4, :]
+
+    def boxes(self, dt: np.ndarray | float = 0.0) -> np.ndarray:
+        """(n, 4) x1, y1, x2, y2, each filter's mean moved on by ``dt`` (without changing state)."""
+        c = self.x[:, :4] + self.x[:, 4:] * np.asarray(dt, np.float64).reshape(-1, 1)
+        return np.hstack([c[:, :2] - c[:, 2:] / 2, c[:, :2] + c[:, 2:] / 2])
+
+
+def _to_cxcywh(boxes: np.ndarray) -> np.ndarray:
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.hstack([(b[:, :2] + b[:, 2:]) / 2, np.maximum(b[:, 2:] - b[:, :2], 1.0)])
 
 
 @dataclass
 class FaceTrack:
-    """One anonymous face track."""
+    """One anonymous face track (its motion filter is row ``i`` of the tracker's bank, for the
+    track at position ``i`` of :attr:`FaceTracker.tracks`)."""
 
     track_id: int
-    kalman: _Kalman
     last_time: float
     hits: int = 1
     box: np.ndarray = field(default_factory=lambda: np.zeros(4))
@@ -75,6 +106,7 @@ class FaceTracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self.tracks: list[FaceTrack] = []
+        self._kalman = _KalmanBank()  # row i: self.tracks[i]
         self._next_id = 0
         self._last_time: float | None = None
 
@@ -84,13 +116,15 @@ class FaceTracker:
 
     def predicted_boxes(self, time_s: float, active_only: bool = True) -> np.ndarray:
         """Where tracks are expected at ``time_s`` (without changing state)."""
-        out = []
-        for t in self.active_tracks() if active_only else self.tracks:
-            dt = max(time_s - t.last_time, 0.0)
-            x = t.kalman.x
-            cx, cy, w, h = x[:4] + x[4:] * dt
-            out.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
-        return np.asarray(out, np.float64).reshape(-1, 4)
+        rows = np.array([i for i, t in enumerate(self.tracks) if not active_only or t.last_time == self._last_time],
+                        np.int64)
+        if not len(rows):
+            return np.zeros((0, 4), np.float64)
+        last = np.array([self.tracks[i].last_time for i in rows], np.float64)
+        c = self._kalman.x[rows]
+        dt = np.maximum(time_s - last, 0.0)[:, None]
+        cxcywh = c[:, :4] + c[:, 4:] * dt
+        return np.hstack([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2])
 
     def update(self, faces: Faces, time_s: float) -> Faces:
         """``faces`` (one frame's, at ``time_s``) with their ``track_id`` set; -1 for a face that
@@ -107,10 +141,12 @@ class FaceTracker:
         scores = np.asarray(scores, np.float64).reshape(-1)
         ids = np.full(len(boxes), -1, np.int64)
 
-        self.tracks = [t for t in self.tracks if time_s - t.last_time <= cfg.max_gap_s]
-        predicted = np.array(
-            [t.kalman.predict(max(time_s - t.last_time, 0.0)) for t in self.tracks]
-        ).reshape(-1, 4)
+        alive = [i for i, t in enumerate(self.tracks) if time_s - t.last_time <= cfg.max_gap_s]
+        if len(alive) < len(self.tracks):
+            self.tracks = [self.tracks[i] for i in alive]
+            self._kalman.keep(np.array(alive, np.int64))
+        since = np.maximum(time_s - np.array([t.last_time for t in self.tracks], np.float64), 0.0)
+        predicted = self._kalman.predict(since)
         free_tracks = list(range(len(self.tracks)))
         high = np.flatnonzero(scores >= cfg.high_score)
         low = np.flatnonzero(scores < cfg.high_score)
@@ -130,31 +166,33 @@ class FaceTracker:
                 cost <= 1 - cfg.match_iou, cost, np.where(centre_ok, 1 - cfg.match_iou + dist, 9.0)
             )
             _, row_to_col, _ = lap.lapjv(cost, extend_cost=True)  # Jonker-Volgenant, as ByteTrack
-            matched_tracks = []
+            matched_rows, matched_dets = [], []
             for r, c in enumerate(row_to_col):
                 if c < 0 or cost[r, c] >= 9.0:
                     continue
                 tr = self.tracks[free_tracks[r]]
                 d = det_idx[c]
-                tr.kalman.update(boxes[d])
                 tr.last_time = time_s
                 tr.hits += 1
                 tr.box = boxes[d]
                 ids[d] = tr.track_id
-                matched_tracks.append(free_tracks[r])
-            free_tracks = [t for t in free_tracks if t not in matched_tracks]
+                matched_rows.append(free_tracks[r])
+                matched_dets.append(d)
+            self._kalman.update(np.array(matched_rows, np.int64), boxes[np.array(matched_dets, np.int64)])
+            matched = set(matched_rows)
+            free_tracks = [t for t in free_tracks if t not in matched]
 
         # unmatched tracks keep their predicted state; restore time so dt counts from last sighting
-        for i in free_tracks:
-            tr = self.tracks[i]
-            tr.kalman.x[:4] -= tr.kalman.x[4:] * max(time_s - tr.last_time, 0.0)
+        if free_tracks:
+            rows = np.array(free_tracks, np.int64)
+            self._kalman.x[rows, :4] -= self._kalman.x[rows, 4:] * since[rows, None]
 
-        for d in np.flatnonzero(ids < 0):
-            if scores[d] < cfg.high_score:
-                continue
-            tr = FaceTrack(self._next_id, _Kalman(boxes[d]), time_s, box=boxes[d])
+        new = [d for d in np.flatnonzero(ids < 0) if scores[d] >= cfg.high_score]
+        for d in new:
+            self.tracks.append(FaceTrack(self._next_id, time_s, box=boxes[d]))
+            ids[d] = self._next_id
             self._next_id += 1
-            self.tracks.append(tr)
-            ids[d] = tr.track_id
+        if new:
+            self._kalman.add(boxes[np.array(new, np.int64)])
         self._last_time = time_s
         return ids
