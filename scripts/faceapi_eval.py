@@ -240,6 +240,10 @@ def render(rows: list[dict[str, Any]], provenance: dict[str, Any], command: str)
         "",
         f"- mien: the shipped model `{provenance['mien_model']}` (SHA-256 `{provenance['mien_sha256'][:12]}…`), "
         "its class-prior offset included, as `mien evaluate` runs it.",
+        *(["- **Whole sets flatter this mien model**: it was trained on the training folds of the four "
+           "expression sets (two thirds of their performers), so these rows mix seen and unseen faces. The "
+           "like-for-like comparison is on the validation folds: docs/training.md and the model card "
+           "(face-api's rows by `scripts/faceapi_rows.py`)."] if provenance.get("mien_trained_on_sets") else []),
         f"- face-api: FaceExpressionNet from npm `{fa.PACKAGE}@{fa.VERSION}` (MIT), ported to ONNX by "
         f"`scripts/faceapi_port.py` (ONNX SHA-256 `{provenance['onnx_sha256'][:12]}…`); measurement and "
         "training only, never shipped. Its classes map to mien's; it has no contempt.",
@@ -349,7 +353,9 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 preds[name] = cached(cache / f"{name}.npz", lambda n=name: predict_set(n, net, analyzer), args.recompute, models)
         provenance = {"onnx_sha256": net.sha256, "mien_model": analyzer.model.name,
-                      "mien_sha256": analyzer.model.sha256}
+                      "mien_sha256": analyzer.model.sha256,
+                      "mien_trained_on_sets": "../shared/data/expressions" in str(
+                          analyzer.model.card.get("training", {}).get("data", ""))}
         if not args.no_teacher:
             write_teacher(args.teacher, preds, provenance)
             print(f"wrote {args.teacher}", file=sys.stderr)
