@@ -81,12 +81,24 @@ class _KalmanBank:
     def boxes(self, dt: np.ndarray | float = 0.0) -> np.ndarray:
         """(n, 4) x1, y1, x2, y2, each filter's mean moved on by ``dt`` (without changing state)."""
         c = self.x[:, :4] + self.x[:, 4:] * np.asarray(dt, np.float64).reshape(-1, 1)
-        return np.hstack([c[:, :2] - c[:, 2:] / 2, c[:, :2] + c[:, 2:] / 2])
+        return _to_xyxy(c)
 
 
 def _to_cxcywh(boxes: np.ndarray) -> np.ndarray:
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    return np.hstack([(b[:, :2] + b[:, 2:]) / 2, np.maximum(b[:, 2:] - b[:, :2], 1.0)])
+    out = np.empty_like(b)
+    np.add(b[:, :2], b[:, 2:], out=out[:, :2])
+    out[:, :2] *= 0.5
+    np.maximum(b[:, 2:] - b[:, :2], 1.0, out=out[:, 2:])
+    return out
+
+
+def _to_xyxy(c: np.ndarray) -> np.ndarray:
+    out = np.empty_like(c)
+    half = c[:, 2:] / 2
+    np.subtract(c[:, :2], half, out=out[:, :2])
+    np.add(c[:, :2], half, out=out[:, 2:])
+    return out
 
 
 @dataclass
@@ -122,9 +134,7 @@ class FaceTracker:
             return np.zeros((0, 4), np.float64)
         last = np.array([self.tracks[i].last_time for i in rows], np.float64)
         c = self._kalman.x[rows]
-        dt = np.maximum(time_s - last, 0.0)[:, None]
-        cxcywh = c[:, :4] + c[:, 4:] * dt
-        return np.hstack([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2])
+        return _to_xyxy(c[:, :4] + c[:, 4:] * np.maximum(time_s - last, 0.0)[:, None])
 
     def update(self, faces: Faces, time_s: float) -> Faces:
         """``faces`` (one frame's, at ``time_s``) with their ``track_id`` set; -1 for a face that
