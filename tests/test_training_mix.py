@@ -350,3 +350,13 @@ def test_the_card_says_which_taiwanese_labels_a_mix_run_trained_on():
     card = json.loads((models / "expression.json").read_text())
     config = json.loads((models / "expression_training.json").read_text())["config"]
     assert card["training"]["targets"] == package._mix_targets(float(config.get("posed_label_weight") or 0.0))
+
+
+def test_source_shares_come_from_the_command_line():
+    got = mix._shares("taiwanese_chen2013=0.16,muxspace=0.11,london_face_research_lab=0.08,yale_faces=0.03")
+    assert got == {"taiwanese_chen2013": 0.16, "muxspace": 0.11, "london_face_research_lab": 0.08, "yale_faces": 0.03}
+    import argparse
+
+    for bad in ("taiwanese_chen2013=0.16", "taiwanese_chen2013:0.16,muxspace=0.1", "nosuchset=0.1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            mix._shares(bad)

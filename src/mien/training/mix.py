@@ -550,12 +550,27 @@ def compare_to_onnx(run: Path, onnx: Path, n_resamples: int = 2000) -> dict:
     return paired_bootstrap(preds_a, preds_b, sets, n_resamples=n_resamples)
 
 
+def _shares(text: str) -> dict[str, float]:
+    """``name=share,...`` -> {name: share}, every expression set named once."""
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, share = item.partition("=")
+        if not sep or name.strip() not in SOURCES:
+            raise argparse.ArgumentTypeError(f"{item!r}: give SET=SHARE for each of {', '.join(SOURCES)}")
+        out[name.strip()] = float(share)
+    if set(out) != set(SOURCES):
+        raise argparse.ArgumentTypeError(f"name every set once: {', '.join(SOURCES)}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, value in asdict(MixConfig()).items():
-        if isinstance(value, dict):
-            continue
         flag = "--" + name.replace("_", "-")
+        if isinstance(value, dict):  # --source-shares taiwanese_chen2013=0.16,muxspace=0.11,...
+            parser.add_argument(flag, type=_shares, default=value, metavar="SET=SHARE,...",
+                                help=f"default: {','.join(f'{k}={v}' for k, v in value.items())}")
+            continue
         if isinstance(value, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
         else:
