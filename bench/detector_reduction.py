@@ -3,7 +3,7 @@
     python bench/detector_reduction.py                     # crowd grids and WolfgangLanger at 720p/1080p
     python bench/detector_reduction.py --videos my.mp4 --rounds 3
 
-Three parts, all in this process:
+Two parts, both in this process:
 
 1. the reduction alone on random frames, one OpenCV thread (ms per call);
 2. the whole engine (default options) on each input with each reduction, rounds alternating, the

@@ -298,7 +298,7 @@ def convert(tfl: bytes):
                 # Zero channels appended before a residual ADD ("channel padding"): written as a 1x1
                 # convolution whose weights are the identity with zero rows, the same numbers. A Pad
                 # node has no NCHWc kernel in ONNX Runtime, so it forced two layout reorders and kept
-                # the PReLUs around it out of the fused layout: 1.91 -> 1.70 ms a face on one thread.
+                # the PReLUs around it out of the fused layout: 0.86-0.89x the time (bench/mesh_network.py).
                 c_in = shape(ins[0])[3]
                 eye = np.zeros((c_in + int(p[3].sum()), c_in, 1, 1), np.float32)
                 eye[int(p[3, 0]) + np.arange(c_in), np.arange(c_in)] = 1.0

@@ -98,9 +98,9 @@ def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     (``INTER_AREA`` at exactly half, which OpenCV runs on a fast path) while the result stays at
     least ``size``, then bilinear for the last factor, which lies in (0.5, 1].
 
-    ``INTER_AREA`` straight to a size that is not an exact half takes OpenCV's general path: 7.1 ms
-    for 1280x720 -> 960x540 and 4.1 ms for 1920x1080 -> 480x270 (a coarse scan) on one core here,
-    against 1.0 ms for the two steps, with the same faces found (box IoU 0.997 against
+    ``INTER_AREA`` straight to a size that is not an exact half takes OpenCV's general path: 7.3 ms
+    for 1280x720 -> 960x540 and 3.5 ms for 1920x1080 -> 480x270 (a coarse scan) on one core here,
+    against 1.3 and 0.9 ms this way (``python bench/detector_reduction.py``), with the same faces found (box IoU 0.997 against
     ``INTER_AREA`` on the 720p crowd grids, scores within 1e-4; docs in bench/RESULTS.md)."""
     w, h = size
     while image.shape[1] >= 2 * w and image.shape[0] >= 2 * h:

@@ -15,7 +15,7 @@ from mien.faces import Faces
 from mien.options import TrackerConfig
 from mien.stats import iou_matrix
 
-_Q_SHARE = np.array([0.05] * 4 + [1.0] * 4)  # process noise sd per second, as a share of the face's size
+_Q_SHARE = np.array([0.05] * 4 + [1.0] * 4)  # process noise: sd over 1 s, as a share of the face's size
 
 
 class _KalmanBank:
@@ -27,9 +27,6 @@ class _KalmanBank:
     def __init__(self) -> None:
         self.x = np.zeros((0, 8), np.float64)
         self.P = np.zeros((0, 8, 8), np.float64)
-
-    def __len__(self) -> int:
-        return len(self.x)
 
     def add(self, boxes: np.ndarray) -> None:
         """New filters at ``boxes`` (k, 4), at rest, uncertain in proportion to the face's size."""
@@ -78,10 +75,11 @@ class _KalmanBank:
         self.x[rows] = x + (Kt.transpose(0, 2, 1) @ (z - x[:, :4])[:, :, None])[:, :, 0]
         self.P[rows] = P - Kt.transpose(0, 2, 1) @ P[:, :4, :]
 
-    def boxes(self, dt: np.ndarray | float = 0.0) -> np.ndarray:
-        """(n, 4) x1, y1, x2, y2, each filter's mean moved on by ``dt`` (without changing state)."""
-        c = self.x[:, :4] + self.x[:, 4:] * np.asarray(dt, np.float64).reshape(-1, 1)
-        return _to_xyxy(c)
+    def boxes(self, dt: np.ndarray | float = 0.0, rows: np.ndarray | None = None) -> np.ndarray:
+        """(n, 4) x1, y1, x2, y2 of the filters ``rows`` (default all), each mean moved on by its
+        ``dt`` (without changing state)."""
+        x = self.x if rows is None else self.x[rows]
+        return _to_xyxy(x[:, :4] + x[:, 4:] * np.asarray(dt, np.float64).reshape(-1, 1))
 
 
 def _to_cxcywh(boxes: np.ndarray) -> np.ndarray:
@@ -133,8 +131,7 @@ class FaceTracker:
         if not len(rows):
             return np.zeros((0, 4), np.float64)
         last = np.array([self.tracks[i].last_time for i in rows], np.float64)
-        c = self._kalman.x[rows]
-        return _to_xyxy(c[:, :4] + c[:, 4:] * np.maximum(time_s - last, 0.0)[:, None])
+        return self._kalman.boxes(np.maximum(time_s - last, 0.0), rows)
 
     def update(self, faces: Faces, time_s: float) -> Faces:
         """``faces`` (one frame's, at ``time_s``) with their ``track_id`` set; -1 for a face that
