@@ -57,6 +57,16 @@ def test_import_mien_is_light():
     assert proc.stdout.strip() == "[]"
 
 
+def test_the_cli_and_the_detector_weights_import_no_numerical_library():
+    """The command line is parsed, and the detector's weights are read and checked, before numpy,
+    OpenCV, PyAV or ONNX Runtime load (``mien info`` and usage errors stay quick)."""
+    code = ("import sys, mien.cli, mien.detector_weights; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('numpy', 'pandas', 'pyarrow', 'cv2', 'onnxruntime', 'av', 'scipy', 'torch')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_other_commands_are_still_registered():
     from mien.cli import build_parser
 

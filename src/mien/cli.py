@@ -23,8 +23,7 @@ from mien.argtypes import (
     probability,
 )
 from mien.errors import MienError
-from mien.options import AnalysisOptions, QualityThresholds
-from mien.sources import INPUT_KINDS
+from mien.options import INPUT_KINDS, AnalysisOptions, QualityThresholds
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
@@ -302,7 +301,7 @@ def _add_info(sub: Any) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from mien.detection import DETECTOR_NAME, detector_weights
+    from mien.detector_weights import DETECTOR_NAME, detector_weights
     from mien.expression import ExpressionModel
 
     detector_weights()

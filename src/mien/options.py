@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+#: ``--input-kind``: how an http(s) URL is read ("auto" probes file vs live stream)
+INPUT_KINDS = ("auto", "file", "live")
+
 
 @dataclass(frozen=True)
 class QualityThresholds:

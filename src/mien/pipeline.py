@@ -22,7 +22,8 @@ import numpy as np
 from mien.ahead import run_ahead
 from mien.alignment import align_faces
 from mien.checkpoint import Checkpointer
-from mien.detection import DETECTOR_NAME, DETECTOR_SHA256, FaceDetector
+from mien.detection import FaceDetector
+from mien.detector_weights import DETECTOR_NAME, DETECTOR_SHA256
 from mien.errors import InputError, MienError
 from mien.expression import ExpressionModel
 from mien.faces import Faces

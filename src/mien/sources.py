@@ -22,6 +22,7 @@ import numpy as np
 from mien.ahead import run_ahead
 from mien.errors import InputError
 from mien.faces import Faces
+from mien.options import INPUT_KINDS
 from mien.outputs import display
 from mien.schema import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -606,9 +607,6 @@ def open_stream_container(spec: str, open_timeout: float, read_timeout: float) -
     if spec.startswith(("rtsp://", "rtsps://")):
         opts["rtsp_transport"] = "tcp"
     return _open_container(spec, opts, timeout=(open_timeout, read_timeout))
-
-
-INPUT_KINDS = ("auto", "file", "live")
 
 
 def served_file(container: Any) -> bool:

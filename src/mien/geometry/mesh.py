@@ -178,7 +178,13 @@ class FaceMesh:
             if self._session is None:
                 from mien.runtime import make_session
 
-                self._session = make_session(str(self.onnx_path), self.threads)  # always the CPU
+                session = make_session(str(self.onnx_path), self.threads)  # always the CPU
+                # the first runs allocate ONNX Runtime's buffers (tens of ms on a video's first
+                # frame): pay that here, where the engine builds the session in the background
+                x = np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+                for _ in range(2):
+                    session.run(None, {"input": x})
+                self._session = session
             return self._session
 
     def run_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
