@@ -67,6 +67,16 @@ def test_the_cli_and_the_detector_weights_import_no_numerical_library():
     assert proc.stdout.strip() == "[]"
 
 
+def test_registering_every_command_imports_no_pandas():
+    """``mien --help`` (and a usage error) lists every command without loading pandas or the
+    engine: the report, episodes and export commands import what they need when they run."""
+    code = ("import sys; from mien.cli import build_parser; build_parser(['--help']); "
+            "print(sorted(m for m in ('pandas', 'pyarrow', 'cv2', 'onnxruntime', 'av') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_other_commands_are_still_registered():
     from mien.cli import build_parser
 

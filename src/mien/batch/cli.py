@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from mien.batch.export import event_table, load_frame, resample_tracks, write_table
-    from mien.reporting.events import parse_window
+    from mien.reporting.params import parse_window
 
     window = parse_window(args.window)  # check it before reading anything
     frame = load_frame(args.results)

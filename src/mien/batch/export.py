@@ -20,7 +20,8 @@ import pandas as pd
 from mien.batch.dataset import RESULTS_DIR, read_dataset
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS
-from mien.reporting.events import DEFAULT_WINDOW, Window, align_events
+from mien.reporting.events import align_events
+from mien.reporting.params import DEFAULT_WINDOW, Window
 
 SMOOTH = [f"smooth_{label}" for label in EXPRESSIONS]
 EVENT_COLUMNS = ["scope", "input", "track", "event", "expression", "n_events", "mean", "ci_low", "ci_high"]

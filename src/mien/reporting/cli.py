@@ -9,16 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mien.argtypes import any_int, non_negative_float, non_negative_int, positive_int, probability
 from mien.errors import InputError
-from mien.outputs import CSV_SUFFIXES, REPORT_SUFFIXES, Output, check_outputs, sidecar_path
-from mien.reporting.episodes import EpisodeParams, find_episodes
-from mien.reporting.events import DEFAULT_WINDOW, parse_window
-from mien.reporting.html import ReportOptions, write_report
-from mien.reporting.load import load_many, pooled_frame
-from mien.results import atomic_write
+from mien.reporting.params import DEFAULT_WINDOW, EpisodeParams, ReportOptions, parse_window
+
+if TYPE_CHECKING:  # pragma: no cover - imported where a command runs (``mien --help`` stays light)
+    from mien.outputs import Output
 
 
 def _episode_args(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +39,10 @@ def _episode_params(args: argparse.Namespace) -> EpisodeParams:
 
 def run_report(args: argparse.Namespace) -> int:
     """``mien report``: write the HTML report and print its path."""
+    from mien.outputs import REPORT_SUFFIXES, Output, sidecar_path
+    from mien.reporting.html import write_report
+    from mien.reporting.load import load_many
+
     window = parse_window(args.window) if isinstance(args.window, str) else args.window
     out = Path(args.output) if args.output else sidecar_path(args.results[0], "report")
     _refuse_overwriting(args, Output(out, "-o", REPORT_SUFFIXES))
@@ -58,6 +60,8 @@ def run_report(args: argparse.Namespace) -> int:
 
 def _refuse_overwriting(args: argparse.Namespace, output: Output) -> None:
     """No output may be one of the results files, their sidecars, or the events file."""
+    from mien.outputs import check_outputs, sidecar_path
+
     inputs = [Path(r) for r in args.results]
     inputs += [sidecar_path(r, k) for r in args.results for k in ("manifest", "tracks")]
     if getattr(args, "events", None):
@@ -67,6 +71,11 @@ def _refuse_overwriting(args: argparse.Namespace, output: Output) -> None:
 
 def run_episodes(args: argparse.Namespace) -> int:
     """``mien episodes``: print the episodes table as CSV, or write it with ``-o``."""
+    from mien.outputs import CSV_SUFFIXES, Output
+    from mien.reporting.episodes import find_episodes
+    from mien.reporting.load import load_many, pooled_frame
+    from mien.results import atomic_write
+
     if args.output:
         _refuse_overwriting(args, Output(Path(args.output), "-o", CSV_SUFFIXES))
     frame = pooled_frame(load_many(args.results))

@@ -26,12 +26,11 @@ the same track never overlap: a span short enough to be bridged is too short to 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
 from mien.labels import EXPRESSIONS
+from mien.reporting.params import EpisodeParams as EpisodeParams  # defined there (no pandas), used here
 
 EPISODE_COLUMNS: tuple[str, ...] = (
     "source",
@@ -44,21 +43,6 @@ EPISODE_COLUMNS: tuple[str, ...] = (
     "duration_s",
     "n_frames",
 )
-
-
-@dataclass(frozen=True)
-class EpisodeParams:
-    """Thresholds for :func:`find_episodes` (see the module docstring for their meaning)."""
-
-    threshold: float = 0.5
-    min_duration_s: float = 0.5
-    max_gap_s: float = 0.25
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"episode threshold must be within 0..1, got {self.threshold}")
-        if self.min_duration_s < 0 or self.max_gap_s < 0:
-            raise ValueError("episode min_duration_s and max_gap_s must be >= 0")
 
 
 def frame_interval(times: np.ndarray) -> float:

@@ -21,20 +21,16 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from mien.errors import InputError
 from mien.labels import EXPRESSIONS
+from mien.reporting.params import DEFAULT_WINDOW, EventStats, Window
+from mien.reporting.params import parse_window as parse_window  # re-exported: defined there (no pandas)
 from mien.stats import bootstrap_mean_ci
-
-Window = tuple[float, float] | Literal["span"]
-
-DEFAULT_WINDOW: tuple[float, float] = (0.0, 2.0)
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "scope",
@@ -47,30 +43,6 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "ci_low",
     "ci_high",
 )
-
-
-@dataclass(frozen=True)
-class EventStats:
-    """Bootstrap settings: ``n_boot`` resamples, ``ci`` coverage (0.95), ``seed`` for repeatability."""
-
-    n_boot: int = 2000
-    ci: float = 0.95
-    seed: int = 0
-
-
-def parse_window(text: str) -> Window:
-    """Parse ``--window``: ``START,END`` seconds relative to each onset, or ``span`` (onset..end_s)."""
-    text = text.strip()
-    if text.lower() == "span":
-        return "span"
-    parts = text.replace(";", ",").split(",")
-    try:
-        start, end = (float(p) for p in parts)
-    except ValueError as exc:
-        raise InputError(f"--window {text!r} is not START,END in seconds (e.g. 0,2) or 'span'") from exc
-    if not end > start:
-        raise InputError(f"--window {text!r}: END must be greater than START")
-    return (start, end)
 
 
 def load_events(events: str | Path | pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,6 @@ import datetime as _dt
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pandas as pd
 from mien._version import __version__
 from mien.htmlkit import facts, fmt, page, table
 from mien.labels import EXPRESSIONS
-from mien.reporting.episodes import EpisodeParams, dominant_labels, find_episodes, frame_interval
+from mien.reporting.episodes import dominant_labels, find_episodes, frame_interval
 from mien.reporting.events import (
     DEFAULT_WINDOW,
     EventStats,
@@ -38,6 +37,7 @@ from mien.reporting.events import (
 )
 from mien.reporting.geometry import geometry_panel
 from mien.reporting.load import Results, load_many
+from mien.reporting.params import EpisodeParams, ReportOptions
 from mien.reporting.svg import (
     COLOURS,
     Chart,
@@ -61,21 +61,6 @@ CAVEAT = (
     "anyone's inner state, intent, honesty or character. Track numbers are anonymous and are not "
     "identities; the model's accuracy varies with image quality, pose and the people filmed."
 )
-
-
-@dataclass
-class ReportOptions:
-    """Everything that shapes a report besides its inputs (all recorded in the report itself)."""
-
-    episodes: EpisodeParams = field(default_factory=EpisodeParams)
-    window: Window = DEFAULT_WINDOW
-    stats: EventStats = field(default_factory=EventStats)
-    show_faces: bool = False
-    thumbs_per_track: int = 3
-    max_points: int = 1000
-    max_tracks: int = 24
-    min_track_s: float = 1.0
-    title: str | None = None
 
 
 # --------------------------------------------------------------------------------------------- helpers
