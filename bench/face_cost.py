@@ -1,14 +1,17 @@
 """Where each extra face's time goes: the per-face path replayed step by step, one process.
 
-    python bench/face_cost.py [--faces 16] [--frames 40] [--repeat 3]
+    python bench/face_cost.py [--faces 16] [--frames 40] [--repeat 3] [--video PATH]
 
-The input is bench/crowd.py's 1280x720 grid of N talking heads (built and cached the same way).
+The input is bench/crowd.py's 1280x720 grid of N talking heads (built and cached the same way),
+or with ``--video`` any clip (e.g. bench/crowd.py's WolfgangLanger re-encodings at 360p, 720p and
+1080p in bench/.cache, to see which steps grow with the frame's pixels).
 The engine first analyses the frames as usual (``Analyzer.process_frames``), which gives each
 frame's tracked faces; then every step of the per-face path is replayed alone on those very faces
 and frames, timed with ``time.perf_counter`` (best of ``--repeat`` passes, to read through a shared
 machine's noise): the re-detection windows (warps and input blob, the network, decoding its
 output), tracking, alignment, quality, the expression network, the face mesh (crops, network,
-pose and measures) and smoothing. Printed per step: ms per frame and ms per face, and each step's
+pose and measures) and smoothing; and, per frame, the full-frame detection the decode thread runs
+on every ``detect_every``-th frame (its frame reduction and network; fine and coarse scans). Printed per step: ms per frame and ms per face, and each step's
 share of their sum. The reference in the same process is the engine's own ms per frame.
 """
 from __future__ import annotations
@@ -46,10 +49,11 @@ def main() -> None:
     ap.add_argument("--faces", type=int, default=16)
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--video", default=None, help="replay this clip instead of the face grid")
     args = ap.parse_args()
     an = Analyzer(AnalysisOptions())
     an.detector.session, an.model.session, an.mesh.session  # noqa: B018 - built before the clock
-    src = open_source(str(grid_video(args.faces, 150)))
+    src = open_source(args.video or str(grid_video(args.faces, 150)))
     frames = [fr for _, fr in zip(range(args.frames), src)]
     src.close()
     for fr in frames:
@@ -99,7 +103,27 @@ def main() -> None:
         for r in results:
             sm.smooth(r.faces, r.time_s)
 
+    every = an.options.detect_every
+    scanned = images[::every]
+
+    def full_scan(coarse: bool) -> Callable[[], object]:
+        def run() -> None:
+            for img in scanned:
+                side = min(max(img.shape[:2]), det.max_side or max(img.shape[:2]))
+                det.detect(img, max_side=side // 2 if coarse else None)
+        return run
+
+    def reduction(coarse: bool) -> Callable[[], object]:
+        def run() -> None:
+            for img in scanned:
+                det._prepare(img, (min(max(img.shape[:2]), det.max_side or max(img.shape[:2]))) // (2 if coarse else 1))
+        return run
+
     steps: list[tuple[str, Callable[[], object]]] = [
+        ("full-frame scan, fine (frame reduction)", reduction(False)),
+        ("full-frame scan, fine (whole)", full_scan(False)),
+        ("full-frame scan, coarse (frame reduction)", reduction(True)),
+        ("full-frame scan, coarse (whole)", full_scan(True)),
         ("re-detection: window warps + blob", windows),
         ("re-detection: network", lambda: [det.session.run(None, {"input": b}) for b in blobs]),
         ("re-detection: decode output", decode),
@@ -114,9 +138,16 @@ def main() -> None:
         ("geometry stage whole (measure_faces)", lambda: [measure_faces(mesh, img, f) for img, f in zip(images, faces)]),
         ("smoothing", smooth),
     ]
-    print(f"{args.faces}-face grid, {len(results)} frames, {n_faces / len(results):.2f} tracked faces/frame; "
+    what = args.video or f"{args.faces}-face grid"
+    h, w = images[0].shape[:2]
+    print(f"{what} ({w}x{h}), {len(results)} frames, {n_faces / len(results):.2f} tracked faces/frame; "
           f"engine (process_frames, main thread only): {engine * 1000:.1f} ms/frame")
     timed = [(name, _best(fn, args.repeat)) for name, fn in steps]
+    print(f"  the decode thread's full-frame scans, one in {every} frames (coarse where every face seen was large):")
+    for name, s in timed[:4]:
+        print(f"  {name:<42} {s * 1000 / len(results):7.2f} ms/frame (over all frames)")
+    timed = timed[4:]
+    print("  the per-face path:")
     parts = sum(s for name, s in timed if not name.startswith("geometry stage whole"))
     for name, s in timed:
         share = "" if name.startswith("geometry stage whole") else f"{s / parts:6.1%}"
