@@ -576,6 +576,16 @@ def test_a_failed_input_in_a_folder_is_named_once(tmp_path, mien):
     assert (tmp_path / "out" / "good.mp4.parquet").is_file()
 
 
+def test_a_file_that_is_not_a_video_exits_2_in_a_fresh_process(tmp_path):
+    """The error comes before the models' sessions are built in the background: the process
+    still exits with the documented code, not an abort of ONNX Runtime torn down mid-build."""
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video\n")
+    proc = run_mien("analyze", str(bad), "-o", str(tmp_path / "r.parquet"))
+    one_line_error(proc, 2, "notes.mp4", "not a readable video")
+    assert "terminate called" not in proc.stderr, proc.stderr
+
+
 def test_missing_and_empty_inputs_both_exit_2(tmp_path, mien):
     (tmp_path / "empty.mp4").write_bytes(b"")
     one_line_error(mien("analyze", str(tmp_path / "missing.mp4")), 2, "no such file")

@@ -210,7 +210,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     analyzer = Analyzer(options)  # builds the ONNX sessions in the background
     # pyarrow (for Parquet) is needed only to write the table: import it in the background too,
     # while the video is opened and analysed (the table is written without pandas)
-    threading.Thread(target=preload_table_writers, args=(outputs,), name="mien-import", daemon=True).start()
+    # (not a daemon, as the session builder: a C++ library torn down mid-import can abort the process)
+    threading.Thread(target=preload_table_writers, args=(outputs,), name="mien-import").start()
     failures: list[tuple[str, str]] = []
     written: list[Path] = []
     interrupted = False

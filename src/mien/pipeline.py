@@ -135,7 +135,10 @@ class Analyzer:
         # Build both ONNX sessions in the background: ONNX Runtime releases the GIL while it
         # loads and optimises a graph, so this overlaps what the caller does next (the CLI
         # imports pandas meanwhile, a video is opened); a first use waits on the model's lock.
-        threading.Thread(target=self._build_sessions, name="mien-sessions", daemon=True).start()
+        # Not a daemon: the interpreter waits for it at exit (at most the build's ~0.2 s), since
+        # ONNX Runtime aborts the process ("terminate called without an active exception",
+        # exit 134) when it is torn down mid-build, e.g. after a bad input's one-line error.
+        threading.Thread(target=self._build_sessions, name="mien-sessions").start()
 
     def _build_sessions(self) -> None:
         nets: list[Any] = [self.detector, self.model] + ([self.mesh] if self.mesh is not None else [])
