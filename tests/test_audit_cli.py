@@ -145,6 +145,24 @@ def test_evaluate_input_errors(data: Path, tmp_path: Path):
         _run(["evaluate", str(data), "--bootstrap", "0"])
 
 
+def test_evaluate_stops_when_no_image_can_be_read_and_warns_when_some_cannot(
+        data: Path, fake_model, tmp_path: Path, capsys):
+    """A CSV whose paths are all wrong would score 0.0 with zero-width intervals, which reads as
+    a verdict on the model: it exits 2 with the first reason instead. Some unreadable images stay
+    in the numbers as errors, with a warning that says so."""
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("path,label\nnope.png,happiness\nalso_nope.png,neutral\n")
+    with pytest.raises(InputError, match=r"none of the 2 images in .*wrong.csv could be read \(first: .*nope.png"):
+        _run(["evaluate", str(wrong), "--crops", "--bootstrap", "20"])
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    half = tmp_path / "half.csv"
+    half.write_text(f"path,label\n{data / 'happy' / '0.png'},happiness\nbroken.png,neutral\n")
+    assert _run(["evaluate", str(half), "--crops", "--bootstrap", "20"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: 1 of 2 images" in captured.err and "broken.png" in captured.err
+    assert "2 items, 1 scored (0 no face, 1 unreadable" in captured.out
+
+
 def test_full_pipeline_is_the_default_for_folders(data: Path, fake_model, monkeypatch, tmp_path: Path):
     calls = []
     model = fake_model

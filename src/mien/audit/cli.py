@@ -210,6 +210,25 @@ def _predict(args: argparse.Namespace, ds: Any, model: Any) -> tuple[Any, str, d
     return preds, "full_pipeline", info
 
 
+def _check_readable(preds: Any, data: str) -> None:
+    """Stop (exit 2) when not one image of ``data`` could be read: scores of 0.0 with zero-width
+    intervals would read as a verdict on the model when the paths are wrong. Warn on stderr, with
+    the first reason, when only some could not: they stay in the numbers as errors."""
+    from mien.audit.evaluate import STATUS_UNREADABLE
+
+    bad = np.flatnonzero(preds.status == STATUS_UNREADABLE)
+    if not len(bad):
+        return
+    n, first = len(preds.status), preds.messages[int(bad[0])]
+    if len(bad) == n:
+        raise InputError(
+            f"none of the {n} images in {data} could be read (first: {first}); check the paths "
+            "(a CSV's are relative to the CSV's folder) and that the files are images"
+        )
+    print(f"mien: warning: {len(bad)} of {n} images in {data} could not be read and count as errors "
+          f"(first: {first})", file=sys.stderr)
+
+
 def _summary_lines(evaluation: dict[str, Any]) -> list[str]:
     cov, m = evaluation["coverage"], evaluation["metrics"]
     lines = [
@@ -328,6 +347,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ds = subsample(load_dataset(args.data, split=args.split, groups=groups), args.limit, args.seed)
     model = _load_model(args.model_card, args.prior_strength)
     preds, mode, det_info = _predict(args, ds, model)
+    _check_readable(preds, args.data)
     evaluation = build_evaluation(
         ds,
         preds,
