@@ -93,3 +93,27 @@ def test_the_engine_imports_without_pandas():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "False"]
+
+
+WARM_PROBE = """
+import json, sys, threading
+from mien.options import AnalysisOptions
+from mien.pipeline import Analyzer
+from mien.geometry import measures, pose
+Analyzer(AnalysisOptions(geometry=sys.argv[1] == "on"))
+for t in threading.enumerate():
+    if t.name == "mien-sessions":
+        t.join()
+print(json.dumps([measures._affine_weights.cache_info().currsize, pose.canonical_face.cache_info().currsize]))
+"""
+
+
+@pytest.mark.parametrize("geometry", ["on", "off"])
+def test_the_session_builder_warms_the_geometry_before_the_first_frame(geometry):
+    """The canonical face and the measures' weights are built in the background with the ONNX
+    sessions, not on a video's first frame (which paid 16 ms for them: bench/RESULTS.md,
+    "Idle-machine figures"); without geometry they are not built at all."""
+    proc = subprocess.run([sys.executable, "-c", WARM_PROBE, geometry], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    expected = [1, 1] if geometry == "on" else [0, 0]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected

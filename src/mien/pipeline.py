@@ -29,6 +29,7 @@ from mien.expression import ExpressionModel
 from mien.faces import Faces
 from mien.geometry.mesh import FaceMesh
 from mien.geometry.stage import CropFraming, LandmarkRows, add_track_deltas, measure_faces
+from mien.geometry.stage import warm_up as warm_geometry
 from mien.manifest import input_fingerprint, now_iso
 from mien.memory import release_large_frames
 from mien.options import AnalysisFields, AnalysisOptions
@@ -146,6 +147,11 @@ class Analyzer:
             try:
                 net.session  # noqa: B018
             except Exception:  # noqa: BLE001 - the first real use raises it where it belongs
+                pass
+        if self.mesh is not None:
+            try:
+                warm_geometry()
+            except Exception:  # noqa: BLE001 - as above
                 pass
 
     # ---------------------------------------------------------------- per frame
