@@ -447,3 +447,18 @@ def test_measure_faces_frames_the_crop_by_the_tracks_previous_mesh(models) -> No
         assert set(framing._framing) == {3}  # updated from this frame's (trusted) mesh
     m = crop_transforms(d.xyxy, d.landmarks, angles=np.array([0.2]))
     assert np.isclose(np.arctan2(m[0, 0, 1], m[0, 0, 0]), 0.2)
+
+
+def test_the_matrix_form_reads_every_point_the_definitions_read() -> None:
+    """The measures' weights are built from the unit basis of the points the measures name
+    (``measure_points``), not of all 1,404 coordinates: on random points everywhere on the mesh
+    the matrix form still equals the definitions, so a definition that reads a point its
+    ``Measure`` does not list fails here."""
+    from mien.geometry.measures import _readable_measures
+
+    c = canonical_face().vertices
+    noisy = c + np.random.default_rng(1).normal(0, 0.3, (6, *c.shape))
+    fast, slow = geometry_measures(noisy), _readable_measures(noisy)
+    assert list(fast) == list(slow)
+    for k in slow:
+        np.testing.assert_allclose(fast[k], slow[k], rtol=1e-12, atol=1e-12, err_msg=k)

@@ -3,7 +3,8 @@ the engine wrote before it (mien at commit 8320618, float model mien-fer-vgg-1.2
 
 ``tests/data/reference_*.csv.gz`` hold that run's frame, track, box (0.1 px), abstention and top
 label for every face. Tolerances: 99% of the reference faces found again in their frame (box IoU ≥ 0.5;
-not all: kernels differ between CPUs, see the test) and no more than 1% extra faces; boxes within IoU 0.97 on average; the same abstention for 99%;
+not all: kernels differ between CPUs, see the test) and no more than 1% extra faces; boxes within IoU 0.97 on average; the same abstention for 97.5% (detector scores at the
+abstention threshold move with the CPU's instruction set, see the test);
 the same top label for 98% of the faces both runs classify, when the run has the reference's
 float model (other models are compared with their float original in tests/test_int8_model.py).
 """
@@ -74,7 +75,10 @@ def test_table_matches_the_reference_run(clip):
     assert got["recall"] >= 0.99, got
     assert got["extra"] <= 0.01, got
     assert got["mean_iou"] >= 0.97, got
-    assert got["same_abstain"] >= 0.99, got
+    # 97.5%, not 99%: on an AMD EPYC with AVX-512 (2026-12-03) 13 of the 727 matched Hamilton faces
+    # abstain as low_score where the reference did not (detector scores at the threshold, frames
+    # 46-53 and 224-259), and the reference's own engine (8320618) gives the same 13 there
+    assert got["same_abstain"] >= 0.975, got
     if analyzer.model.sha256 == REFERENCE_MODEL_SHA256:
         assert got["same_label"] >= 0.98, got
     # another expression model (a new release, or its int8 quantisation) gives its own labels:

@@ -111,7 +111,7 @@ print(json.dumps([measures._affine_weights.cache_info().currsize, pose.canonical
 @pytest.mark.parametrize("geometry", ["on", "off"])
 def test_the_session_builder_warms_the_geometry_before_the_first_frame(geometry):
     """The canonical face and the measures' weights are built in the background with the ONNX
-    sessions, not on a video's first frame (which paid 16 ms for them: bench/RESULTS.md,
+    sessions, not on a video's first frame (which paid 12-16 ms for them: bench/RESULTS.md,
     "Idle-machine figures"); without geometry they are not built at all."""
     proc = subprocess.run([sys.executable, "-c", WARM_PROBE, geometry], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -155,9 +155,22 @@ def _affine_weights() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     n = 468 * 3
     cols = tuple(c for c in measure_columns() if c not in _NONLINEAR)
     zero = _raw_measures(np.zeros((1, 468, 3)))
-    unit = _raw_measures(np.eye(n).reshape(n, 468, 3))
     b = np.array([zero[c][0] for c in cols])
-    return cols, np.stack([unit[c] for c in cols], axis=1) - b, b
+    # only the points the measures name can have non-zero weights: the unit basis of those
+    # coordinates (~150 instead of 1,404; tests/test_geometry.py checks the result against the
+    # definitions on points moved everywhere on the mesh)
+    coords = np.array([3 * i + c for i in measure_points() for c in range(3)])
+    basis = np.zeros((len(coords), n))
+    basis[np.arange(len(coords)), coords] = 1.0
+    unit = _raw_measures(basis.reshape(-1, 468, 3))
+    w = np.zeros((n, len(cols)))
+    w[coords] = np.stack([unit[c] for c in cols], axis=1) - b
+    return cols, w, b
+
+
+def measure_points() -> tuple[int, ...]:
+    """Every mesh index a measure's definition reads (its ``right`` and ``left`` points)."""
+    return tuple(sorted({i for m in MEASURES for i in m.right + (m.left or ())}))
 
 
 def geometry_measures(face_points: np.ndarray) -> dict[str, np.ndarray]:
