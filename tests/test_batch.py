@@ -302,6 +302,75 @@ def test_cli_folder_summary_and_clean_failure_line(tmp_path):
     assert bad.returncode == 2 and "cannot write there" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_listed_inputs_keep_their_place_under_their_common_folder(tmp_path):
+    """``mien analyze a.mp4 b/c.mp4 ...`` (a shell glob): the root is the files' deepest common
+    folder; a file named twice counts once; files inside the output folder are left out; a folder,
+    a missing file or a non-media file is a one-line input error."""
+    from mien.batch.walk import listed_inputs
+
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "s2" / "deep").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    for rel in ("s1/a.mp4", "s2/a.mp4", "s2/deep/b.mov", "out/old.mp4", "notes.txt"):
+        (tmp_path / rel).write_bytes(b"x")
+    named = [str(tmp_path / r) for r in ("s2/deep/b.mov", "s1/a.mp4", "s2/a.mp4", "out/old.mp4")]
+    root, inputs = listed_inputs(named + [str(tmp_path / "s1" / ".." / "s1" / "a.mp4")], exclude=tmp_path / "out")
+    assert root == tmp_path
+    assert [i.relative for i in inputs] == ["s1/a.mp4", "s2/a.mp4", "s2/deep/b.mov"]
+    root, inputs = listed_inputs([str(tmp_path / "s2" / "a.mp4"), str(tmp_path / "s2" / "deep" / "b.mov")])
+    assert root == tmp_path / "s2" and [i.relative for i in inputs] == ["a.mp4", "deep/b.mov"]
+    for bad, message in ((tmp_path / "s1", "is a folder"), (tmp_path / "nope.mp4", "no such file"),
+                         (tmp_path / "notes.txt", "not a video or image file")):
+        with pytest.raises(InputError, match=message):
+            listed_inputs([str(tmp_path / "s1" / "a.mp4"), str(bad)])
+    with pytest.raises(InputError, match="inside the output folder"):
+        listed_inputs([str(tmp_path / "out" / "old.mp4")], exclude=tmp_path / "out")
+
+
+def test_cli_analyses_several_files_as_a_batch(tmp_path):
+    """``mien analyze clips/*.mp4 -o out/``: one resumable batch (index, combined dataset), a broken
+    file among them fails alone (exit 1), and the second run skips what is up to date."""
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "one.mp4").symlink_to(shared_video("single_face.mp4"))
+    (tmp_path / "clips" / "two.mp4").symlink_to(shared_video("no_face.mp4"))
+    (tmp_path / "clips" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 but the rest is gone")
+    files = sorted(str(p) for p in (tmp_path / "clips").iterdir())
+    cmd = [sys.executable, "-m", "mien", "analyze", *files, "-o", str(tmp_path / "out"), "--stride", "4"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "3 inputs: 2 done, 0 skipped (up to date), 1 failed" in proc.stdout
+    assert "broken.mp4" in proc.stderr
+    index = read_index(tmp_path / "out")
+    assert sorted(index["path"]) == ["broken.mp4", "one.mp4", "two.mp4"]
+    assert (tmp_path / "out" / "one.mp4.parquet").is_file()
+    base = cmd[:4]  # python -m mien analyze
+    again = subprocess.run(base + [files[1], files[2], "-o", str(tmp_path / "out"), "--stride", "4"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "2 inputs: 0 done, 2 skipped (up to date), 0 failed" in again.stdout
+    for extra, message in ((["-o", str(tmp_path / "x.parquet")], "must name an output folder"),
+                           (["-o", str(tmp_path / "o"), "--annotate", str(tmp_path / "a.mp4")], "takes one input")):
+        bad = subprocess.run(base + [files[1], files[2]] + extra, capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_the_eta_scales_by_what_was_analysed_not_by_what_failed():
+    """A broken file fails in moments whatever its size: counting it as analysed bytes made the
+    ETA after a first failed input hours long."""
+    import io
+
+    from mien.batch.progress import BatchProgress
+
+    log = io.StringIO()
+    progress = BatchProgress(3, 3_000_000, stream=log)
+    progress.started -= 2.0
+    progress.update("broken.mp4", "failed", None, 10)
+    assert "ETA -" in log.getvalue()
+    progress.update("one.mp4", "done", 100, 1_000_000)
+    eta = log.getvalue().splitlines()[-1].split("ETA ")[1].split(" ")[0]
+    h, m, sec = map(int, eta.split(":"))
+    assert h * 3600 + m * 60 + sec <= 5  # ~2 s for 1 MB, ~2 MB left
+
+
 # ------------------------------------------------------------------ exports
 def test_event_export_is_the_report_table_as_tidy_rows(study, tmp_path):
     _, out, _ = study

@@ -42,10 +42,13 @@ def _add_analyze(sub: Any) -> None:
         help="analyse video files, images, folders or live streams",
         description="Detect, track and classify facial expressions; write a per-face-per-frame table.",
     )
-    p.add_argument("input", help="video/image file, folder, webcam index (0) or stream URL (rtsp://, udp://, tcp://, http://)")
-    p.add_argument("-o", "--output", help="output .parquet/.csv/.jsonl (a folder when INPUT is a folder: "
-                   "ROOT/clip.mp4 -> OUTPUT/clip.mp4.parquet); default: <input file name>.parquet in the "
-                   "current folder (clip.mp4 -> clip.mp4.parquet)")
+    p.add_argument("input", nargs="+", metavar="INPUT",
+                   help="video/image file, folder, webcam index (0) or stream URL (rtsp://, udp://, tcp://, "
+                   "http://); or several files (e.g. clips/*.mp4), analysed as a folder run is")
+    p.add_argument("-o", "--output", help="output .parquet/.csv/.jsonl (a folder when INPUT is a folder or "
+                   "several files: ROOT/clip.mp4 -> OUTPUT/clip.mp4.parquet, ROOT their common folder); "
+                   "default: <input file name>.parquet in the current folder (clip.mp4 -> clip.mp4.parquet), "
+                   "mien_results/ for a folder")
     p.add_argument("--stride", type=positive_int, default=d.stride, help=f"analyse every N-th frame (default {d.stride})")
     p.add_argument("--fps", type=positive_float, default=d.fps, help="analyse at most X frames per second")
     p.add_argument("--detect-every", type=positive_int, default=d.detect_every,
@@ -194,12 +197,20 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from mien.pipeline import Analyzer, analyze_each
     from mien.results import preload_table_writers
     from mien.signals import protected_save, stop_requested
-    from mien.sources import expand_inputs
+    from mien.sources import expand_inputs, is_stream
 
     options = _analysis_options(args)
     if (args.landmarks or args.annotate_mesh) and args.no_geometry:
         raise MienError("--landmarks and --annotate-mesh need the face mesh: drop --no-geometry")
-    if Path(str(args.input)).is_dir():
+    named = [str(i) for i in args.input] if isinstance(args.input, list) else [str(args.input)]
+    if len(named) > 1:
+        live = [i for i in named if is_stream(i) or i.isdigit()]
+        if live:
+            raise MienError(f"{display(live[0])}: a stream or webcam is analysed on its own; "
+                            "several inputs must be files")
+        return _analyze_folder(args, options, files=named)
+    args.input = named[0]
+    if Path(args.input).is_dir():
         return _analyze_folder(args, options)
     if args.workers is not None or args.ray or args.force:
         raise MienError("--workers, --ray and --force apply to a folder input; "
@@ -258,17 +269,17 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _analyze_folder(args: argparse.Namespace, options: Any) -> int:
-    """A folder: the whole tree as one resumable batch (mien.batch)."""
+def _analyze_folder(args: argparse.Namespace, options: Any, files: list[str] | None = None) -> int:
+    """A folder, or several files: the whole tree, or those files, as one resumable batch (mien.batch)."""
     from mien.batch import BatchOptions, run_batch
     from mien.outputs import display
 
     if args.annotate:
         raise MienError("--annotate takes one input; run it per video")
     out_dir = Path(args.output or "mien_results")
-    summary = run_batch(args.input, out_dir, options, BatchOptions(
+    summary = run_batch(None if files else args.input, out_dir, options, BatchOptions(
         workers=args.workers, threads=args.threads, force=args.force, ray=args.ray,
-        progress=not args.quiet))
+        progress=not args.quiet), files=files)
     for w in summary.warnings:
         print(f"mien: warning: {w}", file=sys.stderr)
     if args.report:

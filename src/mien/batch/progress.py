@@ -2,7 +2,9 @@
 
 On a terminal one line is rewritten in place; in a log (a cluster job's output) each finished
 input adds a line, so the log tells what happened when. The ETA scales the time spent so far by
-the bytes still to do, a proxy for frames that costs nothing to know in advance.
+the bytes still to do over the bytes analysed (a proxy for frames that costs nothing to know in
+advance); inputs that failed count as done but not as analysed, since a broken file fails in
+moments whatever its size.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ class BatchProgress:
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self.files = self.failed = self.frames = self.bytes = 0
+        self.files = self.failed = self.frames = self.bytes = self.analysed_bytes = 0
         self.started = time.monotonic()
 
     def update(self, name: str, status: str, frames: int | None, size_bytes: int) -> None:
@@ -31,12 +33,14 @@ class BatchProgress:
         self.failed += status == "failed"
         self.frames += frames or 0
         self.bytes += size_bytes
+        if status != "failed":
+            self.analysed_bytes += size_bytes
         if not self.enabled:
             return
         elapsed = time.monotonic() - self.started
         rate = self.frames / elapsed if elapsed > 0 else 0.0
         left = self.total_bytes - self.bytes
-        eta = _clock(elapsed * left / self.bytes) if self.bytes and left > 0 else "-"
+        eta = _clock(elapsed * left / self.analysed_bytes) if self.analysed_bytes and left > 0 else "-"
         line = (f"files {self.files}/{self.total_files}"
                 + (f" ({self.failed} failed)" if self.failed else "")
                 + f" · {rate:.1f} frames/s · elapsed {_clock(elapsed)} · ETA {eta}")

@@ -28,7 +28,7 @@ from mien.batch.index import (
     write_index,
 )
 from mien.batch.progress import BatchProgress
-from mien.batch.walk import walk_inputs
+from mien.batch.walk import listed_inputs, walk_inputs
 from mien.batch.work import Job, Outcome
 from mien.errors import InputError
 from mien.options import AnalysisOptions
@@ -135,15 +135,28 @@ def check_output_dir(root: Path, out_dir: Path) -> None:
         raise InputError(f"-o {out_dir} is the input folder itself; choose a separate output folder")
 
 
-def run_batch(root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-              options: AnalysisOptions | None = None, batch: BatchOptions | None = None) -> BatchSummary:
-    """Analyse every video/image under ``root`` into ``out_dir`` (see the module docstring)."""
+def run_batch(root: str | os.PathLike[str] | None, out_dir: str | os.PathLike[str],
+              options: AnalysisOptions | None = None, batch: BatchOptions | None = None,
+              files: list[str] | None = None) -> BatchSummary:
+    """Analyse every video/image under ``root`` into ``out_dir`` (see the module docstring); or,
+    with ``root=None``, the ``files`` named one by one, placed under ``out_dir`` relative to their
+    deepest common folder (:func:`mien.batch.walk.listed_inputs`)."""
     t_start = time.monotonic()
-    root, out = Path(root), Path(out_dir)
+    out = Path(out_dir)
     options = options or AnalysisOptions()
     batch = batch or BatchOptions()
-    check_output_dir(root, out)
-    inputs = walk_inputs(root, exclude=out)
+    if root is None:
+        if not files:
+            raise InputError("give a folder or the files to analyse")
+        if out.suffix.lower() in TABLE_SUFFIXES:
+            raise InputError(f"{len(files)} inputs: -o must name an output folder, not {display(out)}")
+        if out.exists() and not out.is_dir():
+            raise InputError(f"-o {display(out)} exists and is not a folder; choose an output folder")
+        root, inputs = listed_inputs(files, exclude=out)
+    else:
+        root = Path(root)
+        check_output_dir(root, out)
+        inputs = walk_inputs(root, exclude=out)
     cores = available_cores()
     warnings: list[str] = []
     if batch.ray:

@@ -77,6 +77,37 @@ def walk_inputs(root: str | os.PathLike[str], exclude: str | os.PathLike[str] | 
     return sorted(found, key=lambda b: b.relative)
 
 
+def listed_inputs(files: list[str], exclude: str | os.PathLike[str] | None = None) -> tuple[Path, list[BatchInput]]:
+    """(root, inputs) for files named one by one (``mien analyze a.mp4 b/c.mp4 -o OUT/``, as a
+    shell glob expands): the root is their deepest common folder, so each keeps its place under
+    ``OUT`` as in a folder run. A file named twice is analysed once; files inside ``exclude`` (the
+    output folder) are left out, as a folder run leaves it out. Raises :class:`InputError` for a
+    folder, a missing file or one that is not a video or image."""
+    paths: list[Path] = []
+    seen: set[str] = set()
+    for f in files:
+        p = Path(f)
+        if p.is_dir():
+            raise InputError(f"{display(p)} is a folder: pass one folder on its own, or files only")
+        if not p.exists():
+            raise InputError(f"{display(p)}: no such file; check the path")
+        if p.suffix.lower() not in MEDIA_SUFFIXES:
+            raise InputError(f"{display(p)}: not a video or image file (looked for "
+                             f"{', '.join(sorted(MEDIA_SUFFIXES))}); pass media files only, or their folder")
+        absolute = os.path.abspath(p)  # links kept as named, as in a folder walk
+        if absolute not in seen:
+            seen.add(absolute)
+            paths.append(Path(absolute))
+    if exclude is not None:
+        out = os.path.abspath(exclude) + os.sep
+        paths = [p for p in paths if not str(p).startswith(out)]
+        if not paths:
+            raise InputError(f"every input named lies inside the output folder {display(exclude)}")
+    root = Path(os.path.commonpath([str(p.parent) for p in paths]))
+    found = [BatchInput(p, display(p.relative_to(root).as_posix())) for p in paths]
+    return root, sorted(found, key=lambda b: b.relative)
+
+
 def _dir_key(path: Path) -> tuple[int, int]:
     st = path.stat()
     return (st.st_dev, st.st_ino)
