@@ -8,6 +8,7 @@ commands and are left to ``tests/test_training.py``.
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shlex
@@ -91,7 +92,9 @@ def test_every_readme_example_runs_as_written(tmp_path):
     work = _scratch(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONUNBUFFERED": "1"}
     for command in readme_mien_commands():
-        argv = shlex.split(command)
+        # as the shell runs it: a glob (clips/*.mp4) becomes the files it matches
+        argv = [m for a in shlex.split(command)
+                for m in (sorted(glob.glob(a, root_dir=work)) if "*" in a else [a]) or [a]]
         sender = None
         url = next((a for a in argv if a.startswith("tcp://")), None)
         if url:  # the live example: a camera-like sender on that port
