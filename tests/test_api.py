@@ -74,3 +74,20 @@ def test_stream_yields_each_analysed_frame_as_analyze_source_tabulates_it(analyz
     np.testing.assert_allclose(faces.smoothed, table[[c for c in table if c.startswith("smooth_")]].to_numpy())
     assert faces.top_label == table["top_label"].tolist()
     assert isinstance(frames[0].image, np.ndarray) and isinstance(table, pd.DataFrame)
+
+
+@pytest.mark.slow
+def test_analyze_takes_a_list_of_files_into_one_result(tmp_path):
+    """``mien.analyze([a, b, broken])``: one result told apart by ``source``, the broken file in
+    ``failures``; a missing file is an input error before any work; a file named twice runs once."""
+    one, none = str(shared_video("single_face.mp4")), str(shared_video("no_face.mp4"))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 but the rest is gone")
+    result = mien.analyze([one, none, str(broken), one], stride=6, geometry=False)
+    assert set(result.table["source"]) == {one}  # no_face.mp4 adds frames, not rows
+    assert [f["source"] for f in result.failures] == [str(broken)]
+    assert [s["input"]["path"] for s in result.manifest.to_dict()["sources"]] == [one, none]
+    with pytest.raises(InputError, match="no such file"):
+        mien.analyze([one, str(tmp_path / "missing.mp4")])
+    with pytest.raises(InputError, match="empty list"):
+        mien.analyze([])

@@ -9,6 +9,7 @@ frame's faces) unless it abstains, and smooth per track. Every stage takes and r
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -498,7 +499,7 @@ def analyze_each(
 
 
 def analyze(
-    source: str | Path | int,
+    source: str | Path | int | Sequence[str | Path],
     *,
     options: AnalysisOptions | None = None,
     progress: bool = False,
@@ -506,12 +507,14 @@ def analyze(
     blur_faces: bool = False,
     **option_fields: Unpack[AnalysisFields],
 ) -> AnalysisResult:
-    """Analyse a video file, an image, a folder of them, a webcam index or a stream URL.
+    """Analyse a video file, an image, a folder of them, a list of files, a webcam index or a
+    stream URL.
 
     Pass ``options=AnalysisOptions(...)``, or its fields as keywords (``stride``, ``fps``,
     ``score_threshold``, ``detect_every``, ``smoothing_tau_s``, ``model_card``, ...,
-    ``quality=QualityThresholds(...)``). A folder is analysed file by file; a file that fails is
-    recorded in ``result.manifest.failures`` and the others go on.
+    ``quality=QualityThresholds(...)``). A folder or a list is analysed file by file into one
+    result (told apart by ``source``); a file that fails is recorded in
+    ``result.manifest.failures`` and the others go on.
     """
     if options is not None and option_fields:
         raise InputError("pass either options=AnalysisOptions(...) or its fields as keywords, not both")
@@ -519,9 +522,15 @@ def analyze(
         opts = options or AnalysisOptions(**option_fields)
     except TypeError as exc:
         raise InputError(f"unknown analysis option: {exc}") from None
+    if isinstance(source, (str, os.PathLike, int)):
+        specs, several = expand_inputs(source), Path(str(source)).is_dir()
+    else:
+        if not source:
+            raise InputError("analyze() was given an empty list of inputs")
+        specs = list(dict.fromkeys(s for item in source for s in expand_inputs(item)))
+        several = True
     analyzer = Analyzer(opts)
-    specs = expand_inputs(source)
-    if len(specs) == 1 and not Path(str(source)).is_dir():
+    if len(specs) == 1 and not several:
         return analyzer.analyze_source(specs[0], progress=progress, annotate=annotate, blur_faces=blur_faces)
     if annotate is not None:
         raise InputError("annotate takes one input; analyse the videos one by one to annotate them")
