@@ -86,3 +86,27 @@ def test_unreadable_files_are_input_errors(tmp_path):
         read_manifest(bad)
     with pytest.raises(InputError, match="not found"):
         read_table(tmp_path / "missing.parquet")
+
+
+def test_the_manifest_records_the_numeric_libraries_and_the_cpu_features():
+    """Results differ slightly between instruction sets (tests/test_outputs_unchanged.py), so a
+    manifest says which CPU features and library versions produced it."""
+    import sys
+
+    import cv2
+    import onnxruntime
+
+    from mien.schema import RunManifest
+
+    env = RunManifest().environment
+    assert env["onnxruntime"] == onnxruntime.__version__ and env["opencv"] == cv2.__version__
+    assert env["numpy"] == np.__version__ and env["python"] == sys.version.split()[0]
+    flags: set[str] = set()
+    if Path("/proc/cpuinfo").is_file():
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    for feature in ("avx2", "avx512f", "avx512_vnni", "asimd"):
+        assert (feature in env["cpu"].split("; ")[-1].split()) == (feature in flags), (feature, env["cpu"])
+    assert json.loads(json.dumps(RunManifest().to_dict()))["environment"] == env

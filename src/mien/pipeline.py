@@ -38,7 +38,7 @@ from mien.outputs import display
 from mien.quality import assess
 from mien.results import AnalysisResult, RowBuffer, concat_columns
 from mien.runtime import providers_for
-from mien.schema import RunManifest, SourceRun, table_columns
+from mien.schema import RunManifest, SourceRun, run_environment, table_columns
 from mien.signals import protected_save
 from mien.smoothing import ExpressionSmoother
 from mien.sources import Frame, FrameSelector, expand_inputs, is_stream, open_source
@@ -149,6 +149,7 @@ class Analyzer:
                 net.session  # noqa: B018
             except Exception:  # noqa: BLE001 - the first real use raises it where it belongs
                 pass
+        run_environment()  # the manifest's, read once per process (~8 ms)
         if self.mesh is not None:
             try:
                 warm_geometry()

@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -341,6 +342,54 @@ class SourceRun:
         return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
+#: the numerical libraries whose kernels a result depends on: (key, module)
+_NUMERIC_MODULES = (("onnxruntime", "onnxruntime"), ("opencv", "cv2"), ("av", "av"), ("numpy", "numpy"))
+#: the CPU features ONNX Runtime and OpenCV pick their kernels by; results can differ slightly
+#: between them (tests/test_outputs_unchanged.py: AVX2 against AVX-512 machines)
+_CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "asimd", "sve")
+
+
+def run_environment() -> dict[str, str]:
+    """What a run's numbers depend on beyond mien and its models: Python, the platform, the
+    versions of the numerical libraries this process has loaded (their ``__version__``: nothing
+    is imported or looked up for it) and the CPU with the instruction-set features that select
+    ONNX Runtime's kernels."""
+    python, system, cpu = _machine()
+    env = {"python": python, "platform": system}
+    for key, module in _NUMERIC_MODULES:
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(getattr(loaded, "__version__", None), str):
+            env[key] = loaded.__version__
+    env["cpu"] = cpu
+    return env
+
+
+@lru_cache(maxsize=1)
+def _machine() -> tuple[str, str, str]:
+    """(Python version, platform, CPU), once per process: ``platform.platform()`` alone takes
+    ~8 ms (it reads the interpreter's binary for the C library's version), so the engine calls
+    this in the background with its session builds, not when a run's manifest is made."""
+    return sys.version.split()[0], platform.platform(), _cpu_description()
+
+
+def _cpu_description() -> str:
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Hardware") and name in ("", platform.machine(), platform.processor()):
+                    name = value.strip() or name
+                elif key in ("flags", "Features"):
+                    flags = set(value.split())
+                    break
+    except OSError:  # not Linux: the name alone
+        pass
+    found = [f for f in _CPU_FEATURES if f in flags]
+    return f"{name}; {' '.join(found)}" if found else name
+
+
 @dataclass
 class RunManifest:
     """Everything needed to know what produced a result and to reproduce it.
@@ -363,8 +412,7 @@ class RunManifest:
     #: the table this manifest describes: file name, rows, SHA-256 (set when it is written;
     #: readers check it, so a manifest moved beside another table is caught)
     table: dict[str, Any] | None = None
-    environment: dict[str, str] = field(default_factory=lambda: {
-        "python": sys.version.split()[0], "platform": platform.platform()})
+    environment: dict[str, str] = field(default_factory=run_environment)
 
     @property
     def warnings(self) -> list[str]:
