@@ -271,3 +271,20 @@ def test_cli_defaults_come_from_the_options_dataclasses():
                                                                            d.smoothing_tau_s)
     assert (args.min_face, args.min_det_score, args.min_sharpness, args.max_yaw) == (
         q.min_face_px, q.min_det_score, q.min_sharpness, q.max_abs_yaw_deg)
+
+
+def test_info_lists_every_model_analyze_runs_and_the_machine():
+    """``mien info`` names (and SHA-256 checks) what ``mien analyze`` runs by default on a CPU:
+    the detector, the int8 expression twin, the face mesh; and the CPU features the manifest records."""
+    from mien.expression import ExpressionModel
+    from mien.geometry.mesh import FaceMesh
+
+    proc = run_mien("info", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["expression_model"].startswith(ExpressionModel.load(precision="float").name + " ")
+    assert info["expression_model_on_cpu"].startswith(ExpressionModel.load(precision="int8").name + " ")
+    assert info["face_mesh"].startswith(FaceMesh.load().card["name"] + " ")
+    assert all("SHA-256 verified" in info[k] for k in ("face_detector", "expression_model",
+                                                       "expression_model_on_cpu", "face_mesh"))
+    assert info["environment"]["cpu"] and info["environment"]["python"] == sys.version.split()[0]

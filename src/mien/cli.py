@@ -314,18 +314,26 @@ def _add_info(sub: Any) -> None:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from mien.detector_weights import DETECTOR_NAME, detector_weights
-    from mien.expression import ExpressionModel
+    from mien.expression import ExpressionModel, int8_card_path
+    from mien.geometry.mesh import FaceMesh
+    from mien.schema import run_environment
 
     detector_weights()
     model = ExpressionModel.load()
+    # what `mien analyze` runs on a CPU by default (--precision auto): the int8 twin where one ships
+    cpu_model = ExpressionModel.load(precision="int8") if int8_card_path() is not None else model
+    mesh = FaceMesh.load()
     print(json.dumps({
         "mien": __version__,
         "face_detector": DETECTOR_NAME + " (SHA-256 verified)",
         "expression_model": model.name + " (SHA-256 verified)",
+        "expression_model_on_cpu": cpu_model.name + " (SHA-256 verified; --precision float for the float one)",
+        "face_mesh": f"{mesh.card['name']} (SHA-256 verified, canonical face too)",
         "labels": list(model.labels),
         "temperature": model.temperature,
         "prior_strength": model.prior_strength,
         "privatetest": {k: v.get("value") for k, v in (model.card.get("evaluation") or {}).get("metrics", {}).items()},
+        "environment": run_environment(),
     }, indent=2))
     return EXIT_OK
 
