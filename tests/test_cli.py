@@ -287,4 +287,7 @@ def test_info_lists_every_model_analyze_runs_and_the_machine():
     assert info["face_mesh"].startswith(FaceMesh.load().card["name"] + " ")
     assert all("SHA-256 verified" in info[k] for k in ("face_detector", "expression_model",
                                                        "expression_model_on_cpu", "face_mesh"))
+    import onnxruntime
+
     assert info["environment"]["cpu"] and info["environment"]["python"] == sys.version.split()[0]
+    assert info["environment"]["onnxruntime"] == onnxruntime.__version__

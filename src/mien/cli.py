@@ -48,7 +48,7 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("-o", "--output", help="output .parquet/.csv/.jsonl (a folder when INPUT is a folder or "
                    "several files: ROOT/clip.mp4 -> OUTPUT/clip.mp4.parquet, ROOT their common folder); "
                    "default: <input file name>.parquet in the current folder (clip.mp4 -> clip.mp4.parquet), "
-                   "mien_results/ for a folder")
+                   "mien_results/ for a folder or several files")
     p.add_argument("--stride", type=positive_int, default=d.stride, help=f"analyse every N-th frame (default {d.stride})")
     p.add_argument("--fps", type=positive_float, default=d.fps, help="analyse at most X frames per second")
     p.add_argument("--detect-every", type=positive_int, default=d.detect_every,
@@ -313,6 +313,8 @@ def _add_info(sub: Any) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    import onnxruntime  # noqa: F401 - loaded, so the environment below names its version
+
     from mien.detector_weights import DETECTOR_NAME, detector_weights
     from mien.expression import ExpressionModel, int8_card_path
     from mien.geometry.mesh import FaceMesh

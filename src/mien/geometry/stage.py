@@ -50,10 +50,10 @@ def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces,
 
 
 def warm_up() -> None:
-    """Load the canonical face and build the measures' weights (a 1,404-coordinate basis run
-    through their definitions) once, on a synthetic face: a video's first frame would otherwise
-    pay them, 5-50 ms (numpy's BLAS starting its threads included). The engine calls it in the
-    thread that builds its ONNX sessions."""
+    """Load the canonical face and build the measures' weights once, on a synthetic face: a
+    video's first frame would otherwise pay them (12-16 ms in a fresh process, numpy's BLAS
+    starting its threads included; bench/RESULTS.md, "Idle-machine figures"). The engine calls it
+    in the thread that builds its ONNX sessions."""
     from mien.geometry.pose import canonical_face
 
     face = canonical_face().vertices[None] * np.array([10.0, -10.0, -10.0]) + np.array([320.0, 180.0, 0.0])
