@@ -528,8 +528,13 @@ def analyze(
     else:
         if not source:
             raise InputError("analyze() was given an empty list of inputs")
-        specs = list(dict.fromkeys(s for item in source for s in expand_inputs(item)))
-        several = True
+        # a file named twice (also as ./a.mp4 and a.mp4) runs once, as on the command line
+        unique: dict[str, str | int] = {}
+        for item in source:
+            for spec in expand_inputs(item):
+                key = spec if isinstance(spec, int) or is_stream(spec) else os.path.abspath(spec)
+                unique.setdefault(str(key), spec)
+        specs, several = list(unique.values()), True
     analyzer = Analyzer(opts)
     if len(specs) == 1 and not several:
         return analyzer.analyze_source(specs[0], progress=progress, annotate=annotate, blur_faces=blur_faces)
