@@ -78,7 +78,11 @@ def test_no_face_video_gives_zero_rows_and_exit_0(tmp_path):
     out = tmp_path / "nf.parquet"
     proc = run_mien("analyze", str(shared_video("no_face.mp4")), "-o", str(out), "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert len(pd.read_parquet(out)) == 0
+    table = pd.read_parquet(out)
+    assert len(table) == 0
+    # the columns and dtypes of a run that found faces (geometry on): a study's tables line up
+    assert list(table.columns) == list(ALL_COLUMNS)
+    assert str(table["pose_yaw_deg"].dtype) == "float64" and str(table["geo_blink"].dtype) == "int64"
     assert json.loads((tmp_path / "nf.parquet.manifest.json").read_text())["sources"][0]["frames"]["decoded"] == 95  # the container announces 98; 95 decode
 
 

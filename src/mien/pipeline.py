@@ -36,7 +36,7 @@ from mien.memory import release_large_frames
 from mien.options import AnalysisFields, AnalysisOptions
 from mien.outputs import display
 from mien.quality import assess
-from mien.results import AnalysisResult, RowBuffer, concat_columns
+from mien.results import AnalysisResult, RowBuffer, concat_columns, empty_columns
 from mien.runtime import providers_for
 from mien.schema import RunManifest, SourceRun, run_environment, table_columns
 from mien.signals import protected_save
@@ -299,7 +299,7 @@ class Analyzer:
             interrupted = True
         table = concat_columns([*flushed, rows.to_table()])
         if self.mesh is not None:
-            table = add_track_deltas(table)
+            table = add_track_deltas(table) if len(table) else empty_columns(geometry=True)
         return table, counts.stats(interrupted)
 
     def classify_image(self, image_bgr: np.ndarray) -> ImageClassification:

@@ -22,6 +22,7 @@ from mien.schema import (
     ALL_COLUMNS,
     COLUMNS,
     DTYPES,
+    OPTIONAL_DTYPES,
     TABLE_SUFFIXES,
     RunManifest,
     empty_table,
@@ -93,9 +94,12 @@ class RowBuffer:
         return self.to_table().to_pandas()
 
 
-def empty_columns() -> ColumnTable:
-    """:func:`mien.schema.empty_table` as columns: the schema's columns and dtypes, no rows."""
-    return ColumnTable({c: np.empty(0, DTYPES[c]) for c in COLUMNS})
+def empty_columns(geometry: bool = False) -> ColumnTable:
+    """:func:`mien.schema.empty_table` as columns: the schema's columns and dtypes, no rows; with
+    ``geometry``, the face-geometry columns too (a run with the mesh on that found no face has the
+    columns of one that found faces)."""
+    dtypes = {**DTYPES, **OPTIONAL_DTYPES} if geometry else DTYPES
+    return ordered(ColumnTable({c: np.empty(0, t) for c, t in dtypes.items()}))
 
 
 def ordered(table: ColumnTable) -> ColumnTable:
