@@ -20,7 +20,6 @@ from mien.manifest import file_sha256
 from mien.outputs import display, keep_mode
 from mien.schema import (
     ALL_COLUMNS,
-    COLUMNS,
     DTYPES,
     OPTIONAL_DTYPES,
     TABLE_SUFFIXES,
