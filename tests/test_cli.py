@@ -10,6 +10,7 @@ import sys
 import time
 
 import av
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, shared_video
@@ -212,6 +213,35 @@ def test_still_images_and_image_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in ("a.jpg", "b.png"):  # each input's own name and suffix, plus .parquet
         assert len(pd.read_parquet(tmp_path / "out" / f"{name}.parquet")) == 1
+
+
+@pytest.mark.slow
+def test_annotated_still_for_a_still_input(tmp_path):
+    import cv2
+
+    with av.open(str(shared_video("single_face.mp4"))) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    photo = tmp_path / "a.png"
+    cv2.imwrite(str(photo), frame)
+    ann = tmp_path / "ann" / "a_annotated.png"
+    proc = run_mien("analyze", str(photo), "-o", str(tmp_path / "a.csv"), "--annotate", str(ann), "--blur-faces", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    drawn = cv2.imread(str(ann))
+    assert drawn.shape == frame.shape
+    row = pd.read_csv(tmp_path / "a.csv").iloc[0]
+    x1, y1, x2, y2 = (int(round(row[k])) for k in ("x1", "y1", "x2", "y2"))
+    inside = np.abs(drawn[y1 + 3:y2 - 3, x1 + 3:x2 - 3].astype(int) - frame[y1 + 3:y2 - 3, x1 + 3:x2 - 3]).mean()
+    px, py = int(0.2 * (x2 - x1)), int(0.2 * (y2 - y1))
+    away = np.ones(frame.shape[:2], bool)
+    away[max(y1 - py - 30, 0):y2 + py, max(x1 - px, 0):x2 + px] = False  # the box, its blur margin, its label
+    assert inside > 5  # the face is blurred and boxed
+    assert np.array_equal(drawn[away], frame[away])  # the rest of the photo is the photo
+    assert not list(ann.parent.glob(".*"))  # written whole, no temp file left
+    # a still asked of a video: a one-line error before any work
+    proc = run_mien("analyze", str(shared_video("single_face.mp4")), "-o", str(tmp_path / "v.csv"),
+                    "--annotate", str(tmp_path / "v.png"))
+    assert proc.returncode == 2 and "annotates a still-image input" in proc.stderr
+    assert not (tmp_path / "v.csv").exists()
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
-"""Annotated video output: boxes, anonymous track ids and the top expression drawn on each frame,
-optionally with every face blurred (``--blur-faces``) so the video can be shared."""
+"""Annotated output: boxes, anonymous track ids and the top expression drawn on each frame of a
+video (or on a still image, as a still), optionally with every face blurred (``--blur-faces``) so
+it can be shared."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -11,7 +12,12 @@ import numpy as np
 
 from mien.errors import InputError
 from mien.faces import Faces
+from mien.schema import IMAGE_SUFFIXES
 from mien.signals import uninterrupted
+
+#: What ``--annotate`` may end in: a video, or, for a still-image input, a still.
+VIDEO_ANNOTATION_SUFFIXES: tuple[str, ...] = (".mp4", ".mkv", ".mov")
+STILL_ANNOTATION_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 
 _PALETTE = [(66, 135, 245), (245, 130, 48), (60, 180, 75), (230, 25, 75), (145, 30, 180),
             (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
@@ -64,7 +70,7 @@ class AnnotatedVideoWriter:
 
     def __init__(self, path: str | Path, fps: float | None) -> None:
         self.path = Path(path)
-        if self.path.suffix.lower() not in (".mp4", ".mkv", ".mov"):
+        if self.path.suffix.lower() not in VIDEO_ANNOTATION_SUFFIXES:
             raise InputError(f"--annotate {self.path}: an annotated video must end in .mp4, .mkv or .mov")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.part{self.path.suffix}")
@@ -121,3 +127,50 @@ class AnnotatedVideoWriter:
         if self.path.exists():  # a rewrite keeps the existing file's permission bits
             self.tmp.chmod(self.path.stat().st_mode & 0o7777)
         self.tmp.replace(self.path)
+
+
+class AnnotatedStillWriter:
+    """The annotated frame of a still-image input, as a still (.jpg, .jpeg or .png), written
+    atomically when the run finishes; the same interface as :class:`AnnotatedVideoWriter`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() not in STILL_ANNOTATION_SUFFIXES:
+            raise InputError(f"--annotate {self.path}: an annotated still must end in .jpg, .jpeg or .png")
+        self._image: np.ndarray | None = None
+
+    def write(self, img: np.ndarray, time_s: float) -> None:
+        self._image = img
+
+    def abort(self) -> None:
+        self._image = None
+
+    def close(self) -> None:
+        if self._image is None:
+            return
+        ok, data = cv2.imencode(self.path.suffix.lower(), self._image)
+        if not ok:  # pragma: no cover - OpenCV encodes every suffix above
+            raise InputError(f"--annotate {self.path}: OpenCV could not encode the image")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.part")
+        tmp.write_bytes(data.tobytes())
+        if self.path.exists():  # a rewrite keeps the existing file's permission bits
+            tmp.chmod(self.path.stat().st_mode & 0o7777)
+        tmp.replace(self.path)
+
+
+def check_annotation(path: str | Path, source: str | int) -> bool:
+    """True when ``--annotate PATH`` asks for a still; raises :class:`InputError` when it asks a
+    still of a video or stream (checked before any work)."""
+    if Path(path).suffix.lower() not in STILL_ANNOTATION_SUFFIXES:
+        return False
+    if Path(str(source)).suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(f"--annotate {path}: a still (.jpg/.png) annotates a still-image input; "
+                         "for a video or stream name a .mp4, .mkv or .mov")
+    return True
+
+
+def annotation_writer(path: str | Path, source: str | int, fps: float) -> AnnotatedVideoWriter | AnnotatedStillWriter:
+    """The writer ``--annotate PATH`` asks for: a still for a still-image source that names one
+    (:func:`check_annotation`), a video otherwise."""
+    return AnnotatedStillWriter(path) if check_annotation(path, source) else AnnotatedVideoWriter(path, fps)

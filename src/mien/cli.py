@@ -95,7 +95,7 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--precision", choices=("auto", "int8", "float"), default=d.precision,
                    help="expression network: its int8 quantisation (faster on a CPU; audited on its own "
                    "card) or the float model; auto (default): int8 on the CPU where it ships, float on a GPU")
-    p.add_argument("--annotate", default=None, help="write an annotated video (.mp4, .mkv or .mov) here (single input only)")
+    p.add_argument("--annotate", default=None, help="write an annotated video (.mp4, .mkv or .mov) here, or, for a still-image input, an annotated still (.jpg or .png); single input only")
     p.add_argument("--blur-faces", action="store_true", help="blur every face in the annotated video")
     p.add_argument("--annotate-mesh", action="store_true", help="draw each face's mesh in the annotated video")
     p.add_argument("--report", default=None, help="also write a self-contained HTML report (.html) here")
@@ -153,7 +153,10 @@ def _plan_outputs(args: argparse.Namespace, specs: list[str | int]) -> tuple[boo
         outputs = [Path(args.output) if args.output else default_output(str(specs[0]))]
     planned = [Output(o, "-o", TABLE_SUFFIXES, sidecars=True) for o in outputs]
     if args.annotate:
+        from mien.annotate import check_annotation
+
         planned.append(Output(Path(args.annotate), "--annotate", ANNOTATE_SUFFIXES))
+        check_annotation(args.annotate, specs[0])
     if args.report:
         planned.append(Output(Path(args.report), "--report", REPORT_SUFFIXES))
     inputs: list[str] = [str(s) for s in specs]

@@ -30,7 +30,7 @@ __all__ = ["TABLE_SUFFIXES", "ANNOTATE_SUFFIXES", "REPORT_SUFFIXES", "CSV_SUFFIX
            "check_writable", "default_output", "display", "keep_mode", "legacy_sidecar_path",
            "mirrored_output", "sidecar_path"]
 
-ANNOTATE_SUFFIXES: tuple[str, ...] = (".mp4", ".mkv", ".mov")
+ANNOTATE_SUFFIXES: tuple[str, ...] = (".mp4", ".mkv", ".mov", ".jpg", ".jpeg", ".png")  # stills: a still input
 REPORT_SUFFIXES: tuple[str, ...] = (".html", ".htm")
 CSV_SUFFIXES: tuple[str, ...] = (".csv",)
 

@@ -403,9 +403,9 @@ class Analyzer:
             bar = tqdm(total=total, unit="frame", desc=Path(source).name[:30], file=sys.stderr,
                        dynamic_ncols=True, leave=False)
         if annotate is not None:
-            from mien.annotate import AnnotatedVideoWriter, draw
+            from mien.annotate import annotation_writer, draw
 
-            writer = AnnotatedVideoWriter(annotate, (src.stats.fps or 30.0) / max(o.stride, 1))
+            writer = annotation_writer(annotate, spec, (src.stats.fps or 30.0) / max(o.stride, 1))
 
         def on_frame(res: FrameResult) -> None:
             if bar is not None:
