@@ -76,3 +76,27 @@ def test_overlapped_stages_give_the_same_table_as_one_thread(analyzer):
         tables[overlap] = table.to_pandas()
     assert len(tables[True]) > 200
     assert tables[True].equals(tables[False])
+
+
+def test_numpy_blas_runs_on_one_thread_while_frames_are_analysed_and_is_restored_after():
+    """OpenBLAS's own threads spin between the engine's small matrix products and took a third of
+    the 16-face grid's frame rate (bench/RESULTS.md, "numpy's BLAS threads")."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from mien.pipeline import Analyzer
+    from mien.sources import open_source
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("numpy here links no BLAS that threadpoolctl can see")
+    an = Analyzer()
+    with threadpool_limits(limits=2, user_api="blas"):  # a known value to restore, on any machine
+        during = []
+        for res in an.process_frames(iter(open_source(str(shared_video("single_face.mp4"))))):
+            during.append(blas_threads())
+            if res.index >= 4:
+                break
+        assert during and all(d == {1} for d in during)
+        assert blas_threads() == {2}  # the generator closed: the limit is lifted

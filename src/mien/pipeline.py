@@ -37,7 +37,7 @@ from mien.options import AnalysisFields, AnalysisOptions
 from mien.outputs import display
 from mien.quality import assess
 from mien.results import AnalysisResult, RowBuffer, concat_columns, empty_columns
-from mien.runtime import providers_for
+from mien.runtime import one_blas_thread, providers_for
 from mien.schema import RunManifest, SourceRun, run_environment, table_columns
 from mien.signals import protected_save
 from mien.smoothing import ExpressionSmoother
@@ -165,7 +165,12 @@ class Analyzer:
         each stage before the last runs in its own thread a few frames ahead
         (:func:`mien.ahead.run_ahead`); the results are the same. Its default (None) overlaps
         them when geometry is on: bench/stages.py measured 1.1-1.3x then, and 0.8-0.95x for one
-        face without geometry, whose stages are too short to gain from a thread each."""
+        face without geometry, whose stages are too short to gain from a thread each.
+        numpy's BLAS runs on one thread until the stream ends (:func:`mien.runtime.one_blas_thread`)."""
+        with one_blas_thread():
+            yield from self._process_frames(frames, counts)
+
+    def _process_frames(self, frames: Iterable[Frame], counts: _RunCounts | None) -> Iterator[FrameResult]:
         o = self.options
         counts = counts if counts is not None else _RunCounts()
         timing = counts.timing

@@ -1,6 +1,9 @@
-"""ONNX Runtime sessions, built one way for every model mien runs (detector, expression model)."""
+"""ONNX Runtime sessions, built one way for every model mien runs (detector, expression model,
+face mesh), and the threads of the other native libraries while the engine runs."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,3 +52,22 @@ def make_session(model: bytes | str, threads: int = 1, device: str = "cpu") -> o
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     return ort.InferenceSession(model, sess_options=opts, providers=providers)
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS (OpenBLAS, MKL ...) on one thread while the engine runs, as before after.
+
+    The engine's numpy work is small matrices per frame (the geometry measures' weights, pose
+    fits), which OpenBLAS splits across its own threads once a crowd makes them large enough;
+    between calls those threads spin, burning the cores the engine's stage threads and ONNX
+    Runtime need. On the 16-face 720p grid (2 cores) limiting them gave 1.35-1.47x the frame rate
+    at 0.61-0.66x the CPU per frame; at 1-9 faces it changed nothing measurable (bench/RESULTS.md,
+    "numpy's BLAS threads"). The limit is process-wide while the block runs (BLAS has no
+    per-thread setting) and covers every BLAS loaded (numpy's, and the OpenBLAS inside OpenCV's
+    wheel); OpenCV's own thread pool is left alone (one OpenCV thread was slower). Through
+    ``threadpoolctl``; a no-op where it finds no BLAS."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
