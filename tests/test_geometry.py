@@ -217,6 +217,23 @@ def test_mesh_on_a_real_face_is_consistent(models) -> None:
     assert isinstance(head_pose(res.points), HeadPose)
 
 
+def test_reused_crop_buffer_gives_each_call_its_own_faces(models) -> None:
+    """FaceMesh.run keeps its crops buffer from call to call (per thread): a call with fewer or
+    more faces than the last gets exactly the meshes a fresh network gives."""
+    det, mesh = models
+    img = _image(TAIWANESE / "images" / "0101a02.jpg")
+    d = det.detect(img)[:1]
+    wide = np.ascontiguousarray(np.hstack([img, img[:, ::-1]]))  # the face and its mirror image
+    w = img.shape[1]
+    boxes = np.vstack([d.xyxy, [w + w - d.xyxy[0, 2], d.xyxy[0, 1], w + w - d.xyxy[0, 0], d.xyxy[0, 3]]])
+    lm_mirror = d.landmarks[0][[1, 0, 2, 4, 3]] * [-1, 1] + [2 * w, 0]
+    lms = np.vstack([d.landmarks, lm_mirror[None]])
+    reference = {k: FaceMesh.load().run(wide, boxes[idx], lms[idx]).points  # a fresh network each: no buffer yet
+                 for k, idx in (("both", [0, 1]), ("mirror", [1]))}
+    for k, idx in (("both", [0, 1]), ("mirror", [1]), ("both", [0, 1]), ("mirror", [1])):
+        np.testing.assert_array_equal(mesh.run(wide, boxes[idx], lms[idx]).points, reference[k], strict=True)
+
+
 def _rotated(img: np.ndarray, angle: float) -> np.ndarray:
     h, w = img.shape[:2]
     pad = cv2.copyMakeBorder(img, h // 2, h // 2, w // 2, w // 2, cv2.BORDER_REPLICATE)

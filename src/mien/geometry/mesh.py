@@ -125,9 +125,14 @@ def back_project(points: np.ndarray, transforms: np.ndarray) -> np.ndarray:
 FOUR_CHANNEL_PIXELS_PER_FACE = 150_000
 
 
-def crops_for(image_bgr: np.ndarray, transforms: np.ndarray) -> np.ndarray:
-    """The network input (n, 192, 192, 3) float32 RGB 0..1 for each transform."""
-    out = np.empty((len(transforms), INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+def crops_for(image_bgr: np.ndarray, transforms: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The network input (n, 192, 192, 3) float32 RGB 0..1 for each transform; written into
+    ``out`` (a float32 array of at least n such crops, C-contiguous) when given, and returned as its
+    first n crops."""
+    n = len(transforms)
+    if out is None or len(out) < n:
+        out = np.empty((n, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+    out = out[:n]
     if image_bgr.ndim == 2:
         image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
     four = image_bgr.shape[0] * image_bgr.shape[1] <= FOUR_CHANNEL_PIXELS_PER_FACE * len(transforms)
@@ -150,6 +155,7 @@ class FaceMesh:
         self.threads = threads
         self._session = None
         self._lock = threading.Lock()  # the engine may build the session in a background thread
+        self._buffers = threading.local()  # each calling thread's crops, reused frame to frame
 
     @classmethod
     def load(cls, card_path: str | Path | None = None, threads: int = 1) -> FaceMesh:
@@ -208,7 +214,13 @@ class FaceMesh:
         if len(boxes) == 0:
             return MeshResult.empty()
         m = crop_transforms(boxes, landmarks5, scale, sides, angles)
-        pts, score = self.run_crops(crops_for(image_bgr, m))
+        # one buffer per thread, grown as needed: 16 faces' crops are 7 MB, which malloc serves
+        # from fresh pages (mien.memory) and the kernel faults in again every frame
+        buf = getattr(self._buffers, "crops", None)
+        crops = crops_for(image_bgr, m, buf)
+        if buf is None or len(crops) > len(buf):
+            self._buffers.crops = crops
+        pts, score = self.run_crops(crops)
         return MeshResult(back_project(pts.astype(np.float64), m).astype(np.float32), score)
 
 
