@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from conftest import shared_video
 
-from mien.alignment import FER_TEMPLATE, align_faces, similarity_transform, similarity_transforms
+from mien.alignment import (
+    FER_TEMPLATE,
+    align_faces,
+    similarity_transform,
+    similarity_transforms,
+    supersampled_crops,
+)
 
 
 def umeyama_svd(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -46,6 +52,10 @@ def test_vectorised_similarity_matches_the_svd_reference():
     want = np.stack([umeyama_svd(s, dst) for s in src])
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
     np.testing.assert_array_equal(similarity_transform(src[7], dst), got[7])
+    # the per-template terms are cached: a second template of the same shape gets its own
+    other = dst[::-1] * 0.7 + 5
+    np.testing.assert_allclose(similarity_transforms(src, other), np.stack([umeyama_svd(s, other) for s in src]),
+                               rtol=1e-4, atol=1e-3)
 
 
 def _frame_and_faces(name: str, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,17 +96,6 @@ def test_small_faces_match_the_per_face_svd_warp():
     # the crop-relative translation rounds differently in float32: at most one grey level, rarely
     assert np.abs(got - want).max() <= 1
     assert (got != want).mean() < 0.01
-
-
-def supersampled_crops(gray: np.ndarray, landmarks: np.ndarray, size: int, ss: int = 8) -> np.ndarray:
-    """The reference for large faces: each crop warped from the whole gray frame at ``ss`` times
-    its size (bilinear) and box-filtered back, so every crop pixel is the mean of its footprint."""
-    out = []
-    for m in similarity_transforms(landmarks, FER_TEMPLATE * size):
-        m = np.hstack([ss * m[:, :2], (ss * m[:, 2] + (ss - 1) / 2)[:, None]]).astype(np.float32)
-        big = cv2.warpAffine(gray, m, (ss * size, ss * size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out.append(cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA))
-    return np.stack(out)
 
 
 @pytest.mark.parametrize("height", [360, 720, 1080])

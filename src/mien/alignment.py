@@ -137,12 +137,12 @@ def align_faces(
 
 def _reduced_warp(image: np.ndarray, m: np.ndarray, shrink: float, size: int) -> np.ndarray:
     """The crop of a face ``shrink`` (> 2) frame pixels per crop pixel, without aliasing and on
-    OpenCV's fast paths only: the region the crop samples is halved ``h`` times by an exact 2x2 box
+    OpenCV's fast paths only: the region the crop samples is halved ``halvings`` times by an exact 2x2 box
     filter (INTER_AREA at exactly half: a few microseconds, where a fractional INTER_AREA costs
     0.1-0.3 ms on a 300-px face), leaving ``s = shrink / 2**h`` in [1.5, 3); that is warped to a
     crop twice the size (a step of s/2 in [0.75, 1.5) pixels) and box-filtered by 2 once more
     (2x supersampling). Pixel centres are kept: a halved pixel p lies at ``2p + 1/2``, a crop pixel
-    at the mean of its two supersamples."""
+    at the mean of its two supersamples. :func:`supersampled_crops` is what it approximates."""
     halvings = max(int(np.floor(np.log2(shrink / 1.5))), 0)
     k = 2**halvings
     h, w = image.shape[:2]
@@ -161,3 +161,16 @@ def _reduced_warp(image: np.ndarray, m: np.ndarray, shrink: float, size: int) ->
     m2 = np.hstack([2 * k * a, (2 * t + 0.5)[:, None]]).astype(np.float32)
     big = cv2.warpAffine(src, m2, (2 * size, 2 * size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def supersampled_crops(gray: np.ndarray, landmarks: np.ndarray, size: int, template: np.ndarray = FER_TEMPLATE,
+                       ss: int = 8) -> np.ndarray:
+    """The reference :func:`align_faces` is held to (slow: for tests and benchmarks): each crop
+    warped from the whole gray frame at ``ss`` times its size (bilinear) and box-filtered back, so
+    every crop pixel is the mean of its footprint, centred where the template puts it."""
+    out = np.empty((len(landmarks), size, size), np.uint8)
+    for i, m in enumerate(similarity_transforms(landmarks, np.asarray(template, np.float32) * size)):
+        m = np.hstack([ss * m[:, :2], (ss * m[:, 2] + (ss - 1) / 2)[:, None]]).astype(np.float32)
+        big = cv2.warpAffine(gray, m, (ss * size, ss * size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[i] = cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+    return out
