@@ -563,10 +563,25 @@ def test_rewriting_an_output_keeps_its_file_mode(tmp_path):
 
 
 # ---------------------------------------------------------------------------- 19. messages
-def test_a_failed_input_in_a_folder_is_named_once(tmp_path, mien):
+def _noise(seed: int, n: int) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+def _scrambled_samples() -> bytes:
+    """single_face.mp4 with every byte of its media data replaced by noise: the container opens,
+    no packet decodes (the decoder's warnings then become part of the error)."""
+    data = bytearray(shared_video("single_face.mp4").read_bytes())
+    mdat, moov = data.find(b"mdat"), data.find(b"moov")
+    assert 0 < mdat < moov, "single_face.mp4 is expected to keep its index after its media data"
+    data[mdat + 4:moov - 4] = _noise(0, moov - 4 - mdat - 4)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damage", ["noise", "scrambled samples"])
+def test_a_failed_input_in_a_folder_is_named_once(tmp_path, mien, damage):
     folder = tmp_path / "in"
     folder.mkdir()
-    (folder / "bad.mp4").write_bytes(os.urandom(4096))
+    (folder / "bad.mp4").write_bytes(_noise(1, 4096) if damage == "noise" else _scrambled_samples())
     shutil.copy(shared_video("single_face.mp4"), folder / "good.mp4")
     proc = mien("analyze", str(folder), "-o", str(tmp_path / "out"), "--stride", "24", "--quiet")
     assert proc.returncode == 1, proc.stderr
@@ -651,7 +666,7 @@ def silent_tcp_server():
 
 @pytest.fixture
 def garbage_tcp_server():
-    """Sends random bytes forever (not a video stream)."""
+    """Sends the same 4 KiB of noise forever (not a video stream; seeded, so every run sees the same bytes)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(4)
@@ -666,7 +681,7 @@ def garbage_tcp_server():
                 continue
             try:
                 while not stop.is_set():
-                    conn.sendall(os.urandom(4096))
+                    conn.sendall(_noise(2, 4096))
                     time.sleep(0.01)
             except OSError:
                 pass
