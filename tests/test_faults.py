@@ -588,6 +588,7 @@ def test_a_failed_input_in_a_folder_is_named_once(tmp_path, mien, damage):
     bad = str(folder / "bad.mp4")
     lines = [ln for ln in proc.stderr.splitlines() if "bad.mp4" in ln]
     assert lines and all(ln.count(bad) == 1 for ln in lines), lines
+    assert not any("results cover" in ln for ln in lines), lines  # there are none
     assert (tmp_path / "out" / "good.mp4.parquet").is_file()
 
 

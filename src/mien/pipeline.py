@@ -458,8 +458,9 @@ class Analyzer:
             if ckpt is not None:
                 ckpt.finish()
             what = "no frame arrived" if live else "the video stream holds no decodable frame"
-            # each warning opens with the source's name; the error names it once, at its start
-            own = [w.removeprefix(f"{source}: ") for w in s.warnings]
+            # each warning opens with the source's name (the error names it once, at its start) and
+            # may end by saying what the results cover: here there are none
+            own = [w.removeprefix(f"{source}: ").split(" — results cover")[0] for w in s.warnings]
             extra = f" ({'; '.join(own)})" if own else ""
             raise InputError(f"{source}: {what}{extra}; nothing to analyse")
         warnings = list(s.warnings)
