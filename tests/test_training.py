@@ -333,9 +333,9 @@ def test_packaging_a_run_without_a_prior_strength_says_to_re_export(tmp_path):
 
 
 def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path, monkeypatch):
-    """The shipped run was the mix3 preset (found by its settings when no preset is named); naming
-    mix, mix2, cpu or gpu (other epochs or labels) or an unknown preset is refused, so a card's command cannot claim
-    a recipe that did not make the model."""
+    """The shipped run was the mix4 preset (found by its settings when no preset is named); naming
+    mix, mix2, cpu or gpu (other epochs or labels), mix3 (the same schedule with another teacher file)
+    or an unknown preset is refused, so a card's command cannot claim a recipe that did not make the model."""
     from mien.training import package
 
     run = tmp_path / "run"
@@ -343,16 +343,18 @@ def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path, monkeypatch
     training = json.loads((run / "expression_training.json").read_text())
     (run / "config.json").write_text(json.dumps(training["config"]))
     (run / "summary.json").write_text(json.dumps(training["summary"]))
-    card = package.build_card(run, "expression.onnx", version="2.2")
-    assert "python -m mien.training.recipe --preset mix3 " in card["training"]["command"]
+    card = package.build_card(run, "expression.onnx", version="2.3")
+    assert "python -m mien.training.recipe --preset mix4 " in card["training"]["command"]
+    with pytest.raises(ValueError, match="student teacher is '9cc0c9bc.*' but preset 'mix3' trains '0d053f95"):
+        package.build_card(run, "expression.onnx", version="2.3", preset="mix3")
     with pytest.raises(ValueError, match="student epochs is 16 but preset 'mix' trains 9"):
-        package.build_card(run, "expression.onnx", version="2.2", preset="mix")
+        package.build_card(run, "expression.onnx", version="2.3", preset="mix")
     with pytest.raises(ValueError, match="student epochs is 16 but preset 'mix2' trains 24"):
-        package.build_card(run, "expression.onnx", version="2.2", preset="mix2")
+        package.build_card(run, "expression.onnx", version="2.3", preset="mix2")
     with pytest.raises(ValueError, match="student epochs is 16 but preset 'cpu' trains 100"):
-        package.build_card(run, "expression.onnx", version="2.2", preset="cpu")
+        package.build_card(run, "expression.onnx", version="2.3", preset="cpu")
     with pytest.raises(ValueError, match="preset 'gpu' trains 53"):
-        package.build_card(run, "expression.onnx", version="2.2", preset="gpu")
+        package.build_card(run, "expression.onnx", version="2.3", preset="gpu")
     monkeypatch.setitem(recipe.PRESETS, "x", {"teachers": 0, "student": {"arch": "effnet-lite0", "epochs": 24}})
     with pytest.raises(ValueError, match="student arch is 'vgg' but preset 'x' trains 'effnet-lite0'"):
         package.build_card(run, "expression.onnx", preset="x")

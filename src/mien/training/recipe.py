@@ -99,7 +99,7 @@ PRESETS: dict[str, dict] = {
                          "teacher_ferplus": 0.3, "teacher_muxspace": 0.5, "teacher_posed": 0.2,
                          "posed_label_weight": 1.0, "seed": 1}},
     # mix3 again on the engine's crops since 2026-12-04 (expressions crops, re-centred large faces)
-    # and the teacher file today's detector writes: what replaces 2.2 if it scores higher
+    # and the teacher file today's detector writes: mien-mix-vgg-2.3, shipped since 2026-12-04
     "mix4": {"teachers": 0, "mix": True,
              "student": {"epochs": 16, "stop_after": 0, "lr": 0.005, "epoch_samples": 16384, "batch_size": 128,
                          "threads": 1, "warm_start": V21_ONNX, "warm_start_sha256": V21_SHA256,
