@@ -59,8 +59,9 @@ class MeshResult:
 
 def mesh_box_sides(points: np.ndarray) -> np.ndarray:
     """(n,) the face box side each mesh (n, 468, 3) stands for (:data:`MESH_BOX_RATIO`)."""
-    xy = np.asarray(points, np.float64)[..., :2]
-    return MESH_BOX_RATIO * (xy.max(1) - xy.min(1)).max(1)
+    # (n, 2, 468) contiguous: numpy reduces a strided middle axis about 25x slower (16 faces)
+    xy = np.ascontiguousarray(np.asarray(points)[..., :2].transpose(0, 2, 1))
+    return MESH_BOX_RATIO * (xy.max(-1).astype(np.float64) - xy.min(-1).astype(np.float64)).max(1)
 
 
 #: The outer eye corners (image left, image right) whose line turns a crop made from a mesh, as in
@@ -111,9 +112,12 @@ def back_project(points: np.ndarray, transforms: np.ndarray) -> np.ndarray:
     scaled by the same factor as x and y."""
     a = transforms[:, :, :2]
     inv = np.linalg.inv(a)
-    xy = np.einsum("nij,nkj->nki", inv, points[..., :2] - transforms[:, None, :, 2])
+    out = np.empty(points.shape, np.float64)
+    # inv @ (p - t) for every point, as (p - t) @ inv^T
+    np.matmul(points[..., :2] - transforms[:, None, :, 2], inv.transpose(0, 2, 1), out=out[..., :2])
     scale = 1.0 / np.sqrt(np.abs(np.linalg.det(a)))
-    return np.concatenate([xy, points[..., 2:3] * scale[:, None, None]], axis=-1)
+    np.multiply(points[..., 2], scale[:, None], out=out[..., 2])
+    return out
 
 
 #: Frame pixels per face up to which the frame is converted to 4 channels before the crops are

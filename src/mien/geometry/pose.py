@@ -72,7 +72,7 @@ class HeadPose:
         the head's rotation, position and size taken out."""
         p = np.asarray(points, np.float64) * _FLIP
         p = p - self.translation[:, None, :]
-        return np.einsum("nji,nkj->nki", self.rotation, p) / self.scale[:, None, None]
+        return (p @ self.rotation) / self.scale[:, None, None]
 
 
 def rotation_from_angles(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
@@ -98,19 +98,44 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> tuple[np.
     ``src`` (k, 3) is shared; ``dst`` (n, k, 3); ``w`` (k,)."""
     w = np.asarray(w, np.float64) / np.sum(w)
     mu_s = w @ src
-    mu_d = np.einsum("k,nkd->nd", w, dst)
     s0 = src - mu_s
-    d0 = dst - mu_d[:, None]
-    cov = np.einsum("k,nki,kj->nij", w, d0, s0)
+    return _fit_to(dst, w, mu_s, s0 * w[:, None], float(w @ (s0**2).sum(1)))
+
+
+def _fit_to(dst: np.ndarray, w: np.ndarray, mu_s: np.ndarray, ws0: np.ndarray,
+            var_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fit_similarity` given the source's part, which depends on the source alone: its
+    weighted mean ``mu_s``, ``ws0`` = w_k (src_k - mu_s) and its weighted variance ``var_s``. As
+    matrix products (numpy's 3-operand ``einsum`` was most of the pose fit's time for one face)."""
+    mu_d = w @ dst  # (n, 3)
+    cov = (dst - mu_d[:, None]).transpose(0, 2, 1) @ ws0  # sum_k w_k (d_k - mu_d) (s_k - mu_s)^T
     u, sig, vt = np.linalg.svd(cov)
     d = np.ones((len(dst), 3))
     d[:, 2] = np.sign(np.linalg.det(u) * np.linalg.det(vt))
     d[d[:, 2] == 0, 2] = 1.0
-    rot = np.einsum("nij,nj,njk->nik", u, d, vt)
-    var_s = float(w @ (s0**2).sum(1))
+    rot = (u * d[:, None, :]) @ vt
     scale = (sig * d).sum(1) / max(var_s, 1e-12)
-    t = mu_d - scale[:, None] * np.einsum("nij,j->ni", rot, mu_s)
+    t = mu_d - scale[:, None] * (rot @ mu_s)
     return rot, scale, t
+
+
+@lru_cache(maxsize=4)
+def _source_part(key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """The canonical face's fixed part of a fit: (point indices, normalised weights, mu_s, ws0,
+    var_s) for the pose fit (``"pose"``, MediaPipe's Procrustes weights) or the measures' frame
+    (``"stable"``, :data:`STABLE_POINTS`, equal weights)."""
+    canon = canonical_face()
+    if key == "pose":
+        idx = np.flatnonzero(canon.weights)
+        w = canon.weights[idx]
+    else:
+        idx = np.array(STABLE_POINTS)
+        w = np.ones(len(idx))
+    src = canon.vertices[idx]
+    w = np.asarray(w, np.float64) / np.sum(w)
+    mu_s = w @ src
+    s0 = src - mu_s
+    return idx, w, mu_s, s0 * w[:, None], float(w @ (s0**2).sum(1))
 
 
 #: Points the measures' frame is fitted on: the nose bridge (6, 168, 197, 195), the eye corners
@@ -130,9 +155,14 @@ def stable_face_frame(points: np.ndarray, canonical: CanonicalFace | None = None
     pts = np.asarray(points, np.float64).reshape(-1, canon.vertices.shape[0], 3)
     if len(pts) == 0:
         return pts.copy()
-    idx = list(STABLE_POINTS)
-    rot, scale, t = fit_similarity(canon.vertices[idx], pts[:, idx] * _FLIP, np.ones(len(idx)))
-    return np.einsum("nji,nkj->nki", rot, pts * _FLIP - t[:, None, :]) / scale[:, None, None]
+    if canonical is None:
+        idx, w, mu_s, ws0, var_s = _source_part("stable")
+        rot, scale, t = _fit_to(pts[:, idx] * _FLIP, w, mu_s, ws0, var_s)
+    else:
+        idx = np.array(STABLE_POINTS)
+        rot, scale, t = fit_similarity(canon.vertices[idx], pts[:, idx] * _FLIP, np.ones(len(idx)))
+    # R^T (p - t) / s for every point: (p - t) @ R, row by row
+    return ((pts * _FLIP - t[:, None, :]) @ rot) / scale[:, None, None]
 
 
 def head_pose(points: np.ndarray, canonical: CanonicalFace | None = None) -> HeadPose:
@@ -142,7 +172,11 @@ def head_pose(points: np.ndarray, canonical: CanonicalFace | None = None) -> Hea
     if len(pts) == 0:
         z = np.zeros(0)
         return HeadPose(z, z, z, np.zeros((0, 3, 3)), z, np.zeros((0, 3)))
-    idx = np.flatnonzero(canon.weights)
-    rot, scale, t = fit_similarity(canon.vertices[idx], pts[:, idx] * _FLIP, canon.weights[idx])
+    if canonical is None:
+        idx, w, mu_s, ws0, var_s = _source_part("pose")
+        rot, scale, t = _fit_to(pts[:, idx] * _FLIP, w, mu_s, ws0, var_s)
+    else:
+        idx = np.flatnonzero(canon.weights)
+        rot, scale, t = fit_similarity(canon.vertices[idx], pts[:, idx] * _FLIP, canon.weights[idx])
     yaw, pitch, roll = angles_from_rotation(rot)
     return HeadPose(yaw, pitch, roll, rot, scale, t)
