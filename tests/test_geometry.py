@@ -338,9 +338,9 @@ def test_measure_frame_is_not_moved_by_the_lower_face() -> None:
     fit's MediaPipe weights hold cheek and jaw-side points, so in its frame the brows would seem to rise."""
     c = canonical_face().vertices
     lowered = c.copy()
-    # everything below the nose tip (y -1.13) and above it none, 1 cm down: the jaw and lips drop,
-    # the nose tip stays (lowering it too left nose-to-chin unchanged, and this test passed on a
-    # 1e-16 rounding difference)
+    # everything more than 2 cm below the origin (lips, chin, jaw), 1 cm down; the nose tip (y -1.13)
+    # stays, so nose-to-chin grows (lowering the nose tip too left it unchanged, and the test then
+    # passed on a 1e-16 rounding difference)
     lowered[c[:, 1] < -2.0, 1] -= 1.0
     r = rotation_from_angles(20, -10, 5)
     frames = np.stack([(10.0 * v @ r.T + [320.0, -240.0, -50.0]) * _FLIP for v in (c, lowered)])

@@ -96,17 +96,22 @@ def angles_from_rotation(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 def fit_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted Umeyama for n point sets: R (n,3,3), s (n,), t (n,3) with dst ~ s R src + t.
     ``src`` (k, 3) is shared; ``dst`` (n, k, 3); ``w`` (k,)."""
+    return _fit_to(dst, *_source_terms(src, w))
+
+
+def _source_terms(src: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The part of a fit that depends on the source points (k, 3) and weights (k,) alone: the
+    normalised weights, the weighted mean ``mu_s``, ``ws0`` = w_k (src_k - mu_s) and the weighted
+    variance ``var_s``."""
     w = np.asarray(w, np.float64) / np.sum(w)
     mu_s = w @ src
     s0 = src - mu_s
-    return _fit_to(dst, w, mu_s, s0 * w[:, None], float(w @ (s0**2).sum(1)))
+    return w, mu_s, s0 * w[:, None], float(w @ (s0**2).sum(1))
 
 
 def _fit_to(dst: np.ndarray, w: np.ndarray, mu_s: np.ndarray, ws0: np.ndarray,
             var_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`fit_similarity` given the source's part, which depends on the source alone: its
-    weighted mean ``mu_s``, ``ws0`` = w_k (src_k - mu_s) and its weighted variance ``var_s``. As
-    matrix products (numpy's 3-operand ``einsum`` was most of the pose fit's time for one face)."""
+    """:func:`fit_similarity` given the source's part (:func:`_source_terms`). As matrix products (numpy's 3-operand ``einsum`` was most of the pose fit's time for one face)."""
     mu_d = w @ dst  # (n, 3)
     cov = (dst - mu_d[:, None]).transpose(0, 2, 1) @ ws0  # sum_k w_k (d_k - mu_d) (s_k - mu_s)^T
     u, sig, vt = np.linalg.svd(cov)
@@ -131,11 +136,7 @@ def _source_part(key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     else:
         idx = np.array(STABLE_POINTS)
         w = np.ones(len(idx))
-    src = canon.vertices[idx]
-    w = np.asarray(w, np.float64) / np.sum(w)
-    mu_s = w @ src
-    s0 = src - mu_s
-    return idx, w, mu_s, s0 * w[:, None], float(w @ (s0**2).sum(1))
+    return (idx, *_source_terms(canon.vertices[idx], w))
 
 
 #: Points the measures' frame is fitted on: the nose bridge (6, 168, 197, 195), the eye corners
