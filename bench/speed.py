@@ -4,7 +4,9 @@
 
 For each video, in fresh child processes (so each peak RSS is its own): PyAV decode-only to BGR
 arrays (the floor), mien at every frame with its default (full-frame detection every 3rd frame,
-local re-detection between, face geometry on), the same with ``geometry=False``, mien with full-frame detection on every frame (the recall
+large faces followed by their mesh between and the others re-detected in a local window, face
+geometry on), the same with ``mesh_tracking=False`` (every face re-detected in its window), with
+``geometry=False``, mien with full-frame detection on every frame (the recall
 reference), and mien at ``--stride 3``. Prints frames/s, faces found and the ratio to decode-only.
 Throughput is counted in *video frames per second* (decoded frames / wall time), so a strided run
 is credited for the frames it skips.
@@ -34,6 +36,7 @@ def main() -> None:
         paths = [str(shared(v)) for v in VIDEOS] + [str(looped(VIDEOS[0], args.loop_minutes))]
     configs = {
         "every frame": {"detect_every": 3},
+        "every frame, no mesh tracking": {"detect_every": 3, "mesh_tracking": False},
         "every frame, no geometry": {"detect_every": 3, "geometry": False},
         "every frame, full detection each": {"detect_every": 1},
         "stride 3": {"detect_every": 3, "stride": 3},

@@ -305,6 +305,11 @@ def test_cli_defaults_come_from_the_options_dataclasses():
                                                                            d.smoothing_tau_s)
     assert (args.min_face, args.min_det_score, args.min_sharpness, args.max_yaw) == (
         q.min_face_px, q.min_det_score, q.min_sharpness, q.max_abs_yaw_deg)
+    from mien.cli import _analysis_options
+
+    assert _analysis_options(args).mesh_tracking is d.mesh_tracking is True
+    off = build_parser().parse_args(["analyze", "x.mp4", "--no-mesh-tracking"])
+    assert _analysis_options(off).mesh_tracking is False
 
 
 def test_info_lists_every_model_analyze_runs_and_the_machine():

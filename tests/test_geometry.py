@@ -447,9 +447,15 @@ def test_crop_framing_follows_the_previous_mesh_not_the_detection_schedule(analy
     np.testing.assert_allclose(angles, [0.0, np.nan, np.nan])
     np.testing.assert_allclose(mesh_eye_angles(pts), [0.0, np.pi / 4])
 
-    src = open_source(str(shared_video("WolfgangLanger_Pexels.mp4")), prepare=analyzer._scheduled_detection())
+    from mien.options import AnalysisOptions
+    from mien.pipeline import Analyzer
+
+    # the window re-detection on every frame between full detections (what small faces still get)
+    windows = Analyzer(AnalysisOptions(detect_every=3, mesh_tracking=False), model=analyzer.model,
+                       detector=analyzer.detector)
+    src = open_source(str(shared_video("WolfgangLanger_Pexels.mp4")), prepare=windows._scheduled_detection())
     try:
-        res = list(islice(analyzer.process_frames(iter(src)), 120))
+        res = list(islice(windows.process_frames(iter(src)), 120))
     finally:
         src.close()
     phase = np.array([r.index % 3 for r in res])
@@ -457,6 +463,104 @@ def test_crop_framing_follows_the_previous_mesh_not_the_detection_schedule(analy
     mesh_side = mesh_box_sides(np.stack([r.mesh_points[0] for r in res]))
     assert np.median(box_h[phase == 0]) / np.median(box_h[phase != 0]) > 1.05  # the schedule's framing
     assert abs(np.median(mesh_side[phase == 0]) / np.median(mesh_side[phase != 0]) - 1) < 0.01
+
+
+def _first_frames(analyzer, clip: str, n: int):
+    from itertools import islice
+
+    from conftest import shared_video
+
+    from mien.pipeline import _RunCounts
+    from mien.sources import open_source
+
+    counts = _RunCounts()
+    src = open_source(str(shared_video(clip)), prepare=analyzer._scheduled_detection())
+    try:
+        return list(islice(analyzer.process_frames(iter(src), counts), n)), counts
+    finally:
+        src.close()
+
+
+def test_mesh_tracking_frames_a_large_face_as_its_full_detection_between_detections(analyzer) -> None:
+    """Between full detections the mesh follows a large face (the default): the box and the five
+    points keep the full detection's framing (the window re-detection frames the face ~10% smaller,
+    its points ~10% closer together), and the scans run every 2 x detect_every frames."""
+    from mien.options import AnalysisOptions
+    from mien.pipeline import Analyzer
+
+    assert analyzer.options.mesh_tracking and analyzer.mesh is not None
+    res, counts = _first_frames(analyzer, "WolfgangLanger_Pexels.mp4", 120)
+    windows = Analyzer(AnalysisOptions(detect_every=3, mesh_tracking=False), model=analyzer.model,
+                       detector=analyzer.detector)
+    res_w, counts_w = _first_frames(windows, "WolfgangLanger_Pexels.mp4", 120)
+    assert counts.full_detections <= 120 / 6 + 1 < counts_w.full_detections  # every 6th frame against every 3rd
+    full = np.array([r.index % 6 == 0 for r in res])
+
+    def eyes(rs):
+        return np.array([np.linalg.norm(r.faces.landmarks[0, 1] - r.faces.landmarks[0, 0]) for r in rs])
+
+    def heights(rs):
+        return np.array([r.faces.xyxy[0, 3] - r.faces.xyxy[0, 1] for r in rs])
+
+    for values in (eyes(res), heights(res)):
+        assert abs(np.median(values[~full]) / np.median(values[full]) - 1) < 0.03
+    full_w = np.array([r.index % 3 == 0 for r in res_w])
+    assert np.median(eyes(res_w)[~full_w]) / np.median(eyes(res_w)[full_w]) < 0.93  # what it replaces
+    # the full detections' frames themselves are the detector's, as without mesh tracking
+    np.testing.assert_allclose(np.stack([r.faces.xyxy[0] for r in res if r.index % 6 == 0]),
+                               np.stack([r.faces.xyxy[0] for r in res_w if r.index % 6 == 0]), atol=1e-3)
+
+
+def test_mesh_tracking_leaves_small_faces_to_the_window_re_detection(analyzer) -> None:
+    """Hamilton's faces are under :data:`mien.geometry.follow.MIN_FOLLOW_PX` but for one in profile,
+    whose mesh is not trusted (so it is not followed either): the same faces, points and meshes."""
+    from mien.geometry.follow import MIN_FOLLOW_PX
+    from mien.options import AnalysisOptions
+    from mien.pipeline import Analyzer
+    from mien.quality import MIN_MESH_SCORE
+
+    windows = Analyzer(AnalysisOptions(detect_every=3, mesh_tracking=False), model=analyzer.model,
+                       detector=analyzer.detector)
+    got = [_first_frames(a, "short_hamilton_clip.mp4", 60)[0] for a in (analyzer, windows)]
+    assert sum(len(r.faces) for r in got[0]) > 100
+    large = np.concatenate([r.faces.data["mesh_score"][r.faces.sizes >= MIN_FOLLOW_PX] for r in got[0]])
+    assert len(large) > 10 and (large < MIN_MESH_SCORE).all()
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(a.faces.xyxy, b.faces.xyxy)
+        np.testing.assert_array_equal(a.faces.landmarks, b.faces.landmarks)
+        np.testing.assert_array_equal(a.mesh_points, b.mesh_points)
+
+
+def test_a_followed_face_moves_its_anchor_by_the_meshes_similarity() -> None:
+    """A mesh moved by a known 2-D similarity (turned, scaled, shifted) carries the full
+    detection's box centre and its five points' offsets from the mesh's stand-ins by that same
+    similarity; the box's sides scale with it."""
+    from mien.faces import Faces
+    from mien.geometry.follow import MeshFollower, stand_ins
+
+    rng = np.random.default_rng(3)
+    mesh0 = np.concatenate([rng.uniform(100, 300, (468, 2)), rng.uniform(-20, 20, (468, 1))], 1)
+    box = np.array([[110.0, 90.0, 310.0, 320.0]])
+    lm = stand_ins(mesh0[None]) + rng.normal(0, 4, (1, 5, 2))
+    det = Faces(box.astype(np.float32), np.array([0.97], np.float32), lm.astype(np.float32), track_id=np.array([5]))
+    follower = MeshFollower(min_face_px=50)
+    follower.anchor(det, mesh0[None], np.array([0.99]))
+    assert follower.followable(np.array([5, 6]), {5, 6}).tolist() == [True, False]
+    assert follower.followable(np.array([5]), set()).tolist() == [False]  # not trusted on its last frame
+    theta, scale, shift = 0.2, 1.1, np.array([13.0, -7.0])
+    lin = scale * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    mesh1 = mesh0.copy()
+    mesh1[:, :2] = mesh0[:, :2] @ lin.T + shift
+    got = follower.faces_from(np.array([5]), mesh1[None])
+    centre = (box[0, :2] + box[0, 2:]) / 2 @ lin.T + shift
+    np.testing.assert_allclose((got.xyxy[0, :2] + got.xyxy[0, 2:]) / 2, centre, atol=1e-3)
+    np.testing.assert_allclose(got.xyxy[0, 2:] - got.xyxy[0, :2], scale * (box[0, 2:] - box[0, :2]), atol=1e-3)
+    np.testing.assert_allclose(got.landmarks[0], lm[0] @ lin.T + shift, atol=1e-3)
+    assert got.score[0] == np.float32(0.97)
+    small = Faces(box.astype(np.float32) / 5, np.array([0.97], np.float32), lm.astype(np.float32) / 5,
+                  track_id=np.array([5]))
+    follower.anchor(small, mesh0[None] / 5, np.array([0.99]))  # too small to follow: no anchor left
+    assert follower.followable(np.array([5]), {5}).tolist() == [False]
 
 
 def test_measure_faces_frames_the_crop_by_the_tracks_previous_mesh(models) -> None:

@@ -55,26 +55,29 @@ def test_run_ahead_stops_the_producer_and_closes_it_when_the_consumer_leaves():
     assert len(produced) <= 3 + 2 + 2  # what was consumed, the queue, one in hand
 
 
-def test_overlapped_stages_give_the_same_table_as_one_thread(analyzer):
+@pytest.mark.parametrize("clip", ["short_hamilton_clip.mp4", "WolfgangLanger_Pexels.mp4"])
+def test_overlapped_stages_give_the_same_table_as_one_thread(analyzer, clip):
+    # Hamilton: several faces, tracks, windows, fallbacks; WolfgangLanger: one face the mesh follows
+    # between full detections, and the schedule of scans that following relaxes
     from itertools import islice
 
     from mien.options import AnalysisOptions
     from mien.pipeline import Analyzer
     from mien.sources import open_source
 
-    path = str(shared_video("short_hamilton_clip.mp4"))  # several faces: tracks, windows, fallbacks
+    path = str(shared_video(clip))
     tables = {}
     for overlap in (True, False):
         an = Analyzer(AnalysisOptions(detect_every=3, overlap_stages=overlap),
                       model=analyzer.model, detector=analyzer.detector)
-        src = open_source(path)
+        src = open_source(path, prepare=an._scheduled_detection())  # scans in the decode thread, as the engine
         try:
             table, stats = an.analyze_rows(islice(iter(src), 90), path)
         finally:
             src.close()
         assert stats["analysed"] == 90
         tables[overlap] = table.to_pandas()
-    assert len(tables[True]) > 200
+    assert len(tables[True]) >= 90
     assert tables[True].equals(tables[False])
 
 

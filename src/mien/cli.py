@@ -57,6 +57,10 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--no-coarse-scan", action="store_true",
                    help="always run full-frame detection at full size (by default, when all faces are large, "
                    "it runs at half size, with a full-size scan at least once a second)")
+    p.add_argument("--no-mesh-tracking", action="store_true",
+                   help="re-detect every tracked face in its window between full detections (by default, with "
+                   "geometry on, the face mesh follows large faces there, framed as their last full detection, "
+                   "and full detections run half as often while every face is large)")
     p.add_argument("--detect-threshold", type=probability, default=d.score_threshold, metavar="SCORE",
                    help=f"detector score a face needs to be found (default {d.score_threshold})")
     p.add_argument("--min-face", type=non_negative_float, default=q.min_face_px,
@@ -119,7 +123,7 @@ def _add_analyze(sub: Any) -> None:
 def _analysis_options(args: argparse.Namespace) -> Any:
     return AnalysisOptions(
         stride=args.stride, fps=args.fps, score_threshold=args.detect_threshold,
-        detect_every=args.detect_every, coarse_scan=not args.no_coarse_scan,
+        detect_every=args.detect_every, coarse_scan=not args.no_coarse_scan, mesh_tracking=not args.no_mesh_tracking,
         smoothing_tau_s=args.smoothing,
         model_card=args.model_card, prior_strength=args.prior_strength,
         threads=args.threads or AnalysisOptions().threads,

@@ -50,6 +50,9 @@ class AnalysisOptions:
     # quality and expression (the same results); None: overlap them when geometry is on
     overlap_stages: bool | None = None
     geometry: bool = True  # face mesh, 3-D head pose and geo_* measures (mien.geometry)
+    # with geometry: between full detections the mesh follows large, trusted faces in place of the
+    # window re-detection, framed as the last full detection (mien.geometry.follow)
+    mesh_tracking: bool = True
     annotate_mesh: bool = False  # draw each face's mesh in the annotated video
     landmarks: bool = False  # keep all 468 mesh points per face (AnalysisResult.landmarks, --landmarks)
     device: str = "cpu"  # "cuda": both networks on an NVIDIA GPU (onnxruntime-gpu, mien[gpu])
@@ -88,6 +91,7 @@ class AnalysisFields(TypedDict, total=False):
     threads: int
     overlap_stages: bool | None
     geometry: bool
+    mesh_tracking: bool
     annotate_mesh: bool
     landmarks: bool
     device: str

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any, Unpack, cast
 
 import numpy as np
 
@@ -28,14 +28,15 @@ from mien.detector_weights import DETECTOR_NAME, DETECTOR_SHA256
 from mien.errors import InputError, MienError
 from mien.expression import ExpressionModel
 from mien.faces import Faces
+from mien.geometry.follow import MIN_FOLLOW_PX, Carried, FollowState, MeshFollower, clip_boxes
 from mien.geometry.mesh import FaceMesh
-from mien.geometry.stage import CropFraming, LandmarkRows, add_track_deltas, measure_faces
+from mien.geometry.stage import CropFraming, LandmarkRows, add_track_deltas, measure_faces, run_meshes
 from mien.geometry.stage import warm_up as warm_geometry
 from mien.manifest import input_fingerprint, now_iso
 from mien.memory import release_large_frames
 from mien.options import AnalysisFields, AnalysisOptions
 from mien.outputs import display
-from mien.quality import assess
+from mien.quality import MIN_MESH_SCORE, assess
 from mien.results import AnalysisResult, RowBuffer, concat_columns, empty_columns
 from mien.runtime import one_blas_thread, providers_for
 from mien.schema import RunManifest, SourceRun, run_environment, table_columns
@@ -176,14 +177,19 @@ class Analyzer:
         timing = counts.timing
         smoother = ExpressionSmoother(o.smoothing_tau_s)
         overlap = o.overlap_stages if o.overlap_stages is not None else self.mesh is not None
-        found = self._find_faces(frames, counts.stage_timing())
+        follow = (FollowState(CropFraming(), MeshFollower())
+                  if self.mesh is not None and o.mesh_tracking else None)
+        found = self._find_faces(frames, counts.stage_timing(), follow)
         if overlap:
             found = run_ahead(found, maxsize=_AHEAD_FRAMES, name="mien-faces")
+        measured: Iterator[tuple[Frame, Faces, np.ndarray | None, int]]
         if self.mesh is not None:
-            found = self._measure(found, counts.stage_timing())
+            measured = self._measure(found, counts.stage_timing())
             if overlap:
-                found = run_ahead(found, maxsize=_AHEAD_FRAMES, name="mien-geometry")
-        for fr, faces, points, full_detection in found:
+                measured = run_ahead(measured, maxsize=_AHEAD_FRAMES, name="mien-geometry")
+        else:  # no mesh, nothing followed: the third item is None
+            measured = cast("Iterator[tuple[Frame, Faces, np.ndarray | None, int]]", found)
+        for fr, faces, points, full_detection in measured:
             img, t = fr.image, fr.time_s
             counts.last_time = t
             counts.frames += 1
@@ -206,52 +212,107 @@ class Analyzer:
             counts.last_index = fr.index
             yield FrameResult(fr.index, t, img, faces, fr.arrival, points)
 
-    def _find_faces(self, frames: Iterable[Frame],
-                    timing: dict[str, float]) -> Iterator[tuple[Frame, Faces, np.ndarray | None, int]]:
-        """The first stage, per frame: (frame, its tracked faces with landmarks, None (the mesh
-        points :meth:`_measure` fills in), how many full-frame detections ran for it (0 or 1))."""
+    def _find_faces(self, frames: Iterable[Frame], timing: dict[str, float],
+                    follow: FollowState | None = None) -> Iterator[tuple[Frame, Faces, Carried | None, int]]:
+        """The first stage, per frame: (frame, its tracked faces with landmarks, the meshes this
+        stage ran (with ``follow``, else None), how many full-frame detections ran for it (0 or 1)).
+
+        With ``follow`` (mesh tracking), this stage runs the large faces' meshes itself, every
+        frame: on a frame between full detections a large track whose previous mesh was trusted is
+        found by its mesh instead of a window re-detection (:mod:`mien.geometry.follow`), and on a
+        full detection's frame the large faces' meshes become the anchors the next frames follow."""
         o = self.options
         tracker = FaceTracker(o.tracker)
-        since_detect = o.detect_every
+        since_detect, interval = 1 << 30, o.detect_every
         for fr in frames:
-            points: np.ndarray | None = None
             img, t = fr.image, fr.time_s
             full = 1
             t0 = time.perf_counter()
+            mesh_s = 0.0
+            carried: Carried | None = None
             if fr.detections is not None:  # detected ahead, in the decode thread
                 faces = fr.detections
                 since_detect = 1
-            elif since_detect >= o.detect_every or not tracker.active_tracks():
+            elif since_detect >= interval or not tracker.active_tracks():
                 faces = self.detector.detect(img)
                 since_detect = 1
             else:
-                faces = self.detector.detect_windows(img, tracker.predicted_boxes(t))
+                boxes = tracker.predicted_boxes(t)
+                windowed = np.ones(len(boxes), bool)
+                followed = Faces.empty()
+                if follow is not None:
+                    tm = time.perf_counter()
+                    followed, carried = self._follow(img, tracker, boxes, windowed, follow)
+                    mesh_s = time.perf_counter() - tm
+                found = self.detector.detect_windows(img, boxes[windowed]) if windowed.any() else Faces.empty()
                 since_detect += 1
                 full = 0
-                if o.fallback_detect and len(faces) < len(tracker.active_tracks()):
+                if o.fallback_detect and len(found) < int(windowed.sum()):
                     # a face slipped out of its window: look at the whole frame at once
                     faces = self.detector.detect(img)
+                    carried = None
                     since_detect = 1
                     full = 1
+                else:
+                    faces = Faces.merge([followed, found]) if len(followed) else found
+            if full:  # the schedule the decode thread keeps, from the same detections
+                interval = self._detect_interval(float(faces.sizes.min()) if len(faces) else 0.0)
             t1 = time.perf_counter()
-            timing["detect"] += t1 - t0
+            timing["detect"] += t1 - t0 - mesh_s
             faces = tracker.update(faces, t)
             tracked = faces.track_id >= 0
             if not tracked.all():  # weak detections that match no track
                 faces = faces[tracked]
-            timing["track_align_quality"] += time.perf_counter() - t1
-            yield fr, faces, points, full
+            t2 = time.perf_counter()
+            timing["track_align_quality"] += t2 - t1
+            if follow is not None:
+                carried = self._large_meshes(img, faces, carried, follow, bool(full))
+                timing["geometry"] += mesh_s + time.perf_counter() - t2
+            yield fr, faces, carried, full
 
-    def _measure(self, found: Iterator[tuple[Frame, Faces, np.ndarray | None, int]],
+    def _follow(self, img: np.ndarray, tracker: FaceTracker, boxes: np.ndarray, windowed: np.ndarray,
+                follow: FollowState) -> tuple[Faces, Carried | None]:
+        """The faces the mesh finds at their tracks' predicted ``boxes`` (the active tracks', in
+        order), for those it may follow; ``windowed`` is cleared for each face it found."""
+        assert self.mesh is not None
+        ids = np.array([tr.track_id for tr in tracker.active_tracks()], np.int64)
+        can = follow.follower.followable(ids, follow.framing.tracks())
+        if not can.any():
+            return Faces.empty(), None
+        sides, angles = follow.framing.sides_and_angles(ids[can])
+        res = self.mesh.run(img, boxes[can], np.zeros((int(can.sum()), 5, 2)), sides=sides, angles=angles)
+        ok = res.score >= MIN_MESH_SCORE
+        windowed[np.flatnonzero(can)[ok]] = False  # the others (lost) are looked for in their windows
+        carried = Carried(ids[can][ok], res.points[ok], res.score[ok])
+        return clip_boxes(follow.follower.faces_from(carried.track_ids, carried.points), img.shape), carried
+
+    def _large_meshes(self, img: np.ndarray, faces: Faces, carried: Carried | None, follow: FollowState,
+                      full: bool) -> Carried | None:
+        """The meshes of this frame's large faces (those followed already, the others run here),
+        the framing of their next crops, and on a full detection's frame the anchors."""
+        assert self.mesh is not None
+        large = faces.sizes >= follow.follower.min_face_px
+        if not large.any():
+            follow.framing.clear()
+            follow.follower.clear()
+            return None
+        big = faces[large]
+        points, score = run_meshes(self.mesh, img, big, follow.framing, carried)
+        if full:
+            follow.follower.anchor(big, points, score)
+        return Carried(big.track_id.copy(), points, score)
+
+    def _measure(self, found: Iterator[tuple[Frame, Faces, Carried | None, int]],
                  timing: dict[str, float]) -> Iterator[tuple[Frame, Faces, np.ndarray | None, int]]:
-        """The geometry stage: each frame's faces with their mesh measures, and their mesh points."""
+        """The geometry stage: each frame's faces with their mesh measures, and their mesh points
+        (the meshes the face-finding stage carried are used as they are)."""
         assert self.mesh is not None
         framing = CropFraming()
-        for fr, faces, _, full in found:
+        for fr, faces, carried, full in found:
             points = None
             t0 = time.perf_counter()
             if len(faces):
-                faces, points = measure_faces(self.mesh, fr.image, faces, framing)
+                faces, points = measure_faces(self.mesh, fr.image, faces, framing, carried)
             else:
                 framing.clear()
             timing["geometry"] += time.perf_counter() - t0
@@ -321,15 +382,14 @@ class Analyzer:
                                    (x1, y1, x2, y2), len(faces))
 
     def _scheduled_detection(self) -> Callable[[Frame], None]:
-        """Full-frame detection on every ``detect_every``-th analysed frame, run in the decode
+        """Full-frame detection every :meth:`_detect_interval` analysed frames, run in the decode
         thread so that it overlaps the analysis of earlier frames (ONNX Runtime releases the GIL:
         decode + detection use one core while tracking + expression use the other)."""
-        every = self.options.detect_every
-        count, last_fine, min_face = 0, -1e9, 0.0
+        since, last_fine, min_face = 1 << 30, -1e9, 0.0
 
         def prepare(fr: Frame) -> None:
-            nonlocal count, last_fine, min_face
-            if count % every == 0:
+            nonlocal since, last_fine, min_face
+            if since >= self._detect_interval(min_face):
                 # Coarse scan: when every face seen at the last scan was large, a half-size frame
                 # finds them as well at a quarter of the cost. A full-size scan still runs at least
                 # once a second, so small faces entering the scene are found.
@@ -341,9 +401,23 @@ class Analyzer:
                     last_fine = fr.time_s
                 min_face = float(faces.sizes.min()) if len(faces) else 0.0
                 fr.detections = faces
-            count += 1
+                since = 0
+            since += 1
 
         return prepare
+
+    def _detect_interval(self, min_face: float) -> int:
+        """Frames from one full-frame detection to the next, given the smallest face the last one
+        found (0 for none): ``detect_every``, or twice that while the mesh follows faces between
+        detections (geometry and ``mesh_tracking`` on) and every face found was large enough to be
+        followed (:data:`mien.geometry.follow.MIN_FOLLOW_PX`). Then the scan's jobs are finding new
+        faces and re-anchoring the followed ones, neither of which needs every 3rd frame (MediaPipe
+        scans only when it loses a face); the coarse scan's full-size rescan every second stays.
+        A function of the detections alone, so the decode thread and the face-finding stage, which
+        both keep the schedule, agree without talking to each other."""
+        o = self.options
+        relaxed = self.mesh is not None and o.mesh_tracking and min_face >= MIN_FOLLOW_PX
+        return o.detect_every * 2 if relaxed else o.detect_every
 
     # ---------------------------------------------------------------- per source
     def model_records(self) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import numpy as np
 from mien.faces import Faces
 from mien.geometry.measures import blink_events, measure_columns, track_deltas
 from mien.geometry.measures import geometry_measures as _measures
-from mien.geometry.mesh import FaceMesh, mesh_box_sides, mesh_eye_angles
+from mien.geometry.mesh import N_POINTS, FaceMesh, mesh_box_sides, mesh_eye_angles
 from mien.geometry.pose import head_pose, stable_face_frame
 from mien.quality import MIN_MESH_SCORE
 from mien.schema import order_columns
@@ -21,6 +21,8 @@ from mien.table import ColumnTable
 
 if TYPE_CHECKING:  # pandas is imported where a table is built, not at engine start-up
     import pandas as pd
+
+    from mien.geometry.follow import Carried
 
 TableT = TypeVar("TableT", "pd.DataFrame", ColumnTable)
 
@@ -31,22 +33,51 @@ END_OF_RUN_COLUMNS: tuple[str, ...] = tuple(f"{c}_delta" for c in measure_column
 
 
 def measure_faces(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces,
-                  framing: CropFraming | None = None) -> tuple[Faces, np.ndarray]:
+                  framing: CropFraming | None = None, carried: Carried | None = None) -> tuple[Faces, np.ndarray]:
     """``faces`` with pose, ``mesh_score`` and ``geo_*`` columns in ``data``; and the mesh points
     (n, 468, 3) in frame pixels (for ``--landmarks`` and drawing). ``framing``: a source's tracks'
     crop framing from their previous meshes, used and then updated (None: every crop from its
-    detection, as for a still image)."""
-    sides, angles = framing.sides_and_angles(faces.track_id) if framing is not None else (None, None)
-    res = mesh.run(image_bgr, faces.xyxy, faces.landmarks, sides=sides, angles=angles)
+    detection, as for a still image). ``carried``: meshes already run this frame for some tracks
+    (faces the mesh followed, :mod:`mien.geometry.follow`), used for those tracks' faces."""
+    points, score = run_meshes(mesh, image_bgr, faces, framing, carried)
+    return faces.replace(data=geometry_columns(points, score)), points
+
+
+def run_meshes(mesh: FaceMesh, image_bgr: np.ndarray, faces: Faces, framing: CropFraming | None = None,
+               carried: Carried | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh points (n, 468, 3) and face-presence scores (n,) of ``faces``: the ``carried``
+    ones where given for a face's track, the others run now (framed by ``framing`` where it has
+    the track); ``framing`` is then updated with all of them."""
+    n = len(faces)
+    points = np.empty((n, N_POINTS, 3), np.float32)
+    score = np.empty(n, np.float32)
+    need = np.ones(n, bool)
+    if carried is not None and len(carried.track_ids):
+        at = {int(k): i for i, k in enumerate(carried.track_ids)}
+        rows = np.array([at.get(int(k), -1) for k in faces.track_id], np.int64)
+        have = rows >= 0
+        points[have], score[have] = carried.points[rows[have]], carried.score[rows[have]]
+        need = ~have
+    if need.any():
+        ids = faces.track_id[need]
+        sides, angles = framing.sides_and_angles(ids) if framing is not None else (None, None)
+        res = mesh.run(image_bgr, faces.xyxy[need], faces.landmarks[need], sides=sides, angles=angles)
+        points[need], score[need] = res.points, res.score
     if framing is not None:
-        framing.update(faces.track_id, res.points, res.score)
-    pose = head_pose(res.points)
+        framing.update(faces.track_id, points, score)
+    return points, score
+
+
+def geometry_columns(points: np.ndarray, score: np.ndarray) -> dict[str, np.ndarray]:
+    """The pose, ``mesh_score`` and ``geo_*`` columns of faces with these meshes (n, 468, 3) and
+    face-presence scores (n,)."""
+    pose = head_pose(points)
     data: dict[str, np.ndarray] = {
         "pose_yaw_deg": pose.yaw_deg, "pose_pitch_deg": pose.pitch_deg, "pose_roll_deg": pose.roll_deg,
-        "mesh_score": res.score.astype(np.float64),
+        "mesh_score": np.asarray(score, np.float64),
     }
-    data.update(_measures(stable_face_frame(res.points)))
-    return faces.replace(data=data), res.points
+    data.update(_measures(stable_face_frame(points)))
+    return data
 
 
 def warm_up() -> None:
@@ -77,6 +108,10 @@ class CropFraming:
         """(n,) crop sizes and (n,) turns (radians) for these tracks, NaN where the detection frames it."""
         got = np.array([self._framing.get(int(t), (np.nan, np.nan)) for t in track_ids], np.float64).reshape(-1, 2)
         return got[:, 0], got[:, 1]
+
+    def tracks(self) -> set[int]:
+        """The tracks whose previous mesh was trusted (those framed from it)."""
+        return set(self._framing)
 
     def clear(self) -> None:
         """A frame without faces: every track starts again from its detection."""
