@@ -289,9 +289,14 @@ class Analyzer:
     def _large_meshes(self, img: np.ndarray, faces: Faces, carried: Carried | None, follow: FollowState,
                       full: bool) -> Carried | None:
         """The meshes of this frame's large faces (those followed already, the others run here),
-        the framing of their next crops, and on a full detection's frame the anchors."""
+        the framing of their next crops, and on a full detection's frame the anchors. Between full
+        detections a large face whose previous mesh was not trusted (a profile) is left to the
+        geometry stage, as a small one is: it cannot be followed before its next full detection."""
         assert self.mesh is not None
         large = faces.sizes >= follow.follower.min_face_px
+        if not full and large.any():
+            trusted = follow.framing.tracks()
+            large &= np.array([int(t) in trusted for t in faces.track_id], bool)
         if not large.any():
             follow.framing.clear()
             follow.follower.clear()
