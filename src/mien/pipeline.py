@@ -3,7 +3,8 @@
 source → detect → track → align → quality → classify → smooth → results. For each analysed frame:
 find faces (full-frame detection every ``detect_every`` frames; on the frames between, re-detect
 each tracked face in a small window around where its track predicts it, which is several times
-cheaper and keeps fresh landmarks), give each face its anonymous track id, align it to the
+cheaper and keeps fresh landmarks, or, with geometry on, let the face mesh follow a large face,
+framed as its last full detection: :mod:`mien.geometry.follow`), give each face its anonymous track id, align it to the
 expression model's crop framing, measure its quality, classify its expression (batched across the
 frame's faces) unless it abstains, and smooth per track. Every stage takes and returns ``Faces``.
 """

@@ -85,11 +85,16 @@ COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
     ColumnGroup("`track_id`", ("track_id",), "int",
                 "anonymous per-source track number, stable while the face is followed; not an identity"),
     ColumnGroup("`x1`,`y1`,`x2`,`y2`", ("x1", "y1", "x2", "y2"), "float",
-                "face box in pixels of the (rotation-corrected) frame", "float32"),
-    ColumnGroup("`det_score`", ("det_score",), "float", "detector confidence, 0..1"),
+                "face box in pixels of the (rotation-corrected) frame; on a frame between full detections "
+                "where the mesh follows the face (mesh tracking, the default with geometry, for faces of 96 px "
+                "and more), its last full detection's box moved and scaled with the mesh (docs/geometry.md, "
+                '"Mesh tracking between full detections")', "float32"),
+    ColumnGroup("`det_score`", ("det_score",), "float",
+                "detector confidence, 0..1 (a followed face: its last full detection's)"),
     ColumnGroup("`lm0_x` … `lm4_y`", LANDMARK_COLUMNS, "float",
                 "5 landmarks in pixels: 0 left eye, 1 right eye (as seen in the image), 2 nose tip, "
-                "3 left mouth corner, 4 right mouth corner", "float32"),
+                "3 left mouth corner, 4 right mouth corner (a followed face: each point's mesh stand-in "
+                "plus its offset at the last full detection)", "float32"),
     ColumnGroup("`face_px`", ("face_px",), "float", "face size: the shorter side of the box in pixels"),
     ColumnGroup("`sharpness`", ("sharpness",), "float",
                 "variance of the Laplacian of the aligned grayscale crop divided by the crop's variance "
