@@ -76,3 +76,13 @@ def test_table_columns_follow_the_schema_then_data():
     assert tuple(cols)[len(COLUMNS):] == ("mouth_open", *(f"mesh_{j}" for j in range(6)))
     assert cols["x2"].tolist() == [50.0, 60.0] and cols["track_id"].tolist() == [0, 1]
     assert list(cols["top_label"]) == ["", ""]
+
+
+def test_clipped_keeps_boxes_inside_the_frame_and_leaves_the_rest():
+    f = Faces(np.array([[-5, 10, 700, 400], [10, 20, 30, 40]], np.float32), np.array([0.9, 0.8], np.float32),
+              np.ones((2, 5, 2), np.float32), track_id=np.array([3, 4]))
+    c = f.clipped(640, 360)
+    np.testing.assert_array_equal(c.xyxy, [[0, 10, 640, 360], [10, 20, 30, 40]])
+    np.testing.assert_array_equal(c.track_id, f.track_id)
+    np.testing.assert_array_equal(f.xyxy[0], [-5, 10, 700, 400])  # a copy: the original is untouched
+    assert len(Faces.empty().clipped(640, 360)) == 0

@@ -511,6 +511,41 @@ def test_mesh_tracking_frames_a_large_face_as_its_full_detection_between_detecti
                                np.stack([r.faces.xyxy[0] for r in res_w if r.index % 6 == 0]), atol=1e-3)
 
 
+def test_a_followed_face_whose_mesh_is_lost_is_looked_for_in_its_window(analyzer) -> None:
+    """When the following mesh does not find the face (score under 0.5; forced here on every
+    following call), the window re-detection finds it on the same frame: no frame loses its face,
+    and those frames carry the window's own detection score, not the anchor's."""
+    from mien.geometry.mesh import MeshResult
+    from mien.options import AnalysisOptions
+    from mien.pipeline import Analyzer
+
+    class LosingMesh:
+        """The engine's mesh, but a following call (the crop framed without detector points)
+        finds nothing."""
+
+        def __init__(self, mesh):
+            self.mesh, self.following_calls = mesh, 0
+
+        def run(self, image, boxes, landmarks5, **kw):
+            res = self.mesh.run(image, boxes, landmarks5, **kw)
+            if len(boxes) and not np.asarray(landmarks5).any():
+                self.following_calls += 1
+                return MeshResult(res.points, np.zeros_like(res.score))
+            return res
+
+    an = Analyzer(AnalysisOptions(detect_every=3), model=analyzer.model, detector=analyzer.detector)
+    an.mesh = LosingMesh(analyzer.mesh)
+    res, counts = _first_frames(an, "WolfgangLanger_Pexels.mp4", 60)
+    assert an.mesh.following_calls >= 30
+    assert [len(r.faces) for r in res] == [1] * 60
+    anchor = None
+    for r in res:
+        if r.index % 6 == 0:
+            anchor = float(r.faces.score[0])
+        else:
+            assert float(r.faces.score[0]) != anchor, r.index
+
+
 def test_mesh_tracking_leaves_small_faces_to_the_window_re_detection(analyzer) -> None:
     """Hamilton's faces are under :data:`mien.geometry.follow.MIN_FOLLOW_PX` but for one in profile,
     whose mesh is not trusted (so it is not followed either): the same faces, points and meshes."""

@@ -187,10 +187,7 @@ class FaceDetector:
         faces = Faces.merge(found)
         if not len(faces):
             return faces
-        xyxy = faces.xyxy.copy()
-        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
-        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
-        faces = faces.replace(xyxy=xyxy)
+        faces = faces.clipped(w, h)
         if self.min_face_px > 0:
             faces = faces[faces.sizes >= self.min_face_px]
         return faces

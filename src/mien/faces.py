@@ -109,6 +109,15 @@ class Faces:
         columns = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _columns()}
         return cls(**columns, data={k: np.concatenate([p.data[k] for p in parts]) for k in keys})
 
+    def clipped(self, width: int, height: int) -> Faces:
+        """A copy with the boxes clipped to a ``width`` x ``height`` frame."""
+        if not len(self):
+            return self
+        xyxy = self.xyxy.copy()
+        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
+        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
+        return self.replace(xyxy=xyxy)
+
     # ------------------------------------------------------------------ derived
     @property
     def sizes(self) -> np.ndarray:

@@ -29,7 +29,7 @@ from mien.detector_weights import DETECTOR_NAME, DETECTOR_SHA256
 from mien.errors import InputError, MienError
 from mien.expression import ExpressionModel
 from mien.faces import Faces
-from mien.geometry.follow import MIN_FOLLOW_PX, Carried, FollowState, MeshFollower, clip_boxes
+from mien.geometry.follow import MIN_FOLLOW_PX, Carried, FollowState, MeshFollower
 from mien.geometry.mesh import FaceMesh
 from mien.geometry.stage import CropFraming, LandmarkRows, add_track_deltas, measure_faces, run_meshes
 from mien.geometry.stage import warm_up as warm_geometry
@@ -285,7 +285,8 @@ class Analyzer:
         ok = res.score >= MIN_MESH_SCORE
         windowed[np.flatnonzero(can)[ok]] = False  # the others (lost) are looked for in their windows
         carried = Carried(ids[can][ok], res.points[ok], res.score[ok])
-        return clip_boxes(follow.follower.faces_from(carried.track_ids, carried.points), img.shape), carried
+        h, w = img.shape[:2]
+        return follow.follower.faces_from(carried.track_ids, carried.points).clipped(w, h), carried
 
     def _large_meshes(self, img: np.ndarray, faces: Faces, carried: Carried | None, follow: FollowState,
                       full: bool) -> Carried | None:

@@ -130,17 +130,6 @@ class MeshFollower:
                      landmarks.astype(np.float32))
 
 
-def clip_boxes(faces: Faces, shape: tuple[int, ...]) -> Faces:
-    """``faces`` with their boxes clipped to a frame of this shape (h, w, ...), as the detector's are."""
-    if not len(faces):
-        return faces
-    h, w = shape[:2]
-    xyxy = faces.xyxy.copy()
-    xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
-    xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
-    return faces.replace(xyxy=xyxy)
-
-
 @dataclass
 class Carried:
     """The meshes the face-finding stage ran for the faces it followed: their track ids (n,),
@@ -154,9 +143,10 @@ class Carried:
 
 class FollowState:
     """The face-finding stage's own mesh state when it follows faces: the large tracks' crop framing
-    (from their previous meshes) and their anchors. The large faces' meshes are run in that stage,
-    every frame, so that their state never waits on another thread; the geometry stage runs the
-    small faces' meshes (with its own framing) and uses the carried ones as they are."""
+    (from their previous meshes) and their anchors. The large faces' meshes run in that stage (on a
+    full detection's frame all of them, between full detections those trusted on their previous
+    frame), so that its state never waits on another thread; the geometry stage runs the others'
+    (with its own framing) and uses the carried ones as they are."""
 
     def __init__(self, framing: CropFraming, follower: MeshFollower) -> None:
         self.framing = framing
