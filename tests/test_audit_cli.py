@@ -277,3 +277,19 @@ def test_the_cross_domain_audit_script_builds_commands_the_cli_accepts(tmp_path:
         argv = cmd[cmd.index("evaluate"):]
         args = _parse(build_parser(argv), argv)  # argparse exits (SystemExit 2) on an unknown flag
         assert args.command == "evaluate" and str(args.output).endswith(".json")
+
+
+def test_evaluate_says_which_csv_columns_it_does_not_audit_as_groups(tmp_path: Path, fake_model, capsys):
+    img = tmp_path / "0.png"
+    cv2.imwrite(str(img), np.full((12, 12, 3), 10, np.uint8))
+    rows = "".join(f"0.png,happy,{g},1.0,src/{i}.jpg\n" for i, g in enumerate(["a", "b"] * 6))
+    (tmp_path / "labels.csv").write_text("path,label,site,soft_happiness,source_path\n" + rows)
+    out = tmp_path / "e.json"
+    assert _run(["evaluate", str(tmp_path / "labels.csv"), "--crops", "--bootstrap", "20", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "group site:" in text and "group soft_happiness" not in text and "group source_path" not in text
+    assert ("not audited as groups (name them in --groups to audit them): soft_happiness (label proportions, "
+            "not a group); source_path (an identifier: a different value on every row)") in text
+    ev = json.loads(out.read_text())
+    assert list(ev["groups"]) == ["site"]
+    assert set(ev["dataset"]["group_columns_skipped"]) == {"soft_happiness", "source_path"}

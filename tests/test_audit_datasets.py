@@ -229,3 +229,23 @@ def test_real_ferplus_private_test_matches_training_protocol():
     assert np.array_equal(ds.labels, expected[expected >= 0])
     assert ferplus.ferplus_majority is ferplus_majority  # training and audit share the one rule
     assert set(ds.labels.tolist()) == set(range(8))
+
+
+def test_csv_default_groups_leave_out_soft_label_proportions_and_identifiers(tmp_path: Path):
+    """A CSV like the shared expression sets' (soft_* rater proportions, a source path per row) is
+    audited by its real group columns only; naming a skipped column in ``groups=`` audits it."""
+    _png(tmp_path / "data" / "img" / "1.png")
+    rows = "".join(f"img/1.png,happy,s{i % 4},{'female' if i % 2 else 'male'},0.{i},orig/{i}.jpg\n"
+                   for i in range(12))
+    p = _csv(tmp_path, "path,label,subject,gender,soft_happiness,source_path\n" + rows)
+    ds = load_dataset(p)
+    assert list(ds.groups) == ["gender"]
+    assert ds.skipped_columns == {"soft_happiness": "label proportions, not a group",
+                                  "source_path": "an identifier: a different value on every row"}
+    assert ds.describe()["group_columns_skipped"] == ds.skipped_columns
+    assert ds.subset(np.arange(3)).skipped_columns == ds.skipped_columns
+    named = load_dataset(p, groups=["source_path", "gender"])
+    assert set(named.groups) == {"source_path", "gender"} and named.skipped_columns == {}
+    # fewer rows than IDENTIFIER_MIN_ROWS: a column of distinct values may be a real group
+    short = load_dataset(_csv(tmp_path, "path,label,site\n" + "".join(f"img/1.png,happy,site{i}\n" for i in range(3))))
+    assert list(short.groups) == ["site"]

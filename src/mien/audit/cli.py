@@ -82,7 +82,8 @@ def _add_evaluate(subparsers: Any) -> None:
     p.add_argument("data", nargs="?", metavar="DATA", help="folder, CSV or FER+ npz")
     _add_data_options(p, "PrivateTest")
     p.add_argument(
-        "--groups", metavar="COLS", help="comma-separated CSV group columns (default: all extra columns)"
+        "--groups", metavar="COLS", help="comma-separated CSV group columns (default: every extra column but soft_* label "
+        "proportions and identifiers, which hold a different value on every row)"
     )
     p.add_argument("-o", "--output", metavar="PATH", help="write the evaluation JSON (docs/audit_schema.md)")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML page")
@@ -247,6 +248,13 @@ def _summary_lines(evaluation: dict[str, Any]) -> list[str]:
             f"  group {column}: worst {rep['worst_group']} "
             f"(accuracy gap {'n/a' if gap is None else format(gap, '.3f')})"
         )
+    skipped = (evaluation.get("dataset") or {}).get("group_columns_skipped") or {}
+    by_reason: dict[str, list[str]] = {}
+    for column, reason in skipped.items():
+        by_reason.setdefault(reason, []).append(column)
+    if by_reason:
+        lines.append("  not audited as groups (name them in --groups to audit them): "
+                     + "; ".join(f"{', '.join(cols)} ({why})" for why, cols in by_reason.items()))
     return lines
 
 

@@ -4,7 +4,9 @@ Three formats, chosen by what ``DATA`` is:
 
 - a **folder** of class subfolders named by labels or aliases (``happy/``, ``Angry/`` ...);
 - a **CSV** with columns ``path,label`` and optionally ``subject`` and group columns (every other
-  column is a group column unless ``groups=`` picks some); relative paths are relative to the CSV;
+  column is a group column unless ``groups=`` picks some, except, by default, columns that cannot
+  be groups: ``soft_*`` label proportions and identifiers with a different value on every row,
+  see :func:`default_group_columns`); relative paths are relative to the CSV;
 - the **FER+ npz** (``fer2013_ferplus.npz``): one split, label = majority over the 10 FER+ vote
   columns, images whose majority is ``unknown`` or ``NF`` dropped (and counted).
 
@@ -58,6 +60,7 @@ class Dataset:
     pixels: np.ndarray | None = None  # uint8 (n, H, W) grayscale, FER+ only
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count, items not loaded
     sha256: str | None = None  # of the data file (npz/csv), for the record
+    skipped_columns: dict[str, str] = field(default_factory=dict)  # CSV column -> why it is no group
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -99,6 +102,7 @@ class Dataset:
             pixels=None if self.pixels is None else self.pixels[index],
             dropped=dict(self.dropped),
             sha256=self.sha256,
+            skipped_columns=dict(self.skipped_columns),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -116,6 +120,7 @@ class Dataset:
             "support": {label: int((self.labels == i).sum()) for i, label in enumerate(EXPRESSIONS)},
             "has_subjects": self.subjects is not None,
             "group_columns": list(self.groups),
+            "group_columns_skipped": dict(self.skipped_columns),
         }
 
 
@@ -201,6 +206,31 @@ def load_folder(root: Path) -> Dataset:
 
 
 # --------------------------------------------------------------------------------------------- csv
+#: Columns with this prefix hold a label's proportion (e.g. raters' votes, ``soft_happiness``).
+SOFT_LABEL_PREFIX = "soft_"
+#: Why a column is left out of the default group columns.
+SOFT_LABEL_COLUMN = "label proportions, not a group"
+IDENTIFIER_COLUMN = "an identifier: a different value on every row"
+#: A column is an identifier when it has a distinct value on every row of at least this many.
+IDENTIFIER_MIN_ROWS = 10
+
+
+def default_group_columns(header: Sequence[str], columns: dict[str, list[str]]) -> dict[str, str]:
+    """The CSV columns that :func:`load_csv` leaves out of the group audit unless ``groups=``
+    names them, each with the reason: ``soft_*`` label proportions (a group per proportion is no
+    group), and identifiers (a distinct non-empty value on every one of at least
+    :data:`IDENTIFIER_MIN_ROWS` rows, such as a file's source path: every group would hold one
+    item). ``columns`` maps a header name to its cells."""
+    skipped = {}
+    for name in header:
+        cells = [c.strip() for c in columns[name]]
+        if name.lower().startswith(SOFT_LABEL_PREFIX):
+            skipped[name] = SOFT_LABEL_COLUMN
+        elif len(cells) >= IDENTIFIER_MIN_ROWS and all(cells) and len(set(cells)) == len(cells):
+            skipped[name] = IDENTIFIER_COLUMN
+    return skipped
+
+
 def load_csv(path: Path, groups: Sequence[str] | None = None) -> Dataset:
     """``path,label[,subject][,group columns...]``; header names are case-insensitive."""
     try:
@@ -259,6 +289,8 @@ def load_csv(path: Path, groups: Sequence[str] | None = None) -> Dataset:
             cells[i].append(row[i])
     if not ids:
         raise InputError(f"{path} has a header but no rows")
+    skipped = {} if groups is not None else default_group_columns(
+        [header[i] for i in other], {header[i]: cells[i] for i in other})
     return Dataset(
         source=str(path),
         format="csv",
@@ -266,9 +298,10 @@ def load_csv(path: Path, groups: Sequence[str] | None = None) -> Dataset:
         labels=np.asarray(labels, dtype=np.int64),
         # an all-empty subject column carries no clusters: bootstrap items, and say so
         subjects=None if i_subject is None or not any(subjects) else np.asarray(subjects, dtype=object),
-        groups={header[i]: normalise_group_values(cells[i]) for i in other},
+        groups={header[i]: normalise_group_values(cells[i]) for i in other if header[i] not in skipped},
         paths=paths,
         sha256=file_sha256(path),
+        skipped_columns=skipped,
     )
 
 
