@@ -36,7 +36,16 @@ from mien.faces import Faces  # noqa: E402
 from mien.geometry import FaceMesh  # noqa: E402
 from mien.geometry.pose import stable_face_frame  # noqa: E402
 from mien.geometry.stills import largest_face_geometry  # noqa: E402
-from mien.geometry.validation import EXPECTED, auc, ibug68_error, labelled_measures, validation_fold  # noqa: E402
+from mien.geometry.validation import (  # noqa: E402
+    EXPECTED,
+    auc,
+    ibug68_error,
+    labelled_measures,
+    pair_auc,
+    subject_pairs,
+    subjects_of,
+    validation_fold,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = ("taiwanese_chen2013", "london_face_research_lab", "yale_faces")
@@ -150,48 +159,22 @@ def boot_diff(pos_a: np.ndarray, neg_a: np.ndarray, pos_b: np.ndarray, neg_b: np
     return float(lo), float(hi)
 
 
-def _subjects(set_name: str) -> np.ndarray:
-    import csv
-
-    with (SHARED / "expressions" / set_name / "labels.csv").open() as f:
-        return np.array([r["subject"] for r in csv.DictReader(f)], dtype=object)
-
-
-def _pair_auc(values: np.ndarray, pairs: dict[str, tuple[np.ndarray, np.ndarray]], subjects: np.ndarray) -> float:
-    """P(expression photo scores above the same performer's neutral photo), ties half, over the pairs
-    of the performers in ``subjects`` (a performer drawn twice counts twice)."""
-    wins, n = 0.0, 0
-    for s in subjects:
-        pos, neg = pairs[s]
-        a, b = values[pos], values[neg]
-        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-        d = a[:, None] - b[None, :]
-        wins += float((d > 0).sum() + 0.5 * (d == 0).sum())
-        n += d.size
-    return wins / n if n else float("nan")
-
-
 def within_performer(by_mesh: dict, set_name: str, expr: str, measure: str, rows: np.ndarray,
                      reps: int = 2000) -> tuple[float, float, float, float, int, int]:
     """Within-performer AUC of ``measure`` (each expression photo against the same performer's neutral
     photos, pooled over pairs), plain and attention, with a 95% interval of the difference from
     resampling performers; and how many performers and pairs."""
     lab = by_mesh["plain"][set_name][0]
-    subj = _subjects(set_name)
-    pairs = {}
-    for s in sorted(set(subj[rows].tolist())):
-        pos = np.flatnonzero(rows & (subj == s) & (lab == expr))
-        neg = np.flatnonzero(rows & (subj == s) & (lab == "neutral"))
-        if len(pos) and len(neg):
-            pairs[s] = (pos, neg)
+    subj = subjects_of(SHARED / "expressions" / set_name)
+    pairs = subject_pairs(np.asarray(lab), subj, expr, rows)
     names = np.array(sorted(pairs), dtype=object)
     v = {k: by_mesh[k][set_name][1][measure] for k in ("plain", "attention")}
-    a = {k: _pair_auc(x, pairs, names) for k, x in v.items()}
+    a = {k: pair_auc(x, pairs, names) for k, x in v.items()}
     rng = np.random.default_rng(0)
     d = []
     for _ in range(reps):
         draw = names[rng.integers(0, len(names), len(names))]
-        d.append(_pair_auc(v["attention"], pairs, draw) - _pair_auc(v["plain"], pairs, draw))
+        d.append(pair_auc(v["attention"], pairs, draw) - pair_auc(v["plain"], pairs, draw))
     lo, hi = np.percentile(d, [2.5, 97.5])
     n_pairs = sum(len(p) * len(q) for p, q in pairs.values())
     return a["plain"], a["attention"], float(lo), float(hi), len(names), n_pairs

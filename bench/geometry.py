@@ -305,10 +305,16 @@ def main() -> int:
     print("\n## Measures: AUC for the expression each should follow, against the set's neutral faces\n")
     print("Taiwanese: training folds (where definitions are chosen) and validation fold 0 (held out, as "
           "are London and Yale).\n")
-    print("| set | part | expression vs neutral | measure | n | AUC |\n|---|---|---|---|---|---|")
+    print("AUC: each expression photo against every neutral photo of the set (part). Against own neutral: "
+          "each against the same person's neutral photos, pooled over the pairs (what a track's `geo_*_delta` "
+          "measures: the face against its own rest), 95% interval from resampling people.\n")
+    print("| set | part | expression vs neutral | measure | n | AUC | people / pairs | AUC against own neutral |\n"
+          "|---|---|---|---|---|---|---|---|")
     for row in measure_aucs(SHARED / "expressions", det, mesh):
+        lo, hi = row["auc_own_neutral_ci"]
         print(f"| {row['set']} | {row['part']} | {row['expression']} | {row['measure']} | "
-              f"{row['n_expression']}/{row['n_neutral']} | {row['auc']:.3f} |")
+              f"{row['n_expression']}/{row['n_neutral']} | {row['auc']:.3f} | {row['n_subjects']} / {row['n_pairs']} | "
+              f"{row['auc_own_neutral']:.3f} [{lo:.3f}, {hi:.3f}] |")
 
     print("\n## The two pose-normalised measures against their previous definitions\n")
     print("| set | part | expression vs neutral | measure | AUC before | AUC now |\n|---|---|---|---|---|---|")

@@ -15,6 +15,7 @@ from mien.geometry import FaceMesh, blink_events, canonical_face, geometry_measu
 from mien.geometry.landmarks68 import MESH_TO_IBUG68, to_ibug68
 from mien.geometry.mesh import back_project, crop_transforms
 from mien.geometry.pose import _FLIP, HeadPose, rotation_from_angles, stable_face_frame
+from mien.geometry.validation import auc, pair_auc, pair_auc_ci, subject_pairs
 
 TAIWANESE = SHARED / "expressions" / "taiwanese_chen2013"
 
@@ -634,3 +635,21 @@ def test_the_matrix_form_reads_every_point_the_definitions_read() -> None:
     assert list(fast) == list(slow)
     for k in slow:
         np.testing.assert_allclose(fast[k], slow[k], rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+def test_auc_against_own_neutral_pairs_each_face_with_its_own_rest_only():
+    """Two people, one with a wide resting mouth: across people the smile and the rest overlap, but
+    each smile is above its own person's rest. Rows outside ``rows`` and people lacking a neutral
+    photo take no part; ties count half."""
+    labels = np.array(["neutral", "happiness", "neutral", "happiness", "happiness", "happiness", "neutral"])
+    people = np.array(["a", "a", "b", "b", "b", "c", "d"], dtype=object)
+    value = np.array([0.0, 0.2, 0.5, 0.7, 0.5, 9.0, -9.0])
+    rows = np.ones(7, bool)
+    pairs = subject_pairs(labels, people, "happiness", rows)
+    assert set(pairs) == {"a", "b"} and pairs["b"][0].tolist() == [3, 4] and pairs["b"][1].tolist() == [2]
+    assert pair_auc(value, pairs, list(pairs)) == pytest.approx((1 + 1 + 0.5) / 3)
+    assert auc(value[[1, 3, 4]], value[[0, 2]]) == pytest.approx((2 + 1 + 1.5) / 6)  # across people: lower
+    assert pair_auc(value, pairs, ["b", "b"]) == pytest.approx(0.75)  # a person drawn twice counts twice
+    assert subject_pairs(labels, people, "happiness", np.arange(7) < 2).keys() == {"a"}
+    lo, hi = pair_auc_ci(value, pairs, resamples=200)
+    assert 0.75 <= lo <= hi <= 1.0

@@ -114,6 +114,12 @@ def test_measures_follow_their_expressions(models) -> None:
     got = {(r["set"], r["part"], r["expression"], r["measure"]): r["auc"] for r in rows}
     for key, floor in floors.items():
         assert got[key] >= floor, (key, got[key])
+    own = {(r["set"], r["part"], r["expression"], r["measure"]): r for r in rows}
+    # against each person's own neutral photo (what geo_*_delta measures on a track)
+    london = own[("london_face_research_lab", "all", "happiness", "geo_lip_corner_pull")]
+    assert london["n_subjects"] == london["n_pairs"] == 102
+    assert london["auc_own_neutral"] >= 0.97  # measured 0.990 [0.971, 1.000]
+    assert own[("yale_faces", "all", "surprise", "geo_brow_raise")]["auc_own_neutral"] >= 0.95  # 1.000
     # the pose-normalised brow measure beats its previous definition on the held-out fold
     before = measure_aucs(EXPRESSIONS, det, mesh, (("taiwanese_chen2013", "surprise", "before:geo_brow_raise"),))
     assert got[("taiwanese_chen2013", "validation fold", "surprise", "geo_brow_raise")] > before[1]["auc"] + 0.04

@@ -160,26 +160,79 @@ def labelled_measures(set_dir: Path, detector: FaceDetector, mesh: FaceMesh,
     return out_labels, {k: np.array(v) for k, v in cols.items()}
 
 
+def subject_pairs(labels: np.ndarray, subjects: np.ndarray, expression: str,
+                  rows: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per subject among ``rows`` (bool mask) with both: (indices of its ``expression`` photos,
+    indices of its neutral photos)."""
+    pairs = {}
+    for s in sorted(set(subjects[rows].tolist())):
+        mine = rows & (subjects == s)
+        pos, neg = np.flatnonzero(mine & (labels == expression)), np.flatnonzero(mine & (labels == "neutral"))
+        if len(pos) and len(neg):
+            pairs[s] = (pos, neg)
+    return pairs
+
+
+def pair_auc(values: np.ndarray, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+             subjects: np.ndarray | list[str]) -> float:
+    """P(an expression photo scores above the same subject's neutral photo), ties half, pooled over
+    every (expression, neutral) pair of the subjects in ``subjects`` (one drawn twice counts twice):
+    the face against its own rest, as the engine's track-relative ``geo_*_delta`` columns measure it."""
+    wins, n = 0.0, 0
+    for s in subjects:
+        pos, neg = pairs[s]
+        a, b = values[pos], values[neg]
+        d = a[np.isfinite(a)][:, None] - b[np.isfinite(b)][None, :]
+        wins += float((d > 0).sum() + 0.5 * (d == 0).sum())
+        n += d.size
+    return wins / n if n else float("nan")
+
+
+def pair_auc_ci(values: np.ndarray, pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+                resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of :func:`pair_auc`, resampling whole subjects."""
+    names = np.array(sorted(pairs), dtype=object)
+    if len(names) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = [pair_auc(values, pairs, names[rng.integers(0, len(names), len(names))]) for _ in range(resamples)]
+    lo, hi = np.nanpercentile(draws, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def subjects_of(set_dir: Path) -> np.ndarray:
+    """The ``subject`` column of ``set_dir/labels.csv``, in row order."""
+    with (set_dir / "labels.csv").open() as f:
+        return np.array([r["subject"] for r in csv.DictReader(f)], dtype=object)
+
+
 def measure_aucs(expressions_dir: Path, detector: FaceDetector, mesh: FaceMesh,
                  expected: tuple[tuple[str, str, str], ...] = EXPECTED) -> list[dict]:
     """AUC of each (set, expression, measure) in ``expected`` against the set's neutral faces; a
     folded set (:data:`FOLDED_SETS`) gives one row for its training folds and one for its
     validation fold (``part``). ``measure`` may be a ``before:geo_X`` column
-    (:func:`previous_definitions`)."""
+    (:func:`previous_definitions`). Each row also holds the AUC against each subject's own neutral
+    photos (``auc_own_neutral``, :func:`pair_auc`, with its interval from resampling subjects,
+    ``auc_own_neutral_ci``) and how many subjects and pairs it pools."""
     out = []
-    cache: dict[str, tuple[list[str], dict[str, np.ndarray], np.ndarray | None]] = {}
+    cache: dict[str, tuple[list[str], dict[str, np.ndarray], np.ndarray | None, np.ndarray]] = {}
     for set_name, expr, measure in expected:
         if set_name not in cache:
             labels, cols = labelled_measures(expressions_dir / set_name, detector, mesh)
-            cache[set_name] = (labels, cols, validation_fold(expressions_dir / set_name))
-        labels, cols, val = cache[set_name]
+            cache[set_name] = (labels, cols, validation_fold(expressions_dir / set_name),
+                               subjects_of(expressions_dir / set_name))
+        labels, cols, val, subjects = cache[set_name]
         lab = np.array(labels)
         v = cols[measure]
         parts = [(ALL_ROWS, np.ones(len(lab), bool))] if val is None else [
             (TRAINING_FOLDS, ~val), (VALIDATION_FOLD, val)]
         for part, rows in parts:
             pos, neg = rows & (lab == expr), rows & (lab == "neutral")
+            pairs = subject_pairs(lab, subjects, expr, rows)
             out.append({"set": set_name, "part": part, "expression": expr, "measure": measure,
                         "n_expression": int(pos.sum()), "n_neutral": int(neg.sum()),
-                        "auc": auc(v[pos], v[neg])})
+                        "auc": auc(v[pos], v[neg]),
+                        "auc_own_neutral": pair_auc(v, pairs, list(pairs)),
+                        "auc_own_neutral_ci": pair_auc_ci(v, pairs),
+                        "n_subjects": len(pairs), "n_pairs": sum(len(a) * len(b) for a, b in pairs.values())})
     return out
