@@ -293,3 +293,7 @@ def test_evaluate_says_which_csv_columns_it_does_not_audit_as_groups(tmp_path: P
     ev = json.loads(out.read_text())
     assert list(ev["groups"]) == ["site"]
     assert set(ev["dataset"]["group_columns_skipped"]) == {"soft_happiness", "source_path"}
+    from mien.audit.html import render_evaluation_html
+
+    page = render_evaluation_html(ev)
+    assert "columns not audited as groups" in page and "source_path (an identifier" in page

@@ -267,6 +267,11 @@ def render_evaluation_html(evaluation: Mapping[str, Any]) -> str:
         ],
         ["labels absent from data", escape(", ".join(ds.get("labels_absent") or []) or "none")],
         [
+            "columns not audited as groups",
+            escape("; ".join(f"{c} ({why})" for c, why in (ds.get("group_columns_skipped") or {}).items())
+                   or "none"),
+        ],
+        [
             "bootstrap",
             f"{boot['n_resamples']} resamples of {escape(boot['unit'])}s, seed {boot['seed']}, {int(100 * boot['level'])}% percentile CIs",
         ],
