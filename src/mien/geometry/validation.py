@@ -3,7 +3,9 @@
 Used by ``bench/geometry.py`` (the table in docs/geometry.md) and the slow tests. The Taiwanese
 set is scored on its training folds and its validation fold apart (mien's subject folds,
 :mod:`mien.training.expressions`): measure definitions are chosen on the training folds only, so
-the validation fold, London and Yale are held out from those choices.
+the validation fold, London and Yale are held out from those choices. Each AUC is given twice: across
+people (every expression photo against every neutral one) and against each person's own neutral
+photos (:func:`pair_auc`, what a track's ``geo_*_delta`` columns measure).
 """
 from __future__ import annotations
 
