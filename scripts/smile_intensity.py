@@ -33,13 +33,17 @@ LONDON = Path(__file__).resolve().parents[2] / "shared" / "data" / "expressions"
 
 
 def smile_sizes(set_dir: Path, measure: str = "geo_lip_corner_pull") -> dict[str, tuple[float, str, dict]]:
-    """File name of each smiling photo -> (its measure minus its person's neutral photo's, person,
-    row of labels.csv)."""
+    """File name of each smiling photo -> (its measure minus its person's neutral photo's (their
+    mean, where there are several), person, row of labels.csv)."""
     with (set_dir / "labels.csv").open() as f:
         rows = list(csv.DictReader(f))
     labels, cols = labelled_measures(set_dir, FaceDetector(), FaceMesh.load())
     v = cols[measure]
-    neutral = {r["subject"]: v[i] for i, r in enumerate(rows) if labels[i] == "neutral"}
+    by_person: dict[str, list[float]] = {}
+    for i, r in enumerate(rows):
+        if labels[i] == "neutral":
+            by_person.setdefault(r["subject"], []).append(float(v[i]))
+    neutral = {s: float(np.nanmean(x)) for s, x in by_person.items()}  # the mean where a person has several
     return {Path(r["path"]).name: (float(v[i] - neutral[r["subject"]]), r["subject"], r)
             for i, r in enumerate(rows) if labels[i] == "happiness" and r["subject"] in neutral}
 
@@ -63,6 +67,12 @@ def main() -> int:
             for it in ev["items"] if it["label"] == "happiness"}
     sizes = smile_sizes(args.set_dir)
     keys = sorted(set(said) & set(sizes))
+    if not keys:
+        sys.exit(f"smile_intensity: no smiling photo of {args.evaluation} is in {args.set_dir}/labels.csv with a "
+                 "neutral photo of the same person; evaluate that set (or a fold of it)")
+    if args.group not in sizes[keys[0]][2]:
+        sys.exit(f"smile_intensity: {args.set_dir}/labels.csv has no column {args.group!r} "
+                 f"(columns: {', '.join(sizes[keys[0]][2])})")
     size = np.array([sizes[k][0] for k in keys])
     hit = np.array([said[k] == "happiness" for k in keys])
     group = np.array([sizes[k][2][args.group] for k in keys], dtype=object)

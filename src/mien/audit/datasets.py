@@ -215,15 +215,15 @@ IDENTIFIER_COLUMN = "an identifier: a different value on every row"
 IDENTIFIER_MIN_ROWS = 10
 
 
-def default_group_columns(header: Sequence[str], columns: dict[str, list[str]]) -> dict[str, str]:
+def default_group_columns(columns: dict[str, list[str]]) -> dict[str, str]:
     """The CSV columns that :func:`load_csv` leaves out of the group audit unless ``groups=``
     names them, each with the reason: ``soft_*`` label proportions (a group per proportion is no
     group), and identifiers (a distinct non-empty value on every one of at least
     :data:`IDENTIFIER_MIN_ROWS` rows, such as a file's source path: every group would hold one
-    item). ``columns`` maps a header name to its cells."""
+    item). ``columns`` maps each candidate column's header name to its cells, in header order."""
     skipped = {}
-    for name in header:
-        cells = [c.strip() for c in columns[name]]
+    for name, column in columns.items():
+        cells = [c.strip() for c in column]
         if name.lower().startswith(SOFT_LABEL_PREFIX):
             skipped[name] = SOFT_LABEL_COLUMN
         elif len(cells) >= IDENTIFIER_MIN_ROWS and all(cells) and len(set(cells)) == len(cells):
@@ -289,8 +289,7 @@ def load_csv(path: Path, groups: Sequence[str] | None = None) -> Dataset:
             cells[i].append(row[i])
     if not ids:
         raise InputError(f"{path} has a header but no rows")
-    skipped = {} if groups is not None else default_group_columns(
-        [header[i] for i in other], {header[i]: cells[i] for i in other})
+    skipped = {} if groups is not None else default_group_columns({header[i]: cells[i] for i in other})
     return Dataset(
         source=str(path),
         format="csv",
