@@ -333,8 +333,9 @@ def test_packaging_a_run_without_a_prior_strength_says_to_re_export(tmp_path):
 
 
 def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path, monkeypatch):
-    """The shipped run was the mix4 preset (found by its settings when no preset is named); naming
-    mix, mix2, cpu or gpu (other epochs or labels), mix3 (the same schedule with another teacher file)
+    """The shipped run was the mix4 preset (found by its settings when no preset is named: the newest
+    that matches, since mix3 has the same settings and pins the same teacher as AVX2 CPUs write it);
+    naming mix, mix2, cpu or gpu (other epochs or labels), mix4's settings with another teacher file,
     or an unknown preset is refused, so a card's command cannot claim a recipe that did not make the model."""
     from mien.training import package
 
@@ -345,8 +346,11 @@ def test_the_card_names_only_a_preset_that_repeats_the_run(tmp_path, monkeypatch
     (run / "summary.json").write_text(json.dumps(training["summary"]))
     card = package.build_card(run, "expression.onnx", version="2.3")
     assert "python -m mien.training.recipe --preset mix4 " in card["training"]["command"]
-    with pytest.raises(ValueError, match="student teacher is '9cc0c9bc.*' but preset 'mix3' trains '0d053f95"):
-        package.build_card(run, "expression.onnx", version="2.3", preset="mix3")
+    package.build_card(run, "expression.onnx", version="2.3", preset="mix3")  # the same teacher, the other CPU's arrays
+    other = {**recipe.PRESETS["mix4"], "student": {**recipe.PRESETS["mix4"]["student"], "teacher_sha256": "0" * 64}}
+    monkeypatch.setitem(recipe.PRESETS, "mix4t", other)
+    with pytest.raises(ValueError, match="student teacher is '9cc0c9bc.*' but preset 'mix4t' trains '0000"):
+        package.build_card(run, "expression.onnx", version="2.3", preset="mix4t")
     with pytest.raises(ValueError, match="student epochs is 16 but preset 'mix' trains 9"):
         package.build_card(run, "expression.onnx", version="2.3", preset="mix")
     with pytest.raises(ValueError, match="student epochs is 16 but preset 'mix2' trains 24"):

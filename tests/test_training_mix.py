@@ -314,6 +314,33 @@ def test_a_teacher_file_written_again_keeps_its_pin(tmp_path):
         mix.pinned_file(b, pin, "teacher file", "")
 
 
+def test_a_preset_takes_its_teacher_as_the_other_instruction_set_writes_it_and_nothing_else(tmp_path, monkeypatch, capsys):
+    """scripts/faceapi_eval.py writes one of two sets of arrays by the CPU (AVX2 or AVX-512): a
+    preset pinned to one runs on the other's, its run recording the one it read, and the card's
+    preset check takes that run; any other teacher file is still refused by the run's own check."""
+    from mien.training import package, recipe
+
+    assert recipe.SAME_TEACHER[recipe.SAME_TEACHER[recipe.FACEAPI_TEACHER_SHA256]] == recipe.FACEAPI_TEACHER_SHA256
+    path = tmp_path / "teacher.npz"
+    np.savez(path, labels=np.array(EXPRESSIONS), ferplus_probs=np.eye(8, dtype=np.float32))
+    here, pinned = mix.npz_content_sha256(path), "a" * 64
+    monkeypatch.setattr(recipe, "SAME_TEACHER", {pinned: here, here: pinned})
+    settings = {"teacher": str(path), "teacher_sha256": pinned, "lr": 0.005}
+    got = recipe.with_this_cpus_teacher(settings)
+    assert got == {**settings, "teacher_sha256": here} and settings["teacher_sha256"] == pinned
+    assert "instruction set" in capsys.readouterr().out
+    assert recipe.with_this_cpus_teacher({**settings, "teacher_sha256": "b" * 64})["teacher_sha256"] == "b" * 64
+    np.savez(path, labels=np.array(EXPRESSIONS), ferplus_probs=2 * np.eye(8, dtype=np.float32))  # another file
+    assert recipe.with_this_cpus_teacher(settings) == settings
+    with pytest.raises(ValueError, match="SHA-256"):
+        mix.load_teacher(mix.MixConfig(teacher=str(path), teacher_sha256=pinned))
+    # the card names the preset for a run that read the other instruction set's arrays, and no other
+    monkeypatch.setitem(recipe.PRESETS, "toy", {"mix": True, "student": {"teacher": str(path), "teacher_sha256": pinned}})
+    package.check_preset(tmp_path, {"teacher": str(path), "teacher_file_sha256": here}, "toy")
+    with pytest.raises(ValueError, match="teacher"):
+        package.check_preset(tmp_path, {"teacher": str(path), "teacher_file_sha256": "c" * 64}, "toy")
+
+
 def test_refinishing_a_run_whose_warm_start_has_since_changed_is_refused(tmp_path):
     """A run warm-started from "shipped" must not be finished again after a newer model shipped:
     its warm-start score (the floor of the selection) would be another model's."""

@@ -156,7 +156,7 @@ def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
     """Refuse to name ``preset`` in a card unless its student settings are the run's (its epochs
     against the epochs the run actually ran), and, for a distilled run, its teacher settings are the
     first teacher's, so the card's command repeats the run."""
-    from mien.training.recipe import PRESETS, TEACHER_FILE_ALIASES
+    from mien.training.recipe import PRESETS, SAME_TEACHER, TEACHER_FILE_ALIASES
     from mien.training.train import TrainConfig
 
     if preset not in PRESETS:
@@ -177,6 +177,8 @@ def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
                 if key in (file_key, sha_key) and settings.get(sha_key):
                     had, wanted = had_cfg.get(read_key), settings[sha_key]
                     had = TEACHER_FILE_ALIASES.get(str(had), had)  # an earlier copy's file hash: the same arrays
+                    if SAME_TEACHER.get(str(wanted)) == had:  # the same teacher, written on the other instruction set
+                        had = wanted
             if key == "stop_after":  # a mix run stopped by its time budget: the epochs it completed
                 had = had_cfg.get("epochs_completed")
                 wanted = wanted or had_cfg.get("epochs_run")
@@ -187,10 +189,12 @@ def check_preset(run: Path, cfg: dict[str, Any], preset: str) -> None:
 
 
 def _mix_preset_of(run: Path, cfg: dict[str, Any]) -> str:
-    """The mix preset whose settings are this run's (``mix`` when none is: check_preset then says why)."""
+    """The newest mix preset whose settings are this run's (``mix`` when none is: check_preset then
+    says why). Newest first: ``mix4`` repeats ``mix3`` on today's crops, and the two pin the same
+    teacher as the two instruction sets write it (:data:`mien.training.recipe.SAME_TEACHER`)."""
     from mien.training.recipe import PRESETS
 
-    for name, spec in PRESETS.items():
+    for name, spec in reversed(PRESETS.items()):
         if spec.get("mix"):
             try:
                 check_preset(run, cfg, name)

@@ -64,13 +64,19 @@ V21_SHA256 = "b2fcd7e1d251853a3c066b19bf11d4961ca8ae3ea0a7efc6bd7da81ae7e281fb"
 #: is over its arrays (mien.training.mix.npz_content_sha256): a file's own hash changes every time
 #: it is written. The 2.1 and 2.2 cards name the file hash of the copy they were trained on
 #: (ca67e087...); regenerated on 2026-12-03, its face-api figures in docs/peers_faceapi.md came out the same.
-#: Those arrays (the mix2/mix3 presets' pin) can no longer be regenerated: the detector's frame
-#: reduction (halvings, then bilinear; 194ea74) moved the boxes of the large photos a little
+#: The same code writes one of two sets of arrays, by the CPU it runs on: ONNX Runtime picks its
+#: kernels by instruction set, so the detector's boxes (and the crops face-api reads) differ a
+#: little between x86 CPUs with AVX-512 and AVX2-only ones (found 2026-12-07: 5ed4a65, f3cc828 and
+#: 3346dc1 all write the AVX-512 arrays on an AVX-512 machine, and 3346dc1 wrote the AVX2 arrays on
+#: an AVX2 machine the day before). These are the AVX2 arrays: the mix2 and mix3 presets' pin.
 FACEAPI_TEACHER = "runs/faceapi/teacher_probs.npz"
 FACEAPI_TEACHER_SHA256 = "0d053f95271d90bd4d7fe830e8a5c100afb53ccdbf25b694a14e101319232c37"
-#: the same file written by today's detector (2026-12-04); face-api's rows in docs/peers_faceapi.md
-#: came out the same. The pin of the presets trained since
-FACEAPI_TEACHER_SHA256_HALVINGS = "9cc0c9bc0c1958cbef743bef6229c5f82836782bfc9e14ef22440ce18e2c458a"
+#: the AVX-512 arrays of the same file: the pin of the presets trained since 2026-12-04 (mix4)
+FACEAPI_TEACHER_SHA256_AVX512 = "9cc0c9bc0c1958cbef743bef6229c5f82836782bfc9e14ef22440ce18e2c458a"
+#: each teacher pin to the same teacher's arrays as the other instruction set writes them: a preset
+#: takes either (and its run records the one it read)
+SAME_TEACHER = {FACEAPI_TEACHER_SHA256: FACEAPI_TEACHER_SHA256_AVX512,
+                FACEAPI_TEACHER_SHA256_AVX512: FACEAPI_TEACHER_SHA256}
 #: file hashes that earlier runs recorded for a teacher, to the content pin of the same arrays
 TEACHER_FILE_ALIASES = {"ca67e0876bc52ecd9bf1878784d8fb934a1bdb0c728ae03223b27fc798d74bcd": FACEAPI_TEACHER_SHA256}
 MIX_EPOCHS = 9  # the shipped run's config.json: epochs_run (the one-cycle schedule's length) ...
@@ -103,7 +109,7 @@ PRESETS: dict[str, dict] = {
     "mix4": {"teachers": 0, "mix": True,
              "student": {"epochs": 16, "stop_after": 0, "lr": 0.005, "epoch_samples": 16384, "batch_size": 128,
                          "threads": 1, "warm_start": V21_ONNX, "warm_start_sha256": V21_SHA256,
-                         "teacher": FACEAPI_TEACHER, "teacher_sha256": FACEAPI_TEACHER_SHA256_HALVINGS,
+                         "teacher": FACEAPI_TEACHER, "teacher_sha256": FACEAPI_TEACHER_SHA256_AVX512,
                          "teacher_ferplus": 0.3, "teacher_muxspace": 0.5, "teacher_posed": 0.2,
                          "posed_label_weight": 1.0, "seed": 1}},
     # 100 epochs of the small net alone: 77 minutes on 2 CPU cores with bf16 (--precision auto)
@@ -137,6 +143,23 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def with_this_cpus_teacher(settings: dict) -> dict:
+    """``settings`` with its teacher pin swapped for the same teacher's other arrays
+    (:data:`SAME_TEACHER`) where the teacher file holds those: the file this CPU writes. Any other
+    file is left to the run's own check, which stops with both hashes."""
+    from mien.training.mix import npz_content_sha256
+
+    pin, path = settings.get("teacher_sha256"), Path(settings.get("teacher") or "")
+    if not pin or pin not in SAME_TEACHER or not path.is_file() or path.suffix != ".npz":
+        return settings
+    digest = npz_content_sha256(path)
+    if digest == SAME_TEACHER[pin]:
+        print(f"teacher file {path}: the preset's teacher as this CPU's instruction set writes it "
+              f"(SHA-256 {digest[:12]}..., pinned {pin[:12]}... for the other one)", flush=True)
+        return settings | {"teacher_sha256": digest}
+    return settings
+
+
 def run_mix(spec: dict, base: TrainConfig, time_budget_s: float) -> dict:
     """The ``mix`` preset: one fine-tuning stage into ``<out>/student`` and a ``recipe.json``."""
     from mien.training.mix import MixConfig, train_mix
@@ -149,6 +172,7 @@ def run_mix(spec: dict, base: TrainConfig, time_budget_s: float) -> dict:
         settings["epochs"] = max(settings["epochs"], 60)
         settings["stop_after"] = 0
     seed = settings.pop("seed", base.seed)  # a preset that names its seed repeats it
+    settings = with_this_cpus_teacher(settings)
     cfg = MixConfig(data=base.data, out=str(out / "student"), device=base.device, seed=seed,
                     precision=base.precision, time_budget_s=time_budget_s, **settings)
     summary = train_mix(cfg)
