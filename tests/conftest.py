@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -14,6 +17,19 @@ FERPLUS = SHARED / "ferplus" / "fer2013_ferplus.npz"
 CHROMIUM = Path(os.environ.get("MIEN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
+
+
+def load_module(relpath: str, register: bool = False) -> ModuleType:
+    """A script or bench of the repository (``scripts/x.py``, ``bench/y.py``) loaded as a module;
+    ``register`` also puts it in ``sys.modules`` (needed where its dataclasses are pickled)."""
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    if register:
+        sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_video(name: str) -> Path:

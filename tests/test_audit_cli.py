@@ -260,15 +260,13 @@ def test_evaluate_detector_command(tmp_path: Path, monkeypatch, capsys):
 def test_the_cross_domain_audit_script_builds_commands_the_cli_accepts(tmp_path: Path, monkeypatch):
     """scripts/audit_sets.py writes the card's tables through `mien evaluate`: its commands must
     parse with today's flags (a renamed flag once broke it silently until the next audit)."""
-    import importlib.util
     import subprocess
+
+    from conftest import load_module
 
     from mien.cli import _parse, build_parser
 
-    spec = importlib.util.spec_from_file_location("audit_sets", ROOT / "scripts" / "audit_sets.py")
-    assert spec is not None and spec.loader is not None
-    audit_sets = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(audit_sets)
+    audit_sets = load_module("scripts/audit_sets.py")
     commands: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, check: commands.append(cmd))
     audit_sets.run(Path("card.json"), tmp_path, list(audit_sets.SETS), 0.5)

@@ -5,23 +5,19 @@ and (with a MediaPipe interpreter) MediaPipe's graph on those crops reproduces m
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import subprocess
 
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, SHARED
+from conftest import REPO, SHARED, load_module
 
 TAIWANESE = SHARED / "expressions" / "taiwanese_chen2013"
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("attention_mesh", REPO / "bench" / "attention_mesh.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("bench/attention_mesh.py")
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,13 @@
 each measure's AUC for its expression, and the geometry stage in the engine. All slow."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, SHARED, shared_video
+from conftest import REPO, SHARED, load_module, shared_video
 
 from mien.detection import FaceDetector
 from mien.geometry import FaceMesh
@@ -36,12 +34,7 @@ def models():
 
 @pytest.fixture(scope="module")
 def convert_script():
-    spec = importlib.util.spec_from_file_location("convert_face_mesh", REPO / "scripts" / "convert_face_mesh.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["convert_face_mesh"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("scripts/convert_face_mesh.py", register=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,13 @@
 """scripts/neutral_baseline.py's per-person baseline, by hand."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_module
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("neutral_baseline", ROOT / "scripts" / "neutral_baseline.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("scripts/neutral_baseline.py")
 
 
 def test_a_photo_is_moved_by_its_own_persons_other_neutral_photos_against_the_reference():

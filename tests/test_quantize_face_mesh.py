@@ -3,7 +3,6 @@ one, made from the shipped float mesh, close to it on real crops. (No int8 mesh 
 was slower than the float network on the CPUs measured, docs/geometry.md "Cost".)"""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -11,21 +10,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import SHARED
+from conftest import SHARED, load_module
 
 from mien.errors import ModelError
 from mien.geometry.mesh import FaceMesh, crop_transforms, crops_for, default_card_path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "quantize_face_mesh.py"
 TAIWANESE = SHARED / "expressions" / "taiwanese_chen2013" / "images"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("quantize_face_mesh", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("scripts/quantize_face_mesh.py")
 
 
 def _real_crops(names: list[str]) -> np.ndarray:

@@ -5,21 +5,16 @@ at once than the server has workers. (The 20-upload run is ``python bench/serve_
 """
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import pytest
-from conftest import REPO, shared_video
+from conftest import load_module, shared_video
 
 pytest.importorskip("uvicorn", reason="mien serve needs the [serve] extra: pip install '.[serve]'")
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("serve_load", REPO / "bench" / "serve_load.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("bench/serve_load.py")
 
 
 @pytest.mark.slow  # about 9 s: two workers load their models, six jobs, a server start and stop

@@ -1,21 +1,13 @@
 """scripts/smile_intensity.py's size-matched recall, by hand."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_module
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("smile_intensity", ROOT / "scripts" / "smile_intensity.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("scripts/smile_intensity.py")
 
 
 def test_size_matched_recall_reweights_each_band_to_the_pooled_share():
