@@ -55,11 +55,19 @@ def baseline_adjusted(logp: np.ndarray, labels: np.ndarray, subjects: np.ndarray
     return np.array(rows, dtype=np.int64), np.array(out).reshape(len(rows), logp.shape[1])
 
 
+def load_evaluation(path: Path) -> dict:
+    """An evaluation JSON with its per-item rows (stops with a one-line error without them)."""
+    ev = json.loads(path.read_text())
+    if "items" not in ev:
+        sys.exit(f"neutral_baseline: {path} has no items (written with --no-items?): run mien evaluate -o again without it")
+    return ev
+
+
 def reference_profile(paths: list[Path]) -> np.ndarray:
     """Mean log-probabilities of the neutral-labelled items of the given evaluations."""
     parts = []
     for p in paths:
-        logp, labels, _, _ = scored_items(json.loads(p.read_text()))
+        logp, labels, _, _ = scored_items(load_evaluation(p))
         parts.append(logp[labels == "neutral"])
     ref = np.concatenate(parts)
     if len(ref) == 0:
@@ -70,14 +78,14 @@ def reference_profile(paths: list[Path]) -> np.ndarray:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("evaluations", type=Path, nargs="+", help="JSONs written by mien evaluate -o (with items)")
-    ap.add_argument("--reference", type=Path, nargs="*", default=None,
+    ap.add_argument("--reference", type=Path, nargs="+", default=None,
                     help="evaluations whose neutral items give the reference profile (default: the scored set's other people)")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     ap.add_argument("--group", default=None, help="an annotation column to give accuracy for, e.g. gender")
     args = ap.parse_args()
     reference = reference_profile(args.reference) if args.reference else None
     for path in args.evaluations:
-        ev = json.loads(path.read_text())
+        ev = load_evaluation(path)
         names = ev["labels"]
         logp, labels, subjects, groups = scored_items(ev)
         print(f"{path}  (reference: {'the neutral items of ' + ', '.join(map(str, args.reference)) if args.reference else 'the same set, other people'})")
