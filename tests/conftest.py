@@ -21,7 +21,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 def load_module(relpath: str, register: bool = False) -> ModuleType:
     """A script or bench of the repository (``scripts/x.py``, ``bench/y.py``) loaded as a module;
-    ``register`` also puts it in ``sys.modules`` (needed where its dataclasses are pickled)."""
+    ``register`` also puts it in ``sys.modules`` under its file name, so a later ``import`` of that
+    name finds this module."""
     path = REPO / relpath
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None

@@ -330,6 +330,11 @@ def test_a_preset_takes_its_teacher_as_the_other_instruction_set_writes_it_and_n
     assert got == {**settings, "teacher_sha256": here} and settings["teacher_sha256"] == pinned
     assert "instruction set" in capsys.readouterr().out
     assert recipe.with_this_cpus_teacher({**settings, "teacher_sha256": "b" * 64})["teacher_sha256"] == "b" * 64
+    # a preset run goes through the swap: the run is configured with the hash of the file it reads
+    seen: list[mix.MixConfig] = []
+    monkeypatch.setattr(mix, "train_mix", lambda cfg: seen.append(cfg) or {})
+    recipe.run_mix({"student": {**settings, "epochs": 1}}, recipe.TrainConfig(out=str(tmp_path / "run")), 0.0)
+    assert seen[0].teacher_sha256 == here
     np.savez(path, labels=np.array(EXPRESSIONS), ferplus_probs=2 * np.eye(8, dtype=np.float32))  # another file
     assert recipe.with_this_cpus_teacher(settings) == settings
     with pytest.raises(ValueError, match="SHA-256"):
